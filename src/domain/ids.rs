@@ -1,0 +1,141 @@
+//! Validated identifiers and shared limits. Once a `Sku` exists it is valid.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Milliseconds since the Unix epoch, passed into the domain by the caller.
+pub type Millis = u64;
+
+/// Most units one add-to-cart call may add.
+pub const MAX_ADD_QUANTITY: u32 = 100;
+/// Most units one cart line may hold.
+pub const MAX_LINE_QUANTITY: u32 = 1000;
+/// Most distinct lines one cart may hold (bounds the checkout saga's work).
+pub const MAX_CART_LINES: usize = 100;
+
+/// A stock keeping unit: `[A-Za-z0-9._-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "sku must match [A-Za-z0-9._-]{{1,64}}, got {:?}",
+                truncate(s, 80)
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+impl From<Sku> for String {
+    fn from(s: Sku) -> String {
+        s.0
+    }
+}
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// The kinds of entity the runtime hosts. The byte is part of every journal key and
+/// never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Product,
+    Cart,
+    Sku,
+    Order,
+    Payment,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 5] = [
+        Self::Product,
+        Self::Cart,
+        Self::Sku,
+        Self::Order,
+        Self::Payment,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Product => "product",
+            Self::Cart => "cart",
+            Self::Sku => "sku",
+            Self::Order => "order",
+            Self::Payment => "payment",
+        }
+    }
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::Product => 1,
+            Self::Cart => 2,
+            Self::Sku => 3,
+            Self::Order => 4,
+            Self::Payment => 5,
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "product" => Some(Self::Product),
+            "cart" => Some(Self::Cart),
+            "sku" | "inventory" => Some(Self::Sku),
+            "order" => Some(Self::Order),
+            "payment" => Some(Self::Payment),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sku_accepts_the_documented_alphabet_only() {
+        assert!(Sku::parse("ABC-1.2_x").is_ok());
+        assert!(Sku::parse(&"a".repeat(64)).is_ok());
+        assert!(Sku::parse(&"a".repeat(65)).is_err());
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse("a b").is_err());
+        assert!(Sku::parse("a/b").is_err());
+    }
+
+    #[test]
+    fn kind_bytes_are_distinct_and_round_trip() {
+        let mut bytes: Vec<u8> = EntityKind::ALL.iter().map(|k| k.byte()).collect();
+        bytes.dedup();
+        assert_eq!(bytes.len(), EntityKind::ALL.len());
+        for k in EntityKind::ALL {
+            assert_eq!(EntityKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Pure domain logic: one module per entity, each a `decide`/`apply` pair with no IO,
+//! no clock reads and no randomness. Time and ids are passed in by the caller.
+//!
+//! - [`ids`]: validated newtypes (`Sku`, `EntityKind`) and limits shared by the edge.
+//! - [`product`]: the catalog entry.
+//! - [`cart`]: a shopper's cart, locked by checkout.
+//! - [`stock`]: inventory for one SKU, with reservations that expire.
+//! - [`order`]: the order and its checkout saga, which returns the next effect to run.
+//! - [`payment`]: a payment intent, as kept by the gateway simulator's ledger.
+
+pub mod cart;
+pub mod ids;
+pub mod order;
+pub mod payment;
+pub mod product;
+pub mod stock;
+
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt::Debug;
+
+pub use ids::{EntityKind, Millis, Sku};
+
+/// An event-sourced entity: a pure state machine.
+///
+/// `decide` validates a command against the current state and returns the events it
+/// produces (possibly none, for an idempotent repeat); `apply` folds one event into the
+/// state and never fails.
+pub trait Aggregate: Send + Sync + 'static {
+    /// Which kind of entity this is; part of the journal key.
+    const KIND: EntityKind;
+    type State: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Command: Debug + Send + 'static;
+    type Event: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    fn decide(state: &Self::State, cmd: &Self::Command) -> Result<Vec<Self::Event>, Rejection>;
+    fn apply(state: &mut Self::State, event: &Self::Event);
+
+    /// Whether this entity may be passivated now. Entities with pending timers
+    /// (reservations) or running sagas stay active.
+    fn can_passivate(_state: &Self::State) -> bool {
+        true
+    }
+
+    /// Rebuilds a state from a sequence of events.
+    fn replay<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State {
+        let mut state = Self::State::default();
+        for e in events {
+            Self::apply(&mut state, e);
+        }
+        state
+    }
+}
+
+/// Why a command was refused. A rejection is a reply, not a failure: the actor stays up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Rejection {
+    pub code: RejectionCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: RejectionCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The business reasons a command can be refused. The HTTP edge maps each to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    NotFound,
+    Validation,
+    OutOfStock,
+    InsufficientStock,
+    CartCheckedOut,
+    CartEmpty,
+    InvalidTransition,
+    ProductArchived,
+}
+
+impl RejectionCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Validation => "validation",
+            Self::OutOfStock => "out_of_stock",
+            Self::InsufficientStock => "insufficient_stock",
+            Self::CartCheckedOut => "cart_checked_out",
+            Self::CartEmpty => "cart_empty",
+            Self::InvalidTransition => "invalid_transition",
+            Self::ProductArchived => "product_archived",
+        }
+    }
+}
+
+pub(crate) fn reject<T>(code: RejectionCode, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(code, message))
+}

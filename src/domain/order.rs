@@ -1,0 +1,736 @@
+//! An order and its checkout saga.
+//!
+//! The saga is a pure state machine. [`next_effect`] reads the state and names the one
+//! step to perform next (lock the cart, reserve a line, authorize, ...). The actor shell
+//! performs it at the edge and feeds the outcome back as a command. `decide` turns the
+//! outcome into events, and appends the terminal event (`Paid`, `Cancelled`) once the last
+//! step of a path is done. Every step is idempotent at its target, so a saga that resumes
+//! after a crash repeats at most the step it was in, and that step has no second effect.
+
+use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode, Sku};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    #[default]
+    Pending,
+    Reserved,
+    Paid,
+    Fulfilled,
+    Cancelled,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Reserved => "reserved",
+            Self::Paid => "paid",
+            Self::Fulfilled => "fulfilled",
+            Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
+        }
+    }
+    /// The allowed edges of the status graph.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Reserved)
+                | (Pending, Cancelled)
+                | (Reserved, Paid)
+                | (Reserved, Cancelled)
+                | (Paid, Fulfilled)
+                | (Paid, Refunded)
+                | (Fulfilled, Refunded)
+        )
+    }
+    /// Cancelled and refunded orders never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Cancelled | Self::Refunded)
+    }
+}
+
+/// Why an order was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    OutOfStock,
+    PaymentDeclined,
+    PaymentError,
+    Expired,
+    CancelledByCustomer,
+    /// The cart was emptied or checked out by another order before this one locked it.
+    CartUnavailable,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfStock => "out_of_stock",
+            Self::PaymentDeclined => "payment_declined",
+            Self::PaymentError => "payment_error",
+            Self::Expired => "expired",
+            Self::CancelledByCustomer => "cancelled_by_customer",
+            Self::CartUnavailable => "cart_unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: FailureCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LineStage {
+    Pending,
+    Reserved,
+    Committed,
+    Released,
+    Returned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: Sku,
+    pub quantity: u32,
+    pub unit_price_minor: i64,
+    pub stage: LineStage,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    #[default]
+    None,
+    Authorized,
+    Captured,
+    Voided,
+    Refunded,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Authorized => "authorized",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Refunded => "refunded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPayment {
+    pub status: PaymentStatus,
+    /// The gateway's token for the card; the card number itself is never kept.
+    pub method: String,
+    pub last4: String,
+    pub authorization: Option<String>,
+}
+
+/// What the shopper asked for at checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub order_id: Uuid,
+    pub cart_id: Uuid,
+    pub email: String,
+    pub currency: String,
+    pub payment_method: String,
+    pub last4: String,
+    pub placed_at: Millis,
+    /// Reservations made for this order expire at this time.
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub placement: Option<Placement>,
+    pub status: OrderStatus,
+    pub cart_locked: bool,
+    pub cart_reopened: bool,
+    pub lines: Vec<OrderLine>,
+    pub payment: OrderPayment,
+    /// Set when the saga turned back; the reason it will be cancelled with.
+    pub compensating: Option<Failure>,
+    pub failure: Option<Failure>,
+    pub refund_requested: bool,
+    pub history: Vec<(OrderStatus, Millis)>,
+}
+
+impl OrderState {
+    pub fn total_minor(&self) -> i64 {
+        self.lines
+            .iter()
+            .map(|l| l.unit_price_minor * i64::from(l.quantity))
+            .sum()
+    }
+    /// Whether the saga has nothing more to do.
+    pub fn is_settled(&self) -> bool {
+        self.placement.is_some() && next_effect(self).is_none()
+    }
+    fn id(&self) -> Uuid {
+        self.placement
+            .as_ref()
+            .map(|p| p.order_id)
+            .unwrap_or_default()
+    }
+}
+
+/// One step of the saga, to be performed by the shell. Idempotency keys are derived
+/// from the order id, so a repeated step is recognised by its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    LockCart {
+        cart_id: Uuid,
+        order_id: Uuid,
+    },
+    Reserve {
+        sku: Sku,
+        order_id: Uuid,
+        quantity: i64,
+        expires_at: Millis,
+    },
+    Authorize {
+        order_id: Uuid,
+        amount_minor: i64,
+        currency: String,
+        method: String,
+        expires_at: Millis,
+    },
+    Capture {
+        order_id: Uuid,
+        authorization: String,
+        amount_minor: i64,
+        expires_at: Millis,
+    },
+    Commit {
+        sku: Sku,
+        order_id: Uuid,
+        quantity: i64,
+    },
+    Release {
+        sku: Sku,
+        order_id: Uuid,
+    },
+    Return {
+        sku: Sku,
+        order_id: Uuid,
+    },
+    Void {
+        order_id: Uuid,
+        authorization: String,
+    },
+    Refund {
+        order_id: Uuid,
+        authorization: String,
+        amount_minor: i64,
+    },
+    ReopenCart {
+        cart_id: Uuid,
+        order_id: Uuid,
+    },
+}
+
+/// The next step of the saga, or `None` when it is settled (or waits for nobody).
+pub fn next_effect(s: &OrderState) -> Option<Effect> {
+    let p = s.placement.as_ref()?;
+    let order_id = p.order_id;
+    let auth = || s.payment.authorization.clone().unwrap_or_default();
+    if s.refund_requested
+        && s.payment.status == PaymentStatus::Captured
+        && matches!(s.status, OrderStatus::Paid | OrderStatus::Fulfilled)
+    {
+        return Some(Effect::Refund {
+            order_id,
+            authorization: auth(),
+            amount_minor: s.total_minor(),
+        });
+    }
+    if s.status.is_final() || matches!(s.status, OrderStatus::Paid | OrderStatus::Fulfilled) {
+        return None;
+    }
+    if s.compensating.is_some() {
+        // Undo in reverse: payment first, then stock, then the cart.
+        return match s.payment.status {
+            PaymentStatus::Captured => Some(Effect::Refund {
+                order_id,
+                authorization: auth(),
+                amount_minor: s.total_minor(),
+            }),
+            PaymentStatus::Authorized => Some(Effect::Void {
+                order_id,
+                authorization: auth(),
+            }),
+            _ => s
+                .lines
+                .iter()
+                .find_map(|l| match l.stage {
+                    LineStage::Committed => Some(Effect::Return {
+                        sku: l.sku.clone(),
+                        order_id,
+                    }),
+                    LineStage::Reserved => Some(Effect::Release {
+                        sku: l.sku.clone(),
+                        order_id,
+                    }),
+                    _ => None,
+                })
+                // Reopen even if the lock never answered: the cart reopens only if this
+                // order holds it, so the step is safe either way.
+                .or_else(|| {
+                    (!s.cart_reopened).then_some(Effect::ReopenCart {
+                        cart_id: p.cart_id,
+                        order_id,
+                    })
+                }),
+        };
+    }
+    if !s.cart_locked {
+        return Some(Effect::LockCart {
+            cart_id: p.cart_id,
+            order_id,
+        });
+    }
+    if let Some(l) = s.lines.iter().find(|l| l.stage == LineStage::Pending) {
+        return Some(Effect::Reserve {
+            sku: l.sku.clone(),
+            order_id,
+            quantity: i64::from(l.quantity),
+            expires_at: p.expires_at,
+        });
+    }
+    match s.payment.status {
+        PaymentStatus::None => Some(Effect::Authorize {
+            order_id,
+            amount_minor: s.total_minor(),
+            currency: p.currency.clone(),
+            method: s.payment.method.clone(),
+            expires_at: p.expires_at,
+        }),
+        PaymentStatus::Authorized => Some(Effect::Capture {
+            order_id,
+            authorization: auth(),
+            amount_minor: s.total_minor(),
+            expires_at: p.expires_at,
+        }),
+        PaymentStatus::Captured => {
+            s.lines
+                .iter()
+                .find(|l| l.stage == LineStage::Reserved)
+                .map(|l| Effect::Commit {
+                    sku: l.sku.clone(),
+                    order_id,
+                    quantity: i64::from(l.quantity),
+                })
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum OrderCommand {
+    Place(Placement),
+    // Outcomes of effects, reported by the shell.
+    CartLocked {
+        lines: Vec<(Sku, u32, i64)>,
+        at: Millis,
+    },
+    CartLockFailed {
+        message: String,
+        at: Millis,
+    },
+    LineReserved {
+        sku: Sku,
+        at: Millis,
+    },
+    LineOutOfStock {
+        sku: Sku,
+        message: String,
+        at: Millis,
+    },
+    Authorized {
+        authorization: String,
+        at: Millis,
+    },
+    PaymentFailed {
+        code: FailureCode,
+        message: String,
+        at: Millis,
+    },
+    Captured {
+        at: Millis,
+    },
+    LineCommitted {
+        sku: Sku,
+        at: Millis,
+    },
+    CommitFailed {
+        sku: Sku,
+        message: String,
+        at: Millis,
+    },
+    LineReleased {
+        sku: Sku,
+        at: Millis,
+    },
+    LineReturned {
+        sku: Sku,
+        at: Millis,
+    },
+    Voided {
+        at: Millis,
+    },
+    Refunded {
+        at: Millis,
+    },
+    CartReopened {
+        at: Millis,
+    },
+    /// The reservation deadline passed before the payment was captured.
+    Expired {
+        at: Millis,
+    },
+    // Requests from people.
+    Cancel {
+        at: Millis,
+    },
+    Fulfil {
+        at: Millis,
+    },
+    RequestRefund {
+        at: Millis,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderEvent {
+    Placed(Placement),
+    CartLocked { lines: Vec<(Sku, u32, i64)> },
+    LineReserved { sku: Sku },
+    AllReserved { at: Millis },
+    PaymentAuthorized { authorization: String },
+    PaymentCaptured,
+    LineCommitted { sku: Sku },
+    Paid { at: Millis },
+    CompensationStarted { failure: Failure },
+    LineReleased { sku: Sku },
+    LineReturned { sku: Sku },
+    PaymentVoided,
+    PaymentRefunded,
+    PaymentFailed,
+    CartReopened,
+    Cancelled { failure: Failure, at: Millis },
+    Fulfilled { at: Millis },
+    RefundRequested,
+    Refunded { at: Millis },
+}
+
+pub struct Order;
+
+fn line_stage(s: &OrderState, sku: &Sku) -> Option<LineStage> {
+    s.lines.iter().find(|l| &l.sku == sku).map(|l| l.stage)
+}
+
+fn compensate(s: &OrderState, code: FailureCode, message: String) -> Vec<OrderEvent> {
+    if s.compensating.is_some() {
+        return vec![];
+    }
+    vec![OrderEvent::CompensationStarted {
+        failure: Failure { code, message },
+    }]
+}
+
+/// Appends the terminal event once the events leave nothing more to do on a path.
+fn settle(s: &OrderState, mut events: Vec<OrderEvent>, at: Millis) -> Vec<OrderEvent> {
+    let mut after = s.clone();
+    for e in &events {
+        Order::apply(&mut after, e);
+    }
+    if after.placement.is_none() || next_effect(&after).is_some() {
+        return events;
+    }
+    if let Some(f) = after.compensating.clone() {
+        if !after.status.is_final() {
+            events.push(OrderEvent::Cancelled { failure: f, at });
+        }
+    } else if after.status == OrderStatus::Reserved
+        && after.payment.status == PaymentStatus::Captured
+    {
+        events.push(OrderEvent::Paid { at });
+    } else if after.refund_requested
+        && after.payment.status == PaymentStatus::Refunded
+        && after.status != OrderStatus::Refunded
+    {
+        events.push(OrderEvent::Refunded { at });
+    }
+    events
+}
+
+impl Aggregate for Order {
+    const KIND: EntityKind = EntityKind::Order;
+    type State = OrderState;
+    type Command = OrderCommand;
+    type Event = OrderEvent;
+
+    fn decide(s: &OrderState, cmd: &OrderCommand) -> Result<Vec<OrderEvent>, Rejection> {
+        use OrderCommand as C;
+        if s.placement.is_none() && !matches!(cmd, C::Place(_)) {
+            return reject(RejectionCode::NotFound, "no such order");
+        }
+        let (events, at) = match cmd {
+            C::Place(p) => {
+                return Ok(match &s.placement {
+                    Some(_) => vec![],
+                    None => vec![OrderEvent::Placed(p.clone())],
+                })
+            }
+            C::CartLocked { lines, at } => {
+                if s.cart_locked || s.status.is_final() {
+                    (vec![], *at)
+                } else if s.compensating.is_some() {
+                    // Cancelled while locking: the cart is ours now, and must be reopened.
+                    (vec![OrderEvent::CartLocked { lines: vec![] }], *at)
+                } else {
+                    (
+                        vec![OrderEvent::CartLocked {
+                            lines: lines.clone(),
+                        }],
+                        *at,
+                    )
+                }
+            }
+            C::CartLockFailed { message, at } => (
+                compensate(s, FailureCode::CartUnavailable, message.clone()),
+                *at,
+            ),
+            C::LineReserved { sku, at } => {
+                let mut evs = vec![];
+                if line_stage(s, sku) == Some(LineStage::Pending) {
+                    evs.push(OrderEvent::LineReserved { sku: sku.clone() });
+                    let rest = s
+                        .lines
+                        .iter()
+                        .filter(|l| l.stage == LineStage::Pending)
+                        .count();
+                    if rest == 1 && s.compensating.is_none() && s.status == OrderStatus::Pending {
+                        evs.push(OrderEvent::AllReserved { at: *at });
+                    }
+                }
+                (evs, *at)
+            }
+            C::LineOutOfStock { sku, message, at } => (
+                compensate(s, FailureCode::OutOfStock, format!("{sku}: {message}")),
+                *at,
+            ),
+            C::Authorized { authorization, at } => (
+                match s.payment.status {
+                    PaymentStatus::None => vec![OrderEvent::PaymentAuthorized {
+                        authorization: authorization.clone(),
+                    }],
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::PaymentFailed { code, message, at } => {
+                let mut evs = vec![];
+                if s.payment.status == PaymentStatus::None {
+                    evs.push(OrderEvent::PaymentFailed);
+                }
+                evs.extend(compensate(s, *code, message.clone()));
+                (evs, *at)
+            }
+            C::Captured { at } => (
+                match s.payment.status {
+                    PaymentStatus::Authorized => vec![OrderEvent::PaymentCaptured],
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::LineCommitted { sku, at } => (
+                match line_stage(s, sku) {
+                    Some(LineStage::Reserved) => {
+                        vec![OrderEvent::LineCommitted { sku: sku.clone() }]
+                    }
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::CommitFailed { sku, message, at } => (
+                compensate(s, FailureCode::Expired, format!("{sku}: {message}")),
+                *at,
+            ),
+            C::LineReleased { sku, at } => (
+                match line_stage(s, sku) {
+                    Some(LineStage::Reserved) => {
+                        vec![OrderEvent::LineReleased { sku: sku.clone() }]
+                    }
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::LineReturned { sku, at } => (
+                match line_stage(s, sku) {
+                    Some(LineStage::Committed) => {
+                        vec![OrderEvent::LineReturned { sku: sku.clone() }]
+                    }
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::Voided { at } => (
+                match s.payment.status {
+                    PaymentStatus::Authorized => vec![OrderEvent::PaymentVoided],
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::Refunded { at } => (
+                match s.payment.status {
+                    PaymentStatus::Captured => vec![OrderEvent::PaymentRefunded],
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::CartReopened { at } => (
+                if s.compensating.is_some() && !s.cart_reopened {
+                    vec![OrderEvent::CartReopened]
+                } else {
+                    vec![]
+                },
+                *at,
+            ),
+            C::Expired { at } => (
+                compensate(
+                    s,
+                    FailureCode::Expired,
+                    "the reservation expired before payment".into(),
+                ),
+                *at,
+            ),
+            C::Cancel { at } => match s.status {
+                OrderStatus::Pending | OrderStatus::Reserved => (
+                    compensate(
+                        s,
+                        FailureCode::CancelledByCustomer,
+                        "cancelled by the customer".into(),
+                    ),
+                    *at,
+                ),
+                OrderStatus::Cancelled => (vec![], *at),
+                other => {
+                    return reject(
+                        RejectionCode::InvalidTransition,
+                        format!("an order that is {} cannot be cancelled", other.as_str()),
+                    )
+                }
+            },
+            C::Fulfil { at } => match s.status {
+                OrderStatus::Paid if !s.refund_requested => {
+                    return Ok(vec![OrderEvent::Fulfilled { at: *at }])
+                }
+                OrderStatus::Fulfilled => return Ok(vec![]),
+                other => {
+                    return reject(
+                        RejectionCode::InvalidTransition,
+                        format!("an order that is {} cannot be fulfilled", other.as_str()),
+                    )
+                }
+            },
+            C::RequestRefund { at } => match s.status {
+                OrderStatus::Paid | OrderStatus::Fulfilled if !s.refund_requested => {
+                    (vec![OrderEvent::RefundRequested], *at)
+                }
+                OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::Refunded => (vec![], *at),
+                other => {
+                    return reject(
+                        RejectionCode::InvalidTransition,
+                        format!("an order that is {} cannot be refunded", other.as_str()),
+                    )
+                }
+            },
+        };
+        Ok(settle(s, events, at))
+    }
+
+    fn apply(s: &mut OrderState, event: &OrderEvent) {
+        fn set_line(s: &mut OrderState, sku: &Sku, stage: LineStage) {
+            if let Some(l) = s.lines.iter_mut().find(|l| &l.sku == sku) {
+                l.stage = stage;
+            }
+        }
+        fn status(s: &mut OrderState, to: OrderStatus, at: Millis) {
+            s.status = to;
+            s.history.push((to, at));
+        }
+        match event {
+            OrderEvent::Placed(p) => {
+                s.payment.method = p.payment_method.clone();
+                s.payment.last4 = p.last4.clone();
+                s.history.push((OrderStatus::Pending, p.placed_at));
+                s.placement = Some(p.clone());
+            }
+            OrderEvent::CartLocked { lines } => {
+                s.cart_locked = true;
+                s.lines = lines
+                    .iter()
+                    .map(|(sku, q, p)| OrderLine {
+                        sku: sku.clone(),
+                        quantity: *q,
+                        unit_price_minor: *p,
+                        stage: LineStage::Pending,
+                    })
+                    .collect();
+            }
+            OrderEvent::LineReserved { sku } => set_line(s, sku, LineStage::Reserved),
+            OrderEvent::AllReserved { at } => status(s, OrderStatus::Reserved, *at),
+            OrderEvent::PaymentAuthorized { authorization } => {
+                s.payment.status = PaymentStatus::Authorized;
+                s.payment.authorization = Some(authorization.clone());
+            }
+            OrderEvent::PaymentCaptured => s.payment.status = PaymentStatus::Captured,
+            OrderEvent::LineCommitted { sku } => set_line(s, sku, LineStage::Committed),
+            OrderEvent::Paid { at } => status(s, OrderStatus::Paid, *at),
+            OrderEvent::CompensationStarted { failure } => s.compensating = Some(failure.clone()),
+            OrderEvent::LineReleased { sku } => set_line(s, sku, LineStage::Released),
+            OrderEvent::LineReturned { sku } => set_line(s, sku, LineStage::Returned),
+            OrderEvent::PaymentVoided => s.payment.status = PaymentStatus::Voided,
+            OrderEvent::PaymentRefunded => s.payment.status = PaymentStatus::Refunded,
+            OrderEvent::PaymentFailed => s.payment.status = PaymentStatus::Failed,
+            OrderEvent::CartReopened => s.cart_reopened = true,
+            OrderEvent::Cancelled { failure, at } => {
+                s.failure = Some(failure.clone());
+                status(s, OrderStatus::Cancelled, *at);
+            }
+            OrderEvent::Fulfilled { at } => status(s, OrderStatus::Fulfilled, *at),
+            OrderEvent::RefundRequested => s.refund_requested = true,
+            OrderEvent::Refunded { at } => status(s, OrderStatus::Refunded, *at),
+        }
+    }
+
+    fn can_passivate(s: &OrderState) -> bool {
+        next_effect(s).is_none()
+    }
+}
+
+impl OrderState {
+    /// The idempotency key for a gateway call of this order.
+    pub fn payment_key(order_id: Uuid, step: &str) -> String {
+        format!("order:{order_id}:{step}")
+    }
+    pub fn order_id(&self) -> Uuid {
+        self.id()
+    }
+}
+
+#[cfg(test)]
+#[path = "order_tests.rs"]
+mod tests;

@@ -1,0 +1,238 @@
+//! Property tests for the order saga: a simulated world answers each effect with a
+//! random outcome, and customers interject at random.
+
+use super::*;
+use proptest::prelude::*;
+
+fn sku(i: usize) -> Sku {
+    Sku::parse(&format!("S{i}")).unwrap()
+}
+
+fn placement() -> Placement {
+    Placement {
+        order_id: Uuid::from_u128(42),
+        cart_id: Uuid::from_u128(7),
+        email: "a@b.c".into(),
+        currency: "USD".into(),
+        payment_method: "pm_x".into(),
+        last4: "4242".into(),
+        placed_at: 1,
+        expires_at: 1_000,
+    }
+}
+
+/// Answers an effect. `fail` picks a failure outcome where the effect can fail.
+fn outcome(effect: &Effect, lines: usize, fail: bool, at: Millis) -> OrderCommand {
+    match effect {
+        Effect::LockCart { .. } if fail => OrderCommand::CartLockFailed {
+            message: "gone".into(),
+            at,
+        },
+        Effect::LockCart { .. } => OrderCommand::CartLocked {
+            lines: (0..lines).map(|i| (sku(i), 1 + i as u32, 100)).collect(),
+            at,
+        },
+        Effect::Reserve { sku, .. } if fail => OrderCommand::LineOutOfStock {
+            sku: sku.clone(),
+            message: "none".into(),
+            at,
+        },
+        Effect::Reserve { sku, .. } => OrderCommand::LineReserved {
+            sku: sku.clone(),
+            at,
+        },
+        Effect::Authorize { .. } if fail => OrderCommand::PaymentFailed {
+            code: FailureCode::PaymentDeclined,
+            message: "no".into(),
+            at,
+        },
+        Effect::Authorize { .. } => OrderCommand::Authorized {
+            authorization: "pi_1".into(),
+            at,
+        },
+        Effect::Capture { .. } if fail => OrderCommand::Expired { at },
+        Effect::Capture { .. } => OrderCommand::Captured { at },
+        Effect::Commit { sku, .. } if fail => OrderCommand::CommitFailed {
+            sku: sku.clone(),
+            message: "gone".into(),
+            at,
+        },
+        Effect::Commit { sku, .. } => OrderCommand::LineCommitted {
+            sku: sku.clone(),
+            at,
+        },
+        Effect::Release { sku, .. } => OrderCommand::LineReleased {
+            sku: sku.clone(),
+            at,
+        },
+        Effect::Return { sku, .. } => OrderCommand::LineReturned {
+            sku: sku.clone(),
+            at,
+        },
+        Effect::Void { .. } => OrderCommand::Voided { at },
+        Effect::Refund { .. } => OrderCommand::Refunded { at },
+        Effect::ReopenCart { .. } => OrderCommand::CartReopened { at },
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Perform the next effect; fail it if the flag is set.
+    Drive(bool),
+    /// Deliver the outcome of the current effect twice (a retried step).
+    Duplicate,
+    Cancel,
+    Fulfil,
+    Refund,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => prop::bool::weighted(0.15).prop_map(Step::Drive),
+        1 => Just(Step::Duplicate),
+        1 => Just(Step::Cancel),
+        1 => Just(Step::Fulfil),
+        1 => Just(Step::Refund),
+    ]
+}
+
+fn run(s: &mut OrderState, log: &mut Vec<OrderEvent>, cmd: &OrderCommand) {
+    let before = s.clone();
+    match Order::decide(s, cmd) {
+        Ok(evs) => {
+            for e in evs {
+                Order::apply(s, &e);
+                log.push(e);
+            }
+        }
+        Err(_) => assert_eq!(&before, s, "a rejection changed the state"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn saga_follows_allowed_edges_settles_and_replays(lines in 1usize..4, steps in proptest::collection::vec(step(), 0..60)) {
+        let mut s = OrderState::default();
+        let mut log = vec![];
+        run(&mut s, &mut log, &OrderCommand::Place(placement()));
+        let mut at = 2;
+        let mut last = None;
+        for st in steps.iter().cloned().chain(std::iter::repeat_n(Step::Drive(false), 40)) {
+            at += 1;
+            let cmd = match st {
+                Step::Drive(fail) => match next_effect(&s) {
+                    Some(e) => { let c = outcome(&e, lines, fail, at); last = Some(c.clone()); c }
+                    None => continue,
+                },
+                Step::Duplicate => match &last { Some(c) => c.clone(), None => continue },
+                Step::Cancel => OrderCommand::Cancel { at },
+                Step::Fulfil => OrderCommand::Fulfil { at },
+                Step::Refund => OrderCommand::RequestRefund { at },
+            };
+            run(&mut s, &mut log, &cmd);
+            prop_assert_eq!(s.total_minor(), s.lines.iter().map(|l| l.unit_price_minor * i64::from(l.quantity)).sum::<i64>());
+        }
+        // Every status change is an allowed edge.
+        for w in s.history.windows(2) {
+            prop_assert!(w[0].0.can_become(w[1].0), "illegal edge {:?} -> {:?}", w[0].0, w[1].0);
+        }
+        // The saga settled, and its end state is coherent.
+        prop_assert!(s.is_settled(), "not settled: {:?}", s);
+        match s.status {
+            OrderStatus::Cancelled => {
+                prop_assert!(s.failure.is_some());
+                prop_assert!(!matches!(s.payment.status, PaymentStatus::Authorized | PaymentStatus::Captured));
+                prop_assert!(s.lines.iter().all(|l| !matches!(l.stage, LineStage::Reserved | LineStage::Committed)));
+                prop_assert!(s.cart_reopened, "a cancelled order must hand its cart back");
+            }
+            OrderStatus::Paid | OrderStatus::Fulfilled => {
+                prop_assert!(s.lines.iter().all(|l| l.stage == LineStage::Committed));
+                prop_assert_eq!(s.payment.status, PaymentStatus::Captured);
+            }
+            OrderStatus::Refunded => prop_assert_eq!(s.payment.status, PaymentStatus::Refunded),
+            other => prop_assert!(false, "unsettled status {:?}", other),
+        }
+        prop_assert_eq!(Order::replay(&log), s);
+    }
+}
+
+#[test]
+fn happy_path_reaches_paid_in_order() {
+    let mut s = OrderState::default();
+    let mut log = vec![];
+    run(&mut s, &mut log, &OrderCommand::Place(placement()));
+    let mut effects = vec![];
+    while let Some(e) = next_effect(&s) {
+        effects.push(e.clone());
+        run(&mut s, &mut log, &outcome(&e, 2, false, 5));
+    }
+    assert_eq!(s.status, OrderStatus::Paid);
+    let kinds: Vec<&str> = effects
+        .iter()
+        .map(|e| match e {
+            Effect::LockCart { .. } => "lock",
+            Effect::Reserve { .. } => "reserve",
+            Effect::Authorize { .. } => "authorize",
+            Effect::Capture { .. } => "capture",
+            Effect::Commit { .. } => "commit",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "lock",
+            "reserve",
+            "reserve",
+            "authorize",
+            "capture",
+            "commit",
+            "commit"
+        ]
+    );
+    let statuses: Vec<_> = s.history.iter().map(|h| h.0).collect();
+    assert_eq!(
+        statuses,
+        [
+            OrderStatus::Pending,
+            OrderStatus::Reserved,
+            OrderStatus::Paid
+        ]
+    );
+}
+
+#[test]
+fn decline_compensates_in_reverse() {
+    let mut s = OrderState::default();
+    let mut log = vec![];
+    run(&mut s, &mut log, &OrderCommand::Place(placement()));
+    let mut effects = vec![];
+    while let Some(e) = next_effect(&s) {
+        let fail = matches!(e, Effect::Authorize { .. });
+        effects.push(e.clone());
+        run(&mut s, &mut log, &outcome(&e, 1, fail, 5));
+    }
+    assert_eq!(s.status, OrderStatus::Cancelled);
+    assert_eq!(
+        s.failure.as_ref().unwrap().code,
+        FailureCode::PaymentDeclined
+    );
+    assert!(matches!(effects[effects.len() - 2], Effect::Release { .. }));
+    assert!(matches!(
+        effects[effects.len() - 1],
+        Effect::ReopenCart { .. }
+    ));
+}
+
+#[test]
+fn cancel_after_paid_is_rejected() {
+    let mut s = OrderState::default();
+    let mut log = vec![];
+    run(&mut s, &mut log, &OrderCommand::Place(placement()));
+    while let Some(e) = next_effect(&s) {
+        run(&mut s, &mut log, &outcome(&e, 1, false, 5));
+    }
+    let err = Order::decide(&s, &OrderCommand::Cancel { at: 9 }).unwrap_err();
+    assert_eq!(err.code, RejectionCode::InvalidTransition);
+}

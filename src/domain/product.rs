@@ -1,0 +1,169 @@
+//! The catalog entry for one SKU: name, price, category, tags and whether it is archived.
+
+use super::{reject, Aggregate, EntityKind, Rejection, RejectionCode};
+use serde::{Deserialize, Serialize};
+
+/// The validated content of a product, as given by an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub price_minor: i64,
+    pub category: String,
+    pub tags: Vec<String>,
+}
+
+/// Largest price accepted, in minor units (10 billion major units).
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+
+impl ProductSpec {
+    /// Checks every field and says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err("name must be 1 to 200 characters".into());
+        }
+        if let Some(d) = &self.description {
+            if d.chars().count() > 4000 {
+                return Err("description must be at most 4000 characters".into());
+            }
+        }
+        if !(0..=MAX_PRICE_MINOR).contains(&self.price_minor) {
+            return Err(format!(
+                "price_minor must be between 0 and {MAX_PRICE_MINOR}"
+            ));
+        }
+        let c = self.category.trim();
+        if c.is_empty() || c.chars().count() > 64 {
+            return Err("category must be 1 to 64 characters".into());
+        }
+        if self.tags.len() > 20 {
+            return Err("at most 20 tags".into());
+        }
+        if self
+            .tags
+            .iter()
+            .any(|t| t.trim().is_empty() || t.chars().count() > 32)
+        {
+            return Err("each tag must be 1 to 32 characters".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductState {
+    pub spec: Option<ProductSpec>,
+    pub archived: bool,
+}
+
+impl ProductState {
+    pub fn exists(&self) -> bool {
+        self.spec.is_some()
+    }
+    /// Whether shoppers may add it to a cart.
+    pub fn purchasable(&self) -> bool {
+        self.exists() && !self.archived
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ProductCommand {
+    /// Create or replace the product. Upserting an archived product restores it.
+    Upsert(ProductSpec),
+    Archive,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProductEvent {
+    Created(ProductSpec),
+    Updated(ProductSpec),
+    Archived,
+}
+
+pub struct Product;
+
+impl Aggregate for Product {
+    const KIND: EntityKind = EntityKind::Product;
+    type State = ProductState;
+    type Command = ProductCommand;
+    type Event = ProductEvent;
+
+    fn decide(state: &ProductState, cmd: &ProductCommand) -> Result<Vec<ProductEvent>, Rejection> {
+        match cmd {
+            ProductCommand::Upsert(spec) => {
+                if let Err(m) = spec.validate() {
+                    return reject(RejectionCode::Validation, m);
+                }
+                match &state.spec {
+                    None => Ok(vec![ProductEvent::Created(spec.clone())]),
+                    Some(old) if old == spec && !state.archived => Ok(vec![]),
+                    Some(_) => Ok(vec![ProductEvent::Updated(spec.clone())]),
+                }
+            }
+            ProductCommand::Archive => match (&state.spec, state.archived) {
+                (None, _) => reject(RejectionCode::NotFound, "no such product"),
+                (Some(_), true) => Ok(vec![]),
+                (Some(_), false) => Ok(vec![ProductEvent::Archived]),
+            },
+        }
+    }
+
+    fn apply(state: &mut ProductState, event: &ProductEvent) {
+        match event {
+            ProductEvent::Created(s) | ProductEvent::Updated(s) => {
+                state.spec = Some(s.clone());
+                state.archived = false;
+            }
+            ProductEvent::Archived => state.archived = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spec(price: i64) -> ProductSpec {
+        ProductSpec {
+            name: "Mug".into(),
+            description: None,
+            price_minor: price,
+            category: "kitchen".into(),
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn create_then_update_then_archive() {
+        let mut s = ProductState::default();
+        let ev = Product::decide(&s, &ProductCommand::Upsert(spec(100))).unwrap();
+        assert!(matches!(ev[..], [ProductEvent::Created(_)]));
+        Product::apply(&mut s, &ev[0]);
+        assert!(Product::decide(&s, &ProductCommand::Upsert(spec(100)))
+            .unwrap()
+            .is_empty());
+        let ev = Product::decide(&s, &ProductCommand::Archive).unwrap();
+        Product::apply(&mut s, &ev[0]);
+        assert!(!s.purchasable());
+        let err = Product::decide(&ProductState::default(), &ProductCommand::Archive).unwrap_err();
+        assert_eq!(err.code, RejectionCode::NotFound);
+    }
+
+    proptest! {
+        #[test]
+        fn replay_rebuilds_state(prices in proptest::collection::vec(-5i64..1000, 0..20), archive_at in 0usize..20) {
+            let mut s = ProductState::default();
+            let mut log = vec![];
+            for (i, p) in prices.iter().enumerate() {
+                let cmd = if i == archive_at { ProductCommand::Archive } else { ProductCommand::Upsert(spec(*p)) };
+                if let Ok(evs) = Product::decide(&s, &cmd) {
+                    for e in evs { Product::apply(&mut s, &e); log.push(e); }
+                }
+                prop_assert!(s.spec.as_ref().map_or(true, |sp| sp.price_minor >= 0));
+            }
+            prop_assert_eq!(Product::replay(&log), s);
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! Inventory for one SKU: units on hand, and reservations held by orders until they
+//! are committed (sold), released, or expire.
+//!
+//! Every command an order sends is idempotent per order id, so a resumed saga never
+//! reserves or commits twice. Closed reservations are remembered until their expiry
+//! has passed, so a late duplicate `Reserve` cannot take stock again.
+
+use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Largest `on_hand` accepted.
+pub const MAX_ON_HAND: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub quantity: i64,
+    pub expires_at: Millis,
+}
+
+/// What became of a reservation once it left `reservations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Released,
+    Committed,
+    Returned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    pub quantity: i64,
+    pub outcome: Outcome,
+    /// Remembered until this time, then pruned.
+    pub keep_until: Millis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockState {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub reservations: BTreeMap<Uuid, Reservation>,
+    pub closed: BTreeMap<Uuid, Closed>,
+}
+
+impl StockState {
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+    /// The earliest time a reservation expires, for the actor's timer.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.reservations.values().map(|r| r.expires_at).min()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    Cancelled,
+    Expired,
+}
+
+#[derive(Debug, Clone)]
+pub enum StockCommand {
+    /// An operator adjustment: goods received (+) or written off (-).
+    Adjust {
+        delta: i64,
+        reason: String,
+    },
+    Reserve {
+        order_id: Uuid,
+        quantity: i64,
+        expires_at: Millis,
+        now: Millis,
+    },
+    Release {
+        order_id: Uuid,
+        now: Millis,
+    },
+    /// Sells the reserved units. If the reservation already expired, the units are
+    /// taken from what is available, or the command is refused with `out_of_stock`.
+    Commit {
+        order_id: Uuid,
+        quantity: i64,
+        now: Millis,
+    },
+    /// Puts committed units back on hand (a compensation after a failed commit).
+    Return {
+        order_id: Uuid,
+        now: Millis,
+    },
+    /// Releases every reservation whose time has passed.
+    Expire {
+        now: Millis,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StockEvent {
+    Adjusted {
+        delta: i64,
+        reason: String,
+    },
+    Reserved {
+        order_id: Uuid,
+        quantity: i64,
+        expires_at: Millis,
+    },
+    Released {
+        order_id: Uuid,
+        quantity: i64,
+        reason: ReleaseReason,
+        keep_until: Millis,
+    },
+    Committed {
+        order_id: Uuid,
+        quantity: i64,
+        from_reservation: bool,
+        keep_until: Millis,
+    },
+    Returned {
+        order_id: Uuid,
+        quantity: i64,
+    },
+    /// Forgets closed reservations remembered until before `now`.
+    Pruned {
+        now: Millis,
+    },
+}
+
+/// How long a closed reservation is remembered past `now` at least (one day).
+pub const CLOSED_RETENTION_MS: Millis = 24 * 3600 * 1000;
+
+pub struct Stock;
+
+impl Aggregate for Stock {
+    const KIND: EntityKind = EntityKind::Sku;
+    type State = StockState;
+    type Command = StockCommand;
+    type Event = StockEvent;
+
+    fn decide(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Rejection> {
+        use StockCommand as C;
+        match cmd {
+            C::Adjust { delta, reason } => {
+                if *delta == 0 {
+                    return reject(RejectionCode::Validation, "delta must not be zero");
+                }
+                let reason = reason.trim();
+                if reason.is_empty() || reason.chars().count() > 200 {
+                    return reject(
+                        RejectionCode::Validation,
+                        "reason must be 1 to 200 characters",
+                    );
+                }
+                let Some(after) = s.on_hand.checked_add(*delta) else {
+                    return reject(RejectionCode::Validation, "delta is out of range");
+                };
+                if after > MAX_ON_HAND {
+                    return reject(
+                        RejectionCode::Validation,
+                        format!("on_hand may not exceed {MAX_ON_HAND}"),
+                    );
+                }
+                if after < s.reserved {
+                    return reject(
+                        RejectionCode::InsufficientStock,
+                        format!(
+                            "on_hand would fall to {after}, below the {} units reserved",
+                            s.reserved
+                        ),
+                    );
+                }
+                Ok(vec![StockEvent::Adjusted {
+                    delta: *delta,
+                    reason: reason.to_owned(),
+                }])
+            }
+            C::Reserve {
+                order_id,
+                quantity,
+                expires_at,
+                now,
+            } => {
+                if s.reservations.contains_key(order_id) {
+                    return Ok(vec![]);
+                }
+                if s.closed.contains_key(order_id) {
+                    return reject(
+                        RejectionCode::InvalidTransition,
+                        "the reservation for this order is already closed",
+                    );
+                }
+                if *quantity <= 0 {
+                    return reject(RejectionCode::Validation, "quantity must be positive");
+                }
+                if expires_at <= now {
+                    return reject(
+                        RejectionCode::InvalidTransition,
+                        "the reservation has expired",
+                    );
+                }
+                if s.available() < *quantity {
+                    return reject(
+                        RejectionCode::OutOfStock,
+                        format!("only {} available", s.available().max(0)),
+                    );
+                }
+                Ok(vec![StockEvent::Reserved {
+                    order_id: *order_id,
+                    quantity: *quantity,
+                    expires_at: *expires_at,
+                }])
+            }
+            C::Release { order_id, now } => Ok(match s.reservations.get(order_id) {
+                Some(r) => vec![StockEvent::Released {
+                    order_id: *order_id,
+                    quantity: r.quantity,
+                    reason: ReleaseReason::Cancelled,
+                    keep_until: keep_until(r.expires_at, *now),
+                }],
+                None => vec![],
+            }),
+            C::Commit {
+                order_id,
+                quantity,
+                now,
+            } => {
+                if let Some(r) = s.reservations.get(order_id) {
+                    return Ok(vec![StockEvent::Committed {
+                        order_id: *order_id,
+                        quantity: r.quantity,
+                        from_reservation: true,
+                        keep_until: keep_until(r.expires_at, *now),
+                    }]);
+                }
+                match s.closed.get(order_id).map(|c| c.outcome) {
+                    Some(Outcome::Committed) => Ok(vec![]),
+                    Some(Outcome::Returned) => reject(
+                        RejectionCode::InvalidTransition,
+                        "the units of this order were returned",
+                    ),
+                    Some(Outcome::Released) | None => {
+                        if *quantity <= 0 {
+                            return reject(RejectionCode::Validation, "quantity must be positive");
+                        }
+                        if s.available() < *quantity {
+                            return reject(
+                                RejectionCode::OutOfStock,
+                                "the reservation expired and the units are gone",
+                            );
+                        }
+                        Ok(vec![StockEvent::Committed {
+                            order_id: *order_id,
+                            quantity: *quantity,
+                            from_reservation: false,
+                            keep_until: keep_until(0, *now),
+                        }])
+                    }
+                }
+            }
+            C::Return { order_id, .. } => Ok(match s.closed.get(order_id) {
+                Some(c) if c.outcome == Outcome::Committed => vec![StockEvent::Returned {
+                    order_id: *order_id,
+                    quantity: c.quantity,
+                }],
+                _ => vec![],
+            }),
+            C::Expire { now } => {
+                let mut evs: Vec<StockEvent> = s
+                    .reservations
+                    .iter()
+                    .filter(|(_, r)| r.expires_at <= *now)
+                    .map(|(id, r)| StockEvent::Released {
+                        order_id: *id,
+                        quantity: r.quantity,
+                        reason: ReleaseReason::Expired,
+                        keep_until: keep_until(r.expires_at, *now),
+                    })
+                    .collect();
+                if s.closed.values().any(|c| c.keep_until < *now) {
+                    evs.push(StockEvent::Pruned { now: *now });
+                }
+                Ok(evs)
+            }
+        }
+    }
+
+    fn apply(s: &mut StockState, event: &StockEvent) {
+        match event {
+            StockEvent::Adjusted { delta, .. } => s.on_hand += delta,
+            StockEvent::Reserved {
+                order_id,
+                quantity,
+                expires_at,
+            } => {
+                s.reserved += quantity;
+                s.reservations.insert(
+                    *order_id,
+                    Reservation {
+                        quantity: *quantity,
+                        expires_at: *expires_at,
+                    },
+                );
+            }
+            StockEvent::Released {
+                order_id,
+                quantity,
+                keep_until,
+                ..
+            } => {
+                if s.reservations.remove(order_id).is_some() {
+                    s.reserved -= quantity;
+                }
+                s.closed.insert(
+                    *order_id,
+                    Closed {
+                        quantity: *quantity,
+                        outcome: Outcome::Released,
+                        keep_until: *keep_until,
+                    },
+                );
+            }
+            StockEvent::Committed {
+                order_id,
+                quantity,
+                from_reservation,
+                keep_until,
+            } => {
+                if *from_reservation && s.reservations.remove(order_id).is_some() {
+                    s.reserved -= quantity;
+                }
+                s.on_hand -= quantity;
+                s.closed.insert(
+                    *order_id,
+                    Closed {
+                        quantity: *quantity,
+                        outcome: Outcome::Committed,
+                        keep_until: *keep_until,
+                    },
+                );
+            }
+            StockEvent::Returned { order_id, quantity } => {
+                s.on_hand += quantity;
+                if let Some(c) = s.closed.get_mut(order_id) {
+                    c.outcome = Outcome::Returned;
+                }
+            }
+            StockEvent::Pruned { now } => s.closed.retain(|_, c| c.keep_until >= *now),
+        }
+    }
+
+    fn can_passivate(s: &StockState) -> bool {
+        // Reservations need this actor's timer to expire them.
+        s.reservations.is_empty()
+    }
+}
+
+fn keep_until(expires_at: Millis, now: Millis) -> Millis {
+    expires_at.max(now).saturating_add(CLOSED_RETENTION_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cmd() -> impl Strategy<Value = StockCommand> {
+        let order = (0u128..6).prop_map(Uuid::from_u128);
+        prop_oneof![
+            (-20i64..30).prop_map(|d| StockCommand::Adjust {
+                delta: d,
+                reason: "count".into()
+            }),
+            (order.clone(), -1i64..6, 0u64..200, 0u64..200).prop_map(|(o, q, e, n)| {
+                StockCommand::Reserve {
+                    order_id: o,
+                    quantity: q,
+                    expires_at: e,
+                    now: n,
+                }
+            }),
+            (order.clone(), 0u64..200).prop_map(|(o, n)| StockCommand::Release {
+                order_id: o,
+                now: n
+            }),
+            (order.clone(), 1i64..6, 0u64..200).prop_map(|(o, q, n)| StockCommand::Commit {
+                order_id: o,
+                quantity: q,
+                now: n
+            }),
+            (order, 0u64..200).prop_map(|(o, n)| StockCommand::Return {
+                order_id: o,
+                now: n
+            }),
+            (0u64..400).prop_map(|n| StockCommand::Expire { now: n }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn available_is_on_hand_minus_reserved_and_never_negative(cmds in proptest::collection::vec(cmd(), 0..80)) {
+            let mut s = StockState::default();
+            let mut log = vec![];
+            for c in &cmds {
+                let before = s.clone();
+                match Stock::decide(&s, c) {
+                    Ok(evs) => for e in evs { Stock::apply(&mut s, &e); log.push(e); },
+                    Err(_) => prop_assert_eq!(&before, &s),
+                }
+                prop_assert_eq!(s.available(), s.on_hand - s.reserved);
+                prop_assert!(s.available() >= 0, "available went negative: {:?}", s);
+                prop_assert!(s.reserved >= 0);
+                prop_assert_eq!(s.reserved, s.reservations.values().map(|r| r.quantity).sum::<i64>());
+            }
+            prop_assert_eq!(Stock::replay(&log), s);
+        }
+
+        #[test]
+        fn reserve_and_commit_are_idempotent_per_order(q in 1i64..5, stock in 5i64..20) {
+            let mut s = StockState::default();
+            let o = Uuid::from_u128(7);
+            let reserve = StockCommand::Reserve { order_id: o, quantity: q, expires_at: 100, now: 1 };
+            let commit = StockCommand::Commit { order_id: o, quantity: q, now: 2 };
+            for c in [StockCommand::Adjust { delta: stock, reason: "in".into() }, reserve.clone(), reserve.clone(), commit.clone(), commit, reserve] {
+                if let Ok(evs) = Stock::decide(&s, &c) { for e in evs { Stock::apply(&mut s, &e); } }
+            }
+            prop_assert_eq!(s.on_hand, stock - q);
+            prop_assert_eq!(s.reserved, 0);
+        }
+    }
+
+    #[test]
+    fn expired_reservations_are_released() {
+        let mut s = StockState::default();
+        let o = Uuid::from_u128(1);
+        for c in [
+            StockCommand::Adjust {
+                delta: 3,
+                reason: "in".into(),
+            },
+            StockCommand::Reserve {
+                order_id: o,
+                quantity: 2,
+                expires_at: 50,
+                now: 0,
+            },
+            StockCommand::Expire { now: 49 },
+        ] {
+            for e in Stock::decide(&s, &c).unwrap() {
+                Stock::apply(&mut s, &e);
+            }
+        }
+        assert_eq!(s.reserved, 2);
+        assert!(!Stock::can_passivate(&s));
+        for e in Stock::decide(&s, &StockCommand::Expire { now: 50 }).unwrap() {
+            Stock::apply(&mut s, &e);
+        }
+        assert_eq!((s.on_hand, s.reserved), (3, 0));
+        let err = Stock::decide(
+            &s,
+            &StockCommand::Reserve {
+                order_id: o,
+                quantity: 1,
+                expires_at: 500,
+                now: 60,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.code, RejectionCode::InvalidTransition);
+        let err = Stock::decide(
+            &s,
+            &StockCommand::Adjust {
+                delta: -4,
+                reason: "x".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.code, RejectionCode::InsufficientStock);
+    }
+}
