@@ -1,0 +1,239 @@
+//! The event journal: per-entity event streams keyed by (kind, id, seq), snapshots, and
+//! small secondary indexes, all in one sled tree so that one batch writes them atomically.
+//!
+//! Key layout (the first byte says which space):
+//! - `E kind len id seq_be` : one event record, `EventRecord<E>`.
+//! - `S kind len id`        : the latest snapshot of an entity, `SnapshotRecord<S>`.
+//! - `I index len key`      : an index entry (for example, the orders that are not settled).
+
+use super::codec::{self, CodecError};
+use super::group_commit::{CommitError, GroupCommit};
+use crate::domain::{Aggregate, EntityKind, Millis};
+use metrics::counter;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventRecord<E> {
+    pub at: Millis,
+    pub event: E,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapshotRecord<S> {
+    pub seq: u64,
+    pub state: S,
+}
+
+/// Secondary indexes kept in the journal tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// Orders whose saga has not settled; resumed at start-up.
+    OpenOrders = 1,
+    /// Every product sku, for rebuilding the catalog view.
+    Products = 2,
+}
+
+#[derive(Debug, Clone)]
+pub enum IndexOp {
+    Put(Index, String),
+    Remove(Index, String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind}/{id} has a record that cannot be decoded at {at}: {source}")]
+    Corrupt {
+        kind: EntityKind,
+        id: String,
+        at: String,
+        source: CodecError,
+    },
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("entity id is too long ({0} bytes)")]
+    IdTooLong(usize),
+}
+
+/// An entity rebuilt from its snapshot and the events after it.
+#[derive(Debug)]
+pub struct Recovered<S> {
+    pub state: S,
+    /// The seq of the last event applied (0 when there are none).
+    pub seq: u64,
+    /// The seq the latest snapshot covers.
+    pub snapshot_seq: u64,
+    pub events_replayed: u64,
+}
+
+fn entity_prefix(space: u8, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
+    let len = u8::try_from(id.len()).map_err(|_| StoreError::IdTooLong(id.len()))?;
+    let mut k = Vec::with_capacity(3 + id.len() + 8);
+    k.extend_from_slice(&[space, kind.byte(), len]);
+    k.extend_from_slice(id.as_bytes());
+    Ok(k)
+}
+
+fn event_key(kind: EntityKind, id: &str, seq: u64) -> Result<Vec<u8>, StoreError> {
+    let mut k = entity_prefix(b'E', kind, id)?;
+    k.extend_from_slice(&seq.to_be_bytes());
+    Ok(k)
+}
+
+fn index_key(index: Index, key: &str) -> Vec<u8> {
+    let mut k = vec![b'I', index as u8];
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The journal. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    tree: sled::Tree,
+    commit: GroupCommit,
+}
+
+impl Journal {
+    pub fn new(tree: sled::Tree, commit: GroupCommit) -> Self {
+        Self { tree, commit }
+    }
+
+    /// Rebuilds an entity: the latest snapshot, then every event after it.
+    pub fn load<A: Aggregate>(&self, id: &str) -> Result<Recovered<A::State>, StoreError> {
+        let corrupt = |at: String, source| {
+            counter!("emporium_journal_decode_errors_total", "kind" => A::KIND.as_str())
+                .increment(1);
+            StoreError::Corrupt {
+                kind: A::KIND,
+                id: id.to_owned(),
+                at,
+                source,
+            }
+        };
+        let (mut state, snapshot_seq) = match self.tree.get(entity_prefix(b'S', A::KIND, id)?)? {
+            Some(bytes) => {
+                let snap: SnapshotRecord<A::State> =
+                    codec::decode(&bytes).map_err(|e| corrupt("snapshot".into(), e))?;
+                (snap.state, snap.seq)
+            }
+            None => (A::State::default(), 0),
+        };
+        let mut seq = snapshot_seq;
+        let mut replayed = 0;
+        let start = event_key(A::KIND, id, snapshot_seq + 1)?;
+        let end = event_key(A::KIND, id, u64::MAX)?;
+        for item in self.tree.range(start..=end) {
+            let (key, value) = item?;
+            let at_seq = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
+            let rec: EventRecord<A::Event> =
+                codec::decode(&value).map_err(|e| corrupt(format!("seq {at_seq}"), e))?;
+            A::apply(&mut state, &rec.event);
+            seq = at_seq;
+            replayed += 1;
+        }
+        Ok(Recovered {
+            state,
+            seq,
+            snapshot_seq,
+            events_replayed: replayed,
+        })
+    }
+
+    /// Writes events `first_seq..` (and optionally a snapshot and index changes) in one
+    /// atomic batch, then waits until they are on disk. Only then may the caller reply.
+    pub async fn append<A: Aggregate>(
+        &self,
+        id: &str,
+        first_seq: u64,
+        events: &[(Millis, A::Event)],
+        snapshot: Option<&A::State>,
+        index_ops: &[IndexOp],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut seq = first_seq;
+        for (at, event) in events {
+            let rec = EventRecord { at: *at, event };
+            batch.insert(event_key(A::KIND, id, seq)?, codec::encode(&rec));
+            seq += 1;
+        }
+        if let Some(state) = snapshot {
+            let rec = SnapshotRecord {
+                seq: seq - 1,
+                state,
+            };
+            batch.insert(entity_prefix(b'S', A::KIND, id)?, codec::encode(&rec));
+        }
+        for op in index_ops {
+            match op {
+                IndexOp::Put(ix, key) => batch.insert(index_key(*ix, key), &[] as &[u8]),
+                IndexOp::Remove(ix, key) => batch.remove(index_key(*ix, key)),
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.commit.durable().await?;
+        Ok(())
+    }
+
+    /// Every key of an index.
+    pub fn index_keys(
+        &self,
+        index: Index,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        self.tree.scan_prefix([b'I', index as u8]).map(|item| {
+            let (k, _) = item?;
+            Ok(String::from_utf8_lossy(&k[2..]).into_owned())
+        })
+    }
+
+    /// Whether an entity has any event.
+    pub fn exists(&self, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .tree
+            .scan_prefix(entity_prefix(b'E', kind, id)?)
+            .next()
+            .is_some())
+    }
+
+    /// Every event of an entity, decoded, for the audit trail: `(seq, at, event)`.
+    pub fn events<A: Aggregate>(
+        &self,
+        id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Millis, A::Event)>, StoreError> {
+        let start = event_key(A::KIND, id, after_seq + 1)?;
+        let end = event_key(A::KIND, id, u64::MAX)?;
+        let mut out = vec![];
+        for item in self.tree.range(start..=end).take(limit) {
+            let (key, value) = item?;
+            let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
+            let rec: EventRecord<A::Event> =
+                codec::decode(&value).map_err(|source| StoreError::Corrupt {
+                    kind: A::KIND,
+                    id: id.to_owned(),
+                    at: format!("seq {seq}"),
+                    source,
+                })?;
+            out.push((seq, rec.at, rec.event));
+        }
+        Ok(out)
+    }
+
+    /// Test and repair hook: overwrite one raw event record.
+    pub fn put_raw_event(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tree.insert(event_key(kind, id, seq)?, bytes)?;
+        Ok(())
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        Ok(self.commit.durable().await?)
+    }
+}
