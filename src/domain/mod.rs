@@ -29,7 +29,7 @@ pub trait Aggregate: Send + Sync + 'static {
     /// Which kind of entity this is; part of the journal key.
     const KIND: EntityKind;
     type State: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
-    type Command: Debug + Send + 'static;
+    type Command: Clone + Debug + Send + Sync + 'static;
     type Event: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
 
     fn decide(state: &Self::State, cmd: &Self::Command) -> Result<Vec<Self::Event>, Rejection>;

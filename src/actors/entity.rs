@@ -1,0 +1,279 @@
+//! The generic entity actor: one per `(kind, id)`, activated on its first message.
+//!
+//! Lifecycle: `pre_start` recovers the state from the journal (a record that does not
+//! decode fails the start, so only this entity is unavailable). Each command is decided,
+//! its events are written and fsync'd through group commit, then applied, then answered:
+//! persist, then reply. Business rejections are replies; only storage failures return
+//! `Err`, which hands the actor to its supervisor for a restart.
+//!
+//! Passivation: when idle past the timeout (and the behavior allows it), the actor marks
+//! its registry slot `Stopping` and drains its mailbox. New callers wait for the stop,
+//! callers holding the old handle get a send error and are re-routed, so no message is
+//! lost and no second actor exists while the first still runs.
+
+use super::behavior::Behavior;
+use crate::domain::{Aggregate, Millis, Rejection};
+use crate::store::Journal;
+use crate::supervision::registry::Registry;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The result of an accepted command: the state after it, and the events it produced.
+#[derive(Debug, Clone)]
+pub struct Applied<A: Aggregate> {
+    pub state: A::State,
+    pub events: Vec<A::Event>,
+}
+
+pub type CommandReply<A> = Result<Applied<A>, Rejection>;
+
+pub enum EntityMsg<A: Aggregate> {
+    Command(A::Command, RpcReplyPort<CommandReply<A>>),
+    Get(RpcReplyPort<A::State>),
+    /// Answers once the behavior says the entity is settled (a saga finished).
+    WaitSettled(RpcReplyPort<A::State>),
+    /// A side effect finished; `None` asks for a retry later.
+    EffectDone(Option<A::Command>),
+    /// Run the next side effect if none is running.
+    Drive,
+    /// Timer: passivation check and the behavior's wake-up.
+    Tick,
+    /// Test-only fault hook: panics inside the handler.
+    #[cfg(test)]
+    Panic,
+}
+
+/// Settings shared by every entity of a kind.
+pub struct EntityConfig {
+    pub snapshot_every: u64,
+    pub idle_timeout: Duration,
+    /// Delay before re-driving a side effect that asked to be retried.
+    pub effect_retry: Duration,
+}
+
+/// What an entity actor is started with.
+pub struct EntityArgs<A: Aggregate> {
+    pub id: String,
+    pub journal: Journal,
+    pub behavior: Arc<dyn Behavior<A>>,
+    pub config: Arc<EntityConfig>,
+    pub registry: Arc<Registry<EntityMsg<A>>>,
+}
+
+pub struct EntityState<A: Aggregate> {
+    args: EntityArgs<A>,
+    state: A::State,
+    seq: u64,
+    snapshot_seq: u64,
+    last_active: Instant,
+    effect_running: bool,
+    waiters: Vec<RpcReplyPort<A::State>>,
+}
+
+pub struct EntityActor<A: Aggregate>(std::marker::PhantomData<fn() -> A>);
+
+impl<A: Aggregate> Default for EntityActor<A> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+impl<A: Aggregate> EntityActor<A> {
+    /// Decides, persists (durably), applies, and runs the follow-ups.
+    async fn execute(
+        myself: &ActorRef<EntityMsg<A>>,
+        st: &mut EntityState<A>,
+        cmd: &A::Command,
+    ) -> Result<CommandReply<A>, ActorProcessingErr> {
+        let events = match A::decide(&st.state, cmd) {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        if events.is_empty() {
+            return Ok(Ok(Applied {
+                state: st.state.clone(),
+                events,
+            }));
+        }
+        // Apply first so the snapshot and indexes see the new state. If the write then
+        // fails, we return Err and the supervisor rebuilds this actor from the journal.
+        for e in &events {
+            A::apply(&mut st.state, e);
+        }
+        let first = st.seq + 1;
+        let last = st.seq + events.len() as u64;
+        let every = st.args.config.snapshot_every.max(1);
+        let snapshot = (last / every > st.snapshot_seq / every).then_some(&st.state);
+        let at = now_ms();
+        let stamped: Vec<(Millis, A::Event)> = events.iter().map(|e| (at, e.clone())).collect();
+        let index_ops = st.args.behavior.index_ops(&st.args.id, &events, &st.state);
+        st.args
+            .journal
+            .append::<A>(&st.args.id, first, &stamped, snapshot, &index_ops)
+            .await?;
+        st.seq = last;
+        if snapshot.is_some() {
+            st.snapshot_seq = last;
+        }
+        st.args
+            .behavior
+            .on_persisted(&st.args.id, &events, &st.state);
+        Self::after_change(myself, st);
+        Ok(Ok(Applied {
+            state: st.state.clone(),
+            events,
+        }))
+    }
+
+    fn after_change(myself: &ActorRef<EntityMsg<A>>, st: &mut EntityState<A>) {
+        if !st.waiters.is_empty() && st.args.behavior.is_settled(&st.state) {
+            for w in st.waiters.drain(..) {
+                let _ = w.send(st.state.clone());
+            }
+        }
+        Self::drive(myself, st);
+    }
+
+    fn drive(myself: &ActorRef<EntityMsg<A>>, st: &mut EntityState<A>) {
+        if st.effect_running {
+            return;
+        }
+        if let Some(fut) = st.args.behavior.next_effect(&st.args.id, &st.state) {
+            st.effect_running = true;
+            let me = myself.clone();
+            tokio::spawn(async move {
+                let outcome = fut.await;
+                // The actor may have stopped or restarted; a restarted actor re-drives
+                // from its journal, and every step is idempotent at its target.
+                let _ = me.send_message(EntityMsg::EffectDone(outcome));
+            });
+        }
+    }
+
+    fn schedule_tick(myself: &ActorRef<EntityMsg<A>>, st: &EntityState<A>) {
+        let idle = st.args.config.idle_timeout;
+        let mut wait = idle.saturating_sub(st.last_active.elapsed());
+        if let Some(wake) = st.args.behavior.next_wakeup(&st.state) {
+            let until = Duration::from_millis(wake.saturating_sub(now_ms()));
+            wait = wait.min(until);
+        }
+        let wait = wait.max(Duration::from_millis(10));
+        let _ = myself.send_after(wait, || EntityMsg::Tick);
+    }
+}
+
+impl<A: Aggregate> Actor for EntityActor<A> {
+    type Msg = EntityMsg<A>;
+    type State = EntityState<A>;
+    type Arguments = EntityArgs<A>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: EntityArgs<A>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let rec = args.journal.load::<A>(&args.id)?;
+        Ok(EntityState {
+            args,
+            state: rec.state,
+            seq: rec.seq,
+            snapshot_seq: rec.snapshot_seq,
+            last_active: Instant::now(),
+            effect_running: false,
+            waiters: vec![],
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        Self::drive(&myself, st);
+        Self::schedule_tick(&myself, st);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EntityMsg::Command(cmd, reply) => {
+                st.last_active = Instant::now();
+                let result = Self::execute(&myself, st, &cmd).await?;
+                let _ = reply.send(result);
+            }
+            EntityMsg::Get(reply) => {
+                st.last_active = Instant::now();
+                let _ = reply.send(st.state.clone());
+            }
+            EntityMsg::WaitSettled(reply) => {
+                st.last_active = Instant::now();
+                if st.args.behavior.is_settled(&st.state) {
+                    let _ = reply.send(st.state.clone());
+                } else {
+                    st.waiters.retain(|w| !w.is_closed());
+                    st.waiters.push(reply);
+                }
+            }
+            EntityMsg::EffectDone(outcome) => {
+                st.effect_running = false;
+                match outcome {
+                    Some(cmd) => {
+                        if let Err(rejection) = Self::execute(&myself, st, &cmd).await? {
+                            tracing::warn!(kind = %A::KIND, id = %st.args.id, %rejection, "effect outcome rejected");
+                        }
+                        Self::drive(&myself, st);
+                    }
+                    None => {
+                        let _ = myself.send_after(st.args.config.effect_retry, || EntityMsg::Drive);
+                    }
+                }
+            }
+            EntityMsg::Drive => Self::drive(&myself, st),
+            EntityMsg::Tick => {
+                let now = now_ms();
+                if st
+                    .args
+                    .behavior
+                    .next_wakeup(&st.state)
+                    .is_some_and(|w| w <= now)
+                {
+                    if let Some(cmd) = st.args.behavior.on_wakeup(&st.state, now) {
+                        if let Err(rejection) = Self::execute(&myself, st, &cmd).await? {
+                            tracing::warn!(kind = %A::KIND, id = %st.args.id, %rejection, "timer command rejected");
+                        }
+                    }
+                }
+                let idle = st.last_active.elapsed() >= st.args.config.idle_timeout;
+                if idle
+                    && !st.effect_running
+                    && st.waiters.is_empty()
+                    && A::can_passivate(&st.state)
+                {
+                    if st.args.registry.begin_stop(&st.args.id, myself.get_id()) {
+                        tracing::debug!(kind = %A::KIND, id = %st.args.id, "passivating");
+                        metrics::counter!("emporium_passivations_total", "kind" => A::KIND.as_str()).increment(1);
+                        let _ = myself.get_cell().drain();
+                        return Ok(());
+                    }
+                }
+                Self::schedule_tick(&myself, st);
+            }
+            #[cfg(test)]
+            EntityMsg::Panic => panic!("test fault hook: {} {} panics", A::KIND, st.args.id),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The ractor shell around an aggregate.
+//!
+//! - [`entity`]: the generic entity actor: recover from the journal, decide, persist
+//!   (and wait for the fsync), apply, reply; run side effects; passivate when idle.
+//! - [`behavior`]: the per-kind hooks an entity actor calls (side effects, timers,
+//!   indexes, projections). Domain logic stays in `crate::domain`.
+//! - [`order_saga`]: the order's behavior: performs each saga step at the edge.
+//! - [`catalog`]: the in-memory product listing, fed by the product actors.
+
+pub mod behavior;
+pub mod catalog;
+pub mod entity;
+pub mod order_saga;
+
+pub use behavior::{Behavior, NoBehavior};
+pub use entity::{Applied, EntityActor, EntityMsg};

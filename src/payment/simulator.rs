@@ -1,0 +1,370 @@
+//! The built-in payment gateway: a simulator that follows Stripe's conventions.
+//!
+//! - Test cards decide the outcome: `4242424242424242` succeeds, `4000000000000002` is
+//!   `card_declined`, `4000000000009995` `insufficient_funds`, `4000000000009987`
+//!   `lost_card`, `4000000000000069` `expired_card`, `4000000000000127`
+//!   `incorrect_cvc`, and `4000000000000119` a retryable `processing_error`. Any other
+//!   valid card succeeds.
+//! - Every call has an idempotency key. Its first final outcome (success or decline) is
+//!   stored and replayed; a retryable error is not stored, so a retry runs again.
+//! - Payment intents are event-sourced `Payment` entities in the journal: the ledger is
+//!   durable, and a 2xx from the gateway follows the fsync like everything else.
+//! - A configurable latency is added to every call.
+
+use super::{CardDetails, CardError, PaymentError, PaymentGateway, PaymentMethod};
+use crate::domain::payment::{Payment, PaymentCommand};
+use crate::domain::Aggregate;
+use crate::store::{codec, Journal, Store, StoreError};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum CardBehavior {
+    Approve,
+    Decline(&'static str),
+    ProcessingError,
+}
+
+fn behavior_of(digits: &str) -> CardBehavior {
+    match digits {
+        "4000000000000002" => CardBehavior::Decline("card_declined"),
+        "4000000000009995" => CardBehavior::Decline("insufficient_funds"),
+        "4000000000009987" => CardBehavior::Decline("lost_card"),
+        "4000000000000069" => CardBehavior::Decline("expired_card"),
+        "4000000000000127" => CardBehavior::Decline("incorrect_cvc"),
+        "4000000000000119" => CardBehavior::ProcessingError,
+        _ => CardBehavior::Approve,
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredMethod {
+    last4: String,
+    decline: Option<String>,
+    processing_error: bool,
+}
+
+/// A stored final outcome of an idempotent call.
+#[derive(Debug, Serialize, Deserialize)]
+enum StoredOutcome {
+    Ok(String),
+    Declined(String),
+    Invalid(String),
+}
+
+impl From<StoredOutcome> for Result<String, PaymentError> {
+    fn from(o: StoredOutcome) -> Self {
+        match o {
+            StoredOutcome::Ok(s) => Ok(s),
+            StoredOutcome::Declined(code) => Err(PaymentError::Declined { code }),
+            StoredOutcome::Invalid(message) => Err(PaymentError::Invalid { message }),
+        }
+    }
+}
+
+const STRIPES: usize = 64;
+
+pub struct Simulator {
+    store: Store,
+    journal: Journal,
+    methods: sled::Tree,
+    keys: sled::Tree,
+    latency: Duration,
+    /// Serialises calls on the same key (authorize) or intent (capture, void, refund).
+    stripes: Vec<Mutex<()>>,
+}
+
+fn store_err(e: StoreError) -> PaymentError {
+    PaymentError::Retryable {
+        message: format!("gateway ledger: {e}"),
+    }
+}
+
+impl Simulator {
+    pub fn new(store: &Store, latency: Duration) -> Result<Self, StoreError> {
+        Ok(Self {
+            journal: store.journal().clone(),
+            methods: store.tree("payment_methods")?,
+            keys: store.tree("payment_idempotency")?,
+            store: store.clone(),
+            latency,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        })
+    }
+
+    fn stripe(&self, key: &str) -> &Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % STRIPES]
+    }
+
+    fn replay(&self, key: &str) -> Result<Option<Result<String, PaymentError>>, PaymentError> {
+        match self.keys.get(key).map_err(|e| store_err(e.into()))? {
+            Some(bytes) => {
+                let o: StoredOutcome =
+                    codec::decode(&bytes).map_err(|e| PaymentError::Invalid {
+                        message: format!("stored outcome for {key} does not decode: {e}"),
+                    })?;
+                Ok(Some(o.into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Runs a command on an intent, records the outcome under `key`, and waits for disk.
+    async fn run(
+        &self,
+        key: &str,
+        intent: &str,
+        cmd: PaymentCommand,
+        ok: String,
+    ) -> Result<String, PaymentError> {
+        let rec = self.journal.load::<Payment>(intent).map_err(store_err)?;
+        if rec.seq == 0 && !matches!(cmd, PaymentCommand::Authorize { .. }) {
+            return Err(PaymentError::Invalid {
+                message: format!("no payment intent {intent}"),
+            });
+        }
+        let outcome = match Payment::decide(&rec.state, &cmd) {
+            Ok(events) => {
+                let declined = events.iter().find_map(|e| match e {
+                    crate::domain::payment::PaymentEvent::Declined { code, .. } => {
+                        Some(code.clone())
+                    }
+                    _ => None,
+                });
+                let stamped: Vec<_> = events
+                    .into_iter()
+                    .map(|e| (crate::actors::entity::now_ms(), e))
+                    .collect();
+                // The key record goes in first; the journal append's fsync covers both.
+                let outcome = match declined {
+                    Some(code) => StoredOutcome::Declined(code),
+                    None => StoredOutcome::Ok(ok),
+                };
+                self.keys
+                    .insert(key, codec::encode(&outcome))
+                    .map_err(|e| store_err(e.into()))?;
+                if !stamped.is_empty() {
+                    self.journal
+                        .append::<Payment>(intent, rec.seq + 1, &stamped, None, &[])
+                        .await
+                        .map_err(store_err)?;
+                } else {
+                    self.store.durable().await.map_err(store_err)?;
+                }
+                outcome
+            }
+            Err(rejection) => {
+                let outcome = StoredOutcome::Invalid(rejection.message);
+                self.keys
+                    .insert(key, codec::encode(&outcome))
+                    .map_err(|e| store_err(e.into()))?;
+                self.store.durable().await.map_err(store_err)?;
+                outcome
+            }
+        };
+        outcome.into()
+    }
+
+    async fn call(
+        &self,
+        key: String,
+        intent: String,
+        cmd: PaymentCommand,
+    ) -> Result<(), PaymentError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let _guard = self.stripe(&intent).lock().await;
+        if let Some(prev) = self.replay(&key)? {
+            return prev.map(|_| ());
+        }
+        self.run(&key, &intent, cmd, intent.clone())
+            .await
+            .map(|_| ())
+    }
+}
+
+impl PaymentGateway for Simulator {
+    fn tokenize(
+        &self,
+        card: &CardDetails,
+        now_year: u32,
+        now_month: u32,
+    ) -> BoxFuture<'_, Result<PaymentMethod, CardError>> {
+        let card = card.clone();
+        Box::pin(async move {
+            card.validate(now_year, now_month)?;
+            let behavior = behavior_of(&card.digits());
+            let method = StoredMethod {
+                last4: card.last4(),
+                decline: match behavior {
+                    CardBehavior::Decline(code) => Some(code.to_owned()),
+                    _ => None,
+                },
+                processing_error: matches!(behavior, CardBehavior::ProcessingError),
+            };
+            let token = format!("pm_{}", uuid::Uuid::new_v4().simple());
+            self.methods
+                .insert(&token, codec::encode(&method))
+                .map_err(|e| CardError::Store(e.to_string()))?;
+            // Durable with the order placement that follows (same database flush).
+            Ok(PaymentMethod {
+                token,
+                last4: method.last4,
+            })
+        })
+    }
+
+    fn authorize(
+        &self,
+        key: String,
+        method: String,
+        amount_minor: i64,
+        _currency: String,
+    ) -> BoxFuture<'_, Result<String, PaymentError>> {
+        Box::pin(async move {
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            let _guard = self.stripe(&key).lock().await;
+            if let Some(prev) = self.replay(&key)? {
+                return prev;
+            }
+            let stored: StoredMethod =
+                match self.methods.get(&method).map_err(|e| store_err(e.into()))? {
+                    Some(b) => codec::decode(&b).map_err(|e| PaymentError::Invalid {
+                        message: e.to_string(),
+                    })?,
+                    None => {
+                        return Err(PaymentError::Invalid {
+                            message: "unknown payment method".into(),
+                        })
+                    }
+                };
+            if stored.processing_error {
+                return Err(PaymentError::Retryable {
+                    message: "processing_error".into(),
+                });
+            }
+            // The intent id is derived from the key, so a replay after a crash between
+            // the two writes lands on the same intent.
+            let intent = format!("pi_{}", &hex::encode(sha2_256(key.as_bytes()))[..24]);
+            let cmd = PaymentCommand::Authorize {
+                amount_minor,
+                last4: stored.last4,
+                decline: stored.decline,
+            };
+            self.run(&key, &intent, cmd, intent.clone()).await
+        })
+    }
+
+    fn capture(
+        &self,
+        key: String,
+        authorization: String,
+        amount_minor: i64,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
+        Box::pin(self.call(key, authorization, PaymentCommand::Capture { amount_minor }))
+    }
+
+    fn void(&self, key: String, authorization: String) -> BoxFuture<'_, Result<(), PaymentError>> {
+        Box::pin(self.call(key, authorization, PaymentCommand::Void))
+    }
+
+    fn refund(
+        &self,
+        key: String,
+        authorization: String,
+        amount_minor: i64,
+    ) -> BoxFuture<'_, Result<(), PaymentError>> {
+        Box::pin(self.call(key, authorization, PaymentCommand::Refund { amount_minor }))
+    }
+}
+
+fn sha2_256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn card(n: &str) -> CardDetails {
+        CardDetails {
+            card_number: n.into(),
+            exp_month: 1,
+            exp_year: 2031,
+            cvc: "123".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotent_authorize_capture_and_declines() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            &StoreOptions {
+                cache_capacity_bytes: 8 << 20,
+                group_commit_max_batch: 64,
+                group_commit_queue: 64,
+            },
+        )
+        .unwrap();
+        let sim = Simulator::new(&store, Duration::ZERO).unwrap();
+        let ok = sim
+            .tokenize(&card("4242424242424242"), 2026, 11)
+            .await
+            .unwrap();
+        assert_eq!(ok.last4, "4242");
+        let a1 = sim
+            .authorize("k1".into(), ok.token.clone(), 500, "USD".into())
+            .await
+            .unwrap();
+        let a2 = sim
+            .authorize("k1".into(), ok.token.clone(), 500, "USD".into())
+            .await
+            .unwrap();
+        assert_eq!(a1, a2, "a repeated key replays the first outcome");
+        sim.capture("c1".into(), a1.clone(), 500).await.unwrap();
+        sim.capture("c1".into(), a1.clone(), 500).await.unwrap();
+        let over = sim.capture("c2".into(), a1.clone(), 900).await;
+        assert!(
+            over.is_ok(),
+            "a second capture of a captured intent is a no-op"
+        );
+        sim.refund("r1".into(), a1.clone(), 500).await.unwrap();
+        let state = store.journal().load::<Payment>(&a1).unwrap().state;
+        assert_eq!((state.captured_minor, state.refunded_minor), (500, 500));
+
+        let bad = sim
+            .tokenize(&card("4000000000000002"), 2026, 11)
+            .await
+            .unwrap();
+        let d = sim
+            .authorize("k2".into(), bad.token, 100, "USD".into())
+            .await;
+        assert_eq!(
+            d,
+            Err(PaymentError::Declined {
+                code: "card_declined".into()
+            })
+        );
+        let flaky = sim
+            .tokenize(&card("4000000000000119"), 2026, 11)
+            .await
+            .unwrap();
+        let e = sim
+            .authorize("k3".into(), flaky.token, 100, "USD".into())
+            .await;
+        assert!(matches!(e, Err(PaymentError::Retryable { .. })));
+        let v = sim.void("v1".into(), "pi_missing".into()).await;
+        assert!(matches!(v, Err(PaymentError::Invalid { .. })));
+    }
+}

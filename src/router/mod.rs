@@ -1,0 +1,194 @@
+//! The router: the only way to reach an entity. Callers name a `(kind, id)` and a
+//! command; the router finds (or activates) the owner and asks it with a deadline.
+//!
+//! Today every entity is local. The cluster layer plugs in here: `(kind, id)` →
+//! partition → owner node, forwarding to the owner's router when it is remote. Callers
+//! do not change, because they never hold an actor handle.
+
+use crate::actors::{Applied, EntityMsg};
+use crate::domain::{Aggregate, EntityKind, Rejection};
+use crate::supervision::kind::ActivationError;
+use crate::supervision::KindRuntime;
+use ractor::rpc::CallResult;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a routed request did not get an answer from its entity.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("the entity did not answer in time")]
+    Timeout,
+    #[error("the entity is unavailable: {reason}")]
+    Unavailable {
+        retry_after: Duration,
+        reason: String,
+    },
+}
+
+impl From<ActivationError> for RouteError {
+    fn from(e: ActivationError) -> Self {
+        match e {
+            ActivationError::Timeout => RouteError::Timeout,
+            ActivationError::Unavailable {
+                retry_after,
+                reason,
+            } => RouteError::Unavailable {
+                retry_after,
+                reason,
+            },
+        }
+    }
+}
+
+/// Addresses entities by key. Cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
+    ask_timeout: Duration,
+}
+
+/// How many times a request is re-routed when its actor stopped between lookup and send.
+const MAX_REROUTES: usize = 3;
+
+pub struct RouterBuilder {
+    kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
+    ask_timeout: Duration,
+}
+
+impl RouterBuilder {
+    pub fn with<A: Aggregate>(mut self, rt: Arc<KindRuntime<A>>) -> Self {
+        self.kinds.insert(A::KIND, rt);
+        self
+    }
+    pub fn build(self) -> Router {
+        Router {
+            inner: Arc::new(Inner {
+                kinds: self.kinds,
+                ask_timeout: self.ask_timeout,
+            }),
+        }
+    }
+}
+
+impl Router {
+    pub fn builder(ask_timeout: Duration) -> RouterBuilder {
+        RouterBuilder {
+            kinds: HashMap::new(),
+            ask_timeout,
+        }
+    }
+
+    pub fn ask_timeout(&self) -> Duration {
+        self.inner.ask_timeout
+    }
+
+    /// The runtime of kind `A`. Panics only if the kind was never registered, which is
+    /// a wiring bug caught by every test that starts the app.
+    pub fn runtime<A: Aggregate>(&self) -> Arc<KindRuntime<A>> {
+        self.inner
+            .kinds
+            .get(&A::KIND)
+            .and_then(|k| k.clone().downcast::<KindRuntime<A>>().ok())
+            .unwrap_or_else(|| panic!("kind {} is not registered with the router", A::KIND))
+    }
+
+    /// Sends a command to `(A::KIND, id)` and waits for its (durable) outcome.
+    pub async fn command<A: Aggregate>(
+        &self,
+        id: &str,
+        cmd: A::Command,
+    ) -> Result<Applied<A>, RouteError> {
+        let reply = self
+            .ask::<A, _>(id, self.inner.ask_timeout, move |r| {
+                EntityMsg::Command(cmd.clone(), r)
+            })
+            .await?;
+        reply.map_err(RouteError::Rejected)
+    }
+
+    /// The current state of `(A::KIND, id)`.
+    pub async fn get<A: Aggregate>(&self, id: &str) -> Result<A::State, RouteError> {
+        self.ask::<A, _>(id, self.inner.ask_timeout, EntityMsg::Get)
+            .await
+    }
+
+    /// The state once the entity has settled, or `None` if it did not within `wait`.
+    pub async fn wait_settled<A: Aggregate>(
+        &self,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Option<A::State>, RouteError> {
+        match self.ask::<A, _>(id, wait, EntityMsg::WaitSettled).await {
+            Ok(s) => Ok(Some(s)),
+            Err(RouteError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Activates `(A::KIND, id)` without a request (used to resume sagas at start-up).
+    pub async fn activate<A: Aggregate>(&self, id: &str) -> Result<(), RouteError> {
+        self.runtime::<A>()
+            .actor(id, self.inner.ask_timeout)
+            .await?;
+        Ok(())
+    }
+
+    async fn ask<A, R>(
+        &self,
+        id: &str,
+        timeout: Duration,
+        build: impl Fn(ractor::RpcReplyPort<R>) -> EntityMsg<A>,
+    ) -> Result<R, RouteError>
+    where
+        A: Aggregate,
+        R: Send + 'static,
+    {
+        let rt = self.runtime::<A>();
+        let deadline = tokio::time::Instant::now() + timeout;
+        for _ in 0..MAX_REROUTES {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let actor = rt.actor(id, remaining).await?;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match actor.call(&build, Some(remaining)).await {
+                Ok(CallResult::Success(r)) => return Ok(r),
+                Ok(CallResult::Timeout) => return Err(RouteError::Timeout),
+                // The actor took the message and died before answering: the outcome is
+                // unknown, so say so rather than retry a possibly applied command.
+                Ok(CallResult::SenderError) => {
+                    return Err(RouteError::Unavailable {
+                        retry_after: Duration::from_secs(1),
+                        reason: "entity_restarting: the entity failed while handling the request"
+                            .into(),
+                    })
+                }
+                // The actor stopped (passivated) before admitting the message: nothing
+                // was applied, so route again to its successor.
+                Err(_) => continue,
+            }
+        }
+        Err(RouteError::Unavailable {
+            retry_after: Duration::from_secs(1),
+            reason: "entity_unavailable: the entity kept stopping".into(),
+        })
+    }
+
+    /// Test-only fault hook: makes the entity's actor panic.
+    #[cfg(test)]
+    pub async fn inject_panic<A: Aggregate>(&self, id: &str) -> Result<(), RouteError> {
+        let actor = self
+            .runtime::<A>()
+            .actor(id, self.inner.ask_timeout)
+            .await?;
+        actor
+            .send_message(EntityMsg::Panic)
+            .map_err(|_| RouteError::Timeout)
+    }
+}
