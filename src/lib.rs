@@ -1,7 +1,24 @@
+//! emporium: a commerce runtime of durable, supervised entity actors.
+//!
+//! # Layout
+//! - [`domain`]: pure state machines (`decide`/`apply`) for every entity; no IO.
+//! - [`store`]: the sled event journal, snapshots, group commit and the codec.
+//! - [`actors`]: the ractor shell around an aggregate: recover, decide, persist, reply.
+//! - [`supervision`]: the registry, per-kind supervisors, restart backoff, quarantine.
+//! - [`router`]: addresses entities by `(kind, id)`; the only way callers reach an actor.
+//! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
+//! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
+//! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
+//! - [`cluster`]: the seam where partitions and remote nodes will plug into the router.
+//! - [`telemetry`]: tracing and Prometheus metrics.
+
 pub mod actors;
+pub mod app;
 pub mod cluster;
 pub mod domain;
+pub mod http;
 pub mod payment;
 pub mod router;
 pub mod store;
 pub mod supervision;
+pub mod telemetry;

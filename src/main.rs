@@ -1,1 +1,122 @@
-fn main() {}
+//! The `emporium` binary: parse flags, load configuration, start telemetry, build the
+//! application and run it until SIGINT or SIGTERM.
+
+use clap::{Parser, Subcommand};
+use emporium::app::config::{Config, LogFormat, Overrides};
+use emporium::app::App;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "emporium",
+    version,
+    about = "A commerce runtime of durable, supervised entity actors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP edge, actors and the embedded store.
+    Serve {
+        /// A TOML configuration file (default: config/default.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address for the HTTP edge, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long)]
+        http_addr: Option<String>,
+        /// Directory for the embedded database (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seed a small demo catalog with stock when the store is empty.
+        #[arg(long)]
+        demo: bool,
+        /// Log format.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            http_addr,
+            data_dir,
+            demo,
+            log_format,
+        } => {
+            let overrides = Overrides {
+                http_addr,
+                data_dir,
+                log_format,
+            };
+            let cfg = match Config::load(config.as_deref(), &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("emporium: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            emporium::telemetry::init_tracing(cfg.log.format, &cfg.log.level);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("emporium: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve(cfg, demo)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "emporium stopped with an error");
+                    eprintln!("emporium: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = cfg.store.data_dir.clone();
+    let addr = cfg.http.addr.clone();
+    let app = App::build(cfg).await?;
+    if demo {
+        emporium::app::demo::seed(&app).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    std::fs::write(data_dir.join("http.addr"), local.to_string())?;
+    tracing::info!(addr = %local, data_dir = %data_dir.display(), "http listening");
+    let recovering = app.clone();
+    tokio::spawn(async move { recovering.recover().await });
+    emporium::http::serve(&app, listener, shutdown_signal()).await;
+    app.shutdown().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -50,6 +50,15 @@ impl Catalog {
         );
     }
 
+    pub fn contains(&self, sku: &Sku) -> bool {
+        self.entries.read().contains_key(sku)
+    }
+
+    /// The product's state, if it is known.
+    pub fn get(&self, sku: &Sku) -> Option<ProductState> {
+        self.entries.read().get(sku).map(|e| e.state.clone())
+    }
+
     pub fn len(&self) -> usize {
         self.entries.read().len()
     }

@@ -166,7 +166,8 @@ impl<A: Aggregate> EntityActor<A> {
             wait = wait.min(until);
         }
         let wait = wait.max(Duration::from_millis(10));
-        let _ = myself.send_after(wait, || EntityMsg::Tick);
+        // The timer task runs on its own; its handle is not needed.
+        drop(myself.send_after(wait, || EntityMsg::Tick));
     }
 }
 
@@ -237,7 +238,7 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                         Self::drive(&myself, st);
                     }
                     None => {
-                        let _ = myself.send_after(st.args.config.effect_retry, || EntityMsg::Drive);
+                        drop(myself.send_after(st.args.config.effect_retry, || EntityMsg::Drive));
                     }
                 }
             }
@@ -261,13 +262,13 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                     && !st.effect_running
                     && st.waiters.is_empty()
                     && A::can_passivate(&st.state)
+                    && st.args.registry.begin_stop(&st.args.id, myself.get_id())
                 {
-                    if st.args.registry.begin_stop(&st.args.id, myself.get_id()) {
-                        tracing::debug!(kind = %A::KIND, id = %st.args.id, "passivating");
-                        metrics::counter!("emporium_passivations_total", "kind" => A::KIND.as_str()).increment(1);
-                        let _ = myself.get_cell().drain();
-                        return Ok(());
-                    }
+                    tracing::debug!(kind = %A::KIND, id = %st.args.id, "passivating");
+                    metrics::counter!("emporium_passivations_total", "kind" => A::KIND.as_str())
+                        .increment(1);
+                    let _ = myself.get_cell().drain();
+                    return Ok(());
                 }
                 Self::schedule_tick(&myself, st);
             }

@@ -1,1 +1,371 @@
-pub fn placeholder() {}
+//! The behaviors of each kind: what runs at the edge around the pure domain.
+//!
+//! - [`OrderSaga`] performs each step named by `domain::order::next_effect` (cart lock,
+//!   reservations, payment calls) and reports the outcome as a command. Transient
+//!   failures return `None`, and the actor re-drives later; forward steps give up with
+//!   `Expired` once the reservation deadline has passed.
+//! - [`StockBehavior`] wakes a SKU when its earliest reservation expires.
+//! - [`ProductBehavior`] keeps the catalog view and the product index current.
+
+use super::behavior::Behavior;
+use super::catalog::Catalog;
+use super::entity::now_ms;
+use crate::domain::cart::{Cart, CartCommand};
+use crate::domain::order::{
+    self, Effect, FailureCode, Order, OrderCommand, OrderEvent, OrderState,
+};
+use crate::domain::product::{Product, ProductEvent, ProductState};
+use crate::domain::stock::{Stock, StockCommand, StockState};
+use crate::domain::{Millis, RejectionCode, Sku};
+use crate::payment::{PaymentError, PaymentGateway};
+use crate::router::{RouteError, Router};
+use crate::store::{Index, IndexOp};
+use futures::future::BoxFuture;
+use metrics::counter;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Saga settings.
+#[derive(Debug, Clone)]
+pub struct SagaConfig {
+    /// Attempts for a retryable payment error (`processing_error`) before `payment_error`.
+    pub payment_retries: u32,
+    pub payment_retry_backoff: Duration,
+}
+
+pub struct OrderSaga {
+    router: Arc<OnceLock<Router>>,
+    gateway: Arc<dyn PaymentGateway>,
+    config: SagaConfig,
+}
+
+impl OrderSaga {
+    /// `router` is filled in once the router that hosts the orders is built.
+    pub fn new(
+        router: Arc<OnceLock<Router>>,
+        gateway: Arc<dyn PaymentGateway>,
+        config: SagaConfig,
+    ) -> Self {
+        Self {
+            router,
+            gateway,
+            config,
+        }
+    }
+}
+
+struct Step {
+    router: Router,
+    gateway: Arc<dyn PaymentGateway>,
+    config: SagaConfig,
+}
+
+fn stage_key(order_id: uuid::Uuid, step: &str) -> String {
+    OrderState::payment_key(order_id, step)
+}
+
+impl Step {
+    async fn perform(self, effect: Effect) -> Option<OrderCommand> {
+        let at = now_ms();
+        let expired = |deadline: Millis| at >= deadline;
+        match effect {
+            Effect::LockCart { cart_id, order_id } => {
+                match self
+                    .router
+                    .command::<Cart>(&cart_id.to_string(), CartCommand::Lock { order_id })
+                    .await
+                {
+                    Ok(a) => Some(OrderCommand::CartLocked {
+                        lines: a
+                            .state
+                            .lines
+                            .iter()
+                            .map(|(s, l)| (s.clone(), l.quantity, l.unit_price_minor))
+                            .collect(),
+                        at,
+                    }),
+                    Err(RouteError::Rejected(r)) => Some(OrderCommand::CartLockFailed {
+                        message: r.message,
+                        at,
+                    }),
+                    Err(e) => transient("lock cart", e),
+                }
+            }
+            Effect::Reserve {
+                sku,
+                order_id,
+                quantity,
+                expires_at,
+            } => {
+                if expired(expires_at) {
+                    return Some(OrderCommand::Expired { at });
+                }
+                let cmd = StockCommand::Reserve {
+                    order_id,
+                    quantity,
+                    expires_at,
+                    now: at,
+                };
+                match self.router.command::<Stock>(sku.as_str(), cmd).await {
+                    Ok(_) => Some(OrderCommand::LineReserved { sku, at }),
+                    Err(RouteError::Rejected(r)) if r.code == RejectionCode::InvalidTransition => {
+                        Some(OrderCommand::Expired { at })
+                    }
+                    Err(RouteError::Rejected(r)) => Some(OrderCommand::LineOutOfStock {
+                        sku,
+                        message: r.message,
+                        at,
+                    }),
+                    Err(e) => transient("reserve", e),
+                }
+            }
+            Effect::Authorize {
+                order_id,
+                amount_minor,
+                currency,
+                method,
+                expires_at,
+            } => {
+                let key = stage_key(order_id, "authorize");
+                let mut backoff = self.config.payment_retry_backoff;
+                for attempt in 1..=self.config.payment_retries.max(1) {
+                    if expired(expires_at) {
+                        return Some(OrderCommand::Expired { at: now_ms() });
+                    }
+                    match self
+                        .gateway
+                        .authorize(key.clone(), method.clone(), amount_minor, currency.clone())
+                        .await
+                    {
+                        Ok(authorization) => {
+                            return Some(OrderCommand::Authorized {
+                                authorization,
+                                at: now_ms(),
+                            })
+                        }
+                        Err(PaymentError::Declined { code }) => {
+                            return Some(OrderCommand::PaymentFailed {
+                                code: FailureCode::PaymentDeclined,
+                                message: code,
+                                at: now_ms(),
+                            })
+                        }
+                        Err(PaymentError::Invalid { message }) => {
+                            return Some(OrderCommand::PaymentFailed {
+                                code: FailureCode::PaymentError,
+                                message,
+                                at: now_ms(),
+                            })
+                        }
+                        Err(PaymentError::Retryable { message }) => {
+                            tracing::warn!(%order_id, attempt, %message, "authorization failed; retrying");
+                            if attempt < self.config.payment_retries {
+                                tokio::time::sleep(backoff).await;
+                                backoff = backoff.saturating_mul(2);
+                            }
+                        }
+                    }
+                }
+                Some(OrderCommand::PaymentFailed {
+                    code: FailureCode::PaymentError,
+                    message: format!(
+                        "processing_error: the gateway failed {} times",
+                        self.config.payment_retries.max(1)
+                    ),
+                    at: now_ms(),
+                })
+            }
+            Effect::Capture {
+                order_id,
+                authorization,
+                amount_minor,
+                expires_at,
+            } => {
+                if expired(expires_at) {
+                    return Some(OrderCommand::Expired { at });
+                }
+                match self
+                    .gateway
+                    .capture(stage_key(order_id, "capture"), authorization, amount_minor)
+                    .await
+                {
+                    Ok(()) => Some(OrderCommand::Captured { at: now_ms() }),
+                    Err(PaymentError::Retryable { message }) => transient("capture", message),
+                    Err(e) => Some(OrderCommand::PaymentFailed {
+                        code: FailureCode::PaymentError,
+                        message: e.to_string(),
+                        at: now_ms(),
+                    }),
+                }
+            }
+            Effect::Commit {
+                sku,
+                order_id,
+                quantity,
+            } => {
+                match self
+                    .router
+                    .command::<Stock>(
+                        sku.as_str(),
+                        StockCommand::Commit {
+                            order_id,
+                            quantity,
+                            now: at,
+                        },
+                    )
+                    .await
+                {
+                    Ok(_) => Some(OrderCommand::LineCommitted { sku, at }),
+                    Err(RouteError::Rejected(r)) => Some(OrderCommand::CommitFailed {
+                        sku,
+                        message: r.message,
+                        at,
+                    }),
+                    Err(e) => transient("commit", e),
+                }
+            }
+            Effect::Release { sku, order_id } => {
+                self.stock_undo(sku, StockCommand::Release { order_id, now: at }, at)
+                    .await
+            }
+            Effect::Return { sku, order_id } => {
+                self.stock_undo(sku, StockCommand::Return { order_id, now: at }, at)
+                    .await
+            }
+            Effect::Void {
+                order_id,
+                authorization,
+            } => {
+                match self
+                    .gateway
+                    .void(stage_key(order_id, "void"), authorization)
+                    .await
+                {
+                    Ok(()) => Some(OrderCommand::Voided { at: now_ms() }),
+                    Err(e) => transient("void", e),
+                }
+            }
+            Effect::Refund {
+                order_id,
+                authorization,
+                amount_minor,
+            } => {
+                match self
+                    .gateway
+                    .refund(stage_key(order_id, "refund"), authorization, amount_minor)
+                    .await
+                {
+                    Ok(()) => Some(OrderCommand::Refunded { at: now_ms() }),
+                    Err(e) => transient("refund", e),
+                }
+            }
+            Effect::ReopenCart { cart_id, order_id } => {
+                match self
+                    .router
+                    .command::<Cart>(&cart_id.to_string(), CartCommand::Reopen { order_id })
+                    .await
+                {
+                    Ok(_) | Err(RouteError::Rejected(_)) => Some(OrderCommand::CartReopened { at }),
+                    Err(e) => transient("reopen cart", e),
+                }
+            }
+        }
+    }
+
+    async fn stock_undo(&self, sku: Sku, cmd: StockCommand, at: Millis) -> Option<OrderCommand> {
+        let release = matches!(cmd, StockCommand::Release { .. });
+        match self.router.command::<Stock>(sku.as_str(), cmd).await {
+            // Release and Return are no-ops when there is nothing to undo, so a
+            // rejection cannot happen; treat any answer as done.
+            Ok(_) | Err(RouteError::Rejected(_)) => Some(if release {
+                OrderCommand::LineReleased { sku, at }
+            } else {
+                OrderCommand::LineReturned { sku, at }
+            }),
+            Err(e) => transient("undo stock", e),
+        }
+    }
+}
+
+/// Logs a transient failure; the actor re-drives the step later.
+fn transient(step: &str, error: impl std::fmt::Display) -> Option<OrderCommand> {
+    tracing::warn!(step, %error, "saga step failed transiently; will retry");
+    counter!("emporium_saga_step_retries_total", "step" => step.to_owned()).increment(1);
+    None
+}
+
+impl Behavior<Order> for OrderSaga {
+    fn next_effect(
+        &self,
+        _id: &str,
+        state: &OrderState,
+    ) -> Option<BoxFuture<'static, Option<OrderCommand>>> {
+        let effect = order::next_effect(state)?;
+        let router = self.router.get()?.clone();
+        let step = Step {
+            router,
+            gateway: self.gateway.clone(),
+            config: self.config.clone(),
+        };
+        Some(Box::pin(step.perform(effect)))
+    }
+
+    fn index_ops(&self, id: &str, events: &[OrderEvent], after: &OrderState) -> Vec<IndexOp> {
+        let mut ops = vec![];
+        if events.iter().any(|e| matches!(e, OrderEvent::Placed(_))) {
+            ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
+        }
+        if after.is_settled() {
+            ops.push(IndexOp::Remove(Index::OpenOrders, id.to_owned()));
+        }
+        ops
+    }
+
+    fn on_persisted(&self, _id: &str, events: &[OrderEvent], _after: &OrderState) {
+        for e in events {
+            match e {
+                OrderEvent::Paid { .. } => counter!("emporium_saga_outcomes_total", "result" => "paid").increment(1),
+                OrderEvent::Cancelled { failure, .. } => {
+                    counter!("emporium_saga_outcomes_total", "result" => "cancelled", "code" => failure.code.as_str())
+                        .increment(1)
+                }
+                OrderEvent::Refunded { .. } => counter!("emporium_saga_outcomes_total", "result" => "refunded").increment(1),
+                _ => {}
+            }
+        }
+    }
+
+    fn is_settled(&self, state: &OrderState) -> bool {
+        state.placement.is_none() || state.is_settled()
+    }
+}
+
+pub struct StockBehavior;
+
+impl Behavior<Stock> for StockBehavior {
+    fn next_wakeup(&self, state: &StockState) -> Option<Millis> {
+        state.next_expiry()
+    }
+    fn on_wakeup(&self, _state: &StockState, now: Millis) -> Option<StockCommand> {
+        Some(StockCommand::Expire { now })
+    }
+}
+
+pub struct ProductBehavior {
+    pub catalog: Arc<Catalog>,
+}
+
+impl Behavior<Product> for ProductBehavior {
+    fn index_ops(&self, id: &str, events: &[ProductEvent], _after: &ProductState) -> Vec<IndexOp> {
+        if events.iter().any(|e| matches!(e, ProductEvent::Created(_))) {
+            vec![IndexOp::Put(Index::Products, id.to_owned())]
+        } else {
+            vec![]
+        }
+    }
+    fn on_persisted(&self, id: &str, _events: &[ProductEvent], after: &ProductState) {
+        if let Ok(sku) = Sku::parse(id) {
+            self.catalog.upsert(&sku, after);
+        }
+    }
+}

@@ -161,7 +161,7 @@ mod tests {
                 if let Ok(evs) = Product::decide(&s, &cmd) {
                     for e in evs { Product::apply(&mut s, &e); log.push(e); }
                 }
-                prop_assert!(s.spec.as_ref().map_or(true, |sp| sp.price_minor >= 0));
+                prop_assert!(s.spec.as_ref().is_none_or(|sp| sp.price_minor >= 0));
             }
             prop_assert_eq!(Product::replay(&log), s);
         }

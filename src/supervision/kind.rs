@@ -192,10 +192,10 @@ impl<A: Aggregate> Actor for KindSupervisor<A> {
     ) -> Result<(), ActorProcessingErr> {
         let kind = A::KIND.as_str();
         match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if st.rt.registry.stopped(cell.get_id()).is_some() {
-                    gauge!("emporium_actors_active", "kind" => kind).decrement(1.0);
-                }
+            SupervisionEvent::ActorTerminated(cell, _, _)
+                if st.rt.registry.stopped(cell.get_id()).is_some() =>
+            {
+                gauge!("emporium_actors_active", "kind" => kind).decrement(1.0);
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let Some(id) = st.rt.registry.failed(cell.get_id()) else {

@@ -1,0 +1,304 @@
+//! Configuration, layered in this order: built-in defaults, then the TOML file, then
+//! `EMPORIUM_*` environment variables (`__` separates sections, for example
+//! `EMPORIUM_ACTORS__IDLE_TIMEOUT_MS`), then command-line flags.
+//! `config/default.toml` documents every key.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub actors: ActorsConfig,
+    pub supervision: SupervisionConfig,
+    pub checkout: CheckoutConfig,
+    pub payment: PaymentConfig,
+    pub shop: ShopConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub addr: String,
+    pub max_body_bytes: u64,
+    pub max_in_flight: usize,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+            max_in_flight: 1024,
+            request_timeout_ms: 15_000,
+            shutdown_grace_ms: 8_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub snapshot_every: u64,
+    pub cache_capacity_mb: u64,
+    pub group_commit_max_batch: usize,
+    pub group_commit_queue: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            snapshot_every: 100,
+            cache_capacity_mb: 256,
+            group_commit_max_batch: 4096,
+            group_commit_queue: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    pub idle_timeout_ms: u64,
+    pub ask_timeout_ms: u64,
+    pub effect_retry_ms: u64,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: 300_000,
+            ask_timeout_ms: 5_000,
+            effect_retry_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    pub max_restarts: usize,
+    pub window_ms: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub quarantine_ms: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        Self {
+            max_restarts: 10,
+            window_ms: 60_000,
+            backoff_initial_ms: 50,
+            backoff_max_ms: 5_000,
+            quarantine_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckoutConfig {
+    pub reservation_ttl_ms: u64,
+    pub wait_ms: u64,
+    pub payment_retries: u32,
+    pub payment_retry_backoff_ms: u64,
+    pub resume_concurrency: usize,
+}
+
+impl Default for CheckoutConfig {
+    fn default() -> Self {
+        Self {
+            reservation_ttl_ms: 15 * 60 * 1000,
+            wait_ms: 3_000,
+            payment_retries: 3,
+            payment_retry_backoff_ms: 100,
+            resume_concurrency: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentConfig {
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShopConfig {
+    pub currency: String,
+}
+
+impl Default for ShopConfig {
+    fn default() -> Self {
+        Self {
+            currency: "USD".into(),
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Operator bearer token. Empty: `EMPORIUM_ADMIN_TOKEN`, else generated on first start.
+    pub admin_token: Secret,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Values given on the command line; each overrides every other layer.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    pub http_addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Value(String),
+}
+
+impl Config {
+    /// Loads the layers. Without `file`, `config/default.toml` is read if it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) if !f.exists() => return Err(ConfigError::Missing(f.to_owned())),
+            Some(f) => fig = fig.merge(Toml::file(f)),
+            None => {
+                let default = Path::new("config/default.toml");
+                if default.exists() {
+                    fig = fig.merge(Toml::file(default));
+                }
+            }
+        }
+        fig = fig.merge(
+            Env::prefixed("EMPORIUM_")
+                .split("__")
+                .ignore(&["admin_token"]),
+        );
+        if let Ok(token) = std::env::var("EMPORIUM_ADMIN_TOKEN") {
+            fig = fig.merge(Serialized::default("auth.admin_token", token));
+        }
+        if let Some(a) = &overrides.http_addr {
+            fig = fig.merge(Serialized::default("http.addr", a));
+        }
+        if let Some(d) = &overrides.data_dir {
+            fig = fig.merge(Serialized::default("store.data_dir", d));
+        }
+        if let Some(f) = overrides.log_format {
+            fig = fig.merge(Serialized::default("log.format", f));
+        }
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Value(m.to_owned()));
+        if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
+            return bad("http.addr must be IP:PORT");
+        }
+        if self.store.snapshot_every == 0 {
+            return bad("store.snapshot_every must be at least 1");
+        }
+        if self.shop.currency.len() != 3
+            || !self.shop.currency.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            return bad("shop.currency must be a 3-letter ISO 4217 code such as USD");
+        }
+        if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
+            return bad("http.max_in_flight and store.group_commit_max_batch must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_default_file_matches_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let from_file: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&path))
+            .extract()
+            .expect("config/default.toml parses");
+        let a = serde_json::to_value(&from_file).unwrap();
+        let b = serde_json::to_value(Config::default()).unwrap();
+        assert_eq!(a, b, "config/default.toml and Config::default() disagree");
+    }
+
+    #[test]
+    fn flags_override_file_values() {
+        let o = Overrides {
+            http_addr: Some("127.0.0.1:0".into()),
+            data_dir: Some("/tmp/x".into()),
+            log_format: Some(LogFormat::Json),
+        };
+        let c = Config::load(None, &o).unwrap();
+        assert_eq!(c.http.addr, "127.0.0.1:0");
+        assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(matches!(
+            Config::load(Some(Path::new("/nonexistent.toml")), &o),
+            Err(ConfigError::Missing(_))
+        ));
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "<redacted>");
+    }
+}

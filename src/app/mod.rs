@@ -1,0 +1,254 @@
+//! The application: configuration, start-up and shutdown.
+//!
+//! Start-up order: open the store, resolve the operator token, rebuild the catalog
+//! view, start the supervision tree and the router, seed the demo catalog if asked,
+//! bind HTTP, then resume every unsettled order (bounded concurrency) and only then
+//! report ready. Shutdown: stop accepting, finish in-flight requests, flush the store.
+
+pub mod config;
+pub mod demo;
+pub mod root;
+
+use crate::actors::catalog::Catalog;
+use crate::actors::entity::EntityConfig;
+use crate::actors::order_saga::{OrderSaga, ProductBehavior, SagaConfig, StockBehavior};
+use crate::actors::NoBehavior;
+use crate::domain::cart::Cart;
+use crate::domain::order::Order;
+use crate::domain::product::Product;
+use crate::domain::stock::Stock;
+use crate::payment::{PaymentGateway, Simulator};
+use crate::router::Router;
+use crate::store::{Index, Store, StoreOptions};
+use crate::supervision::{KindRuntime, RestartPolicy};
+use config::Config;
+use futures::StreamExt;
+use ractor::ActorCell;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("actor system: {0}")]
+    Spawn(String),
+}
+
+/// Everything the edge needs. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub admin_token: Arc<String>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    ready: Arc<AtomicBool>,
+    root: ActorCell,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let dir = config.store.data_dir.clone();
+        std::fs::create_dir_all(&dir)?;
+        let metrics = crate::telemetry::metrics();
+        let store = Store::open(
+            &dir,
+            &StoreOptions {
+                cache_capacity_bytes: config.store.cache_capacity_mb * 1024 * 1024,
+                group_commit_max_batch: config.store.group_commit_max_batch,
+                group_commit_queue: config.store.group_commit_queue,
+            },
+        )?;
+        let admin_token = resolve_admin_token(&config, &dir)?;
+        let gateway: Arc<dyn PaymentGateway> = Arc::new(Simulator::new(
+            &store,
+            Duration::from_millis(config.payment.latency_ms),
+        )?);
+        let catalog = Arc::new(Catalog::default());
+        rebuild_catalog(&store, &catalog);
+
+        let root = root::start()
+            .await
+            .map_err(|e| StartError::Spawn(e.to_string()))?;
+        let entity = || EntityConfig {
+            snapshot_every: config.store.snapshot_every,
+            idle_timeout: Duration::from_millis(config.actors.idle_timeout_ms),
+            effect_retry: Duration::from_millis(config.actors.effect_retry_ms),
+        };
+        let s = &config.supervision;
+        let policy = RestartPolicy {
+            max_restarts: s.max_restarts,
+            window: Duration::from_millis(s.window_ms),
+            backoff_initial: Duration::from_millis(s.backoff_initial_ms),
+            backoff_max: Duration::from_millis(s.backoff_max_ms),
+            quarantine: Duration::from_millis(s.quarantine_ms),
+        };
+        let journal = store.journal().clone();
+        let router_cell = Arc::new(OnceLock::new());
+        let saga = OrderSaga::new(
+            router_cell.clone(),
+            gateway.clone(),
+            SagaConfig {
+                payment_retries: config.checkout.payment_retries,
+                payment_retry_backoff: Duration::from_millis(
+                    config.checkout.payment_retry_backoff_ms,
+                ),
+            },
+        );
+        let spawn_err = |e: ractor::SpawnErr| StartError::Spawn(e.to_string());
+        let parent = Some(root.clone());
+        let products = KindRuntime::<Product>::start(
+            journal.clone(),
+            Arc::new(ProductBehavior {
+                catalog: catalog.clone(),
+            }),
+            entity(),
+            policy.clone(),
+            parent.clone(),
+        )
+        .await
+        .map_err(spawn_err)?;
+        let carts = KindRuntime::<Cart>::start(
+            journal.clone(),
+            Arc::new(NoBehavior),
+            entity(),
+            policy.clone(),
+            parent.clone(),
+        )
+        .await
+        .map_err(spawn_err)?;
+        let skus = KindRuntime::<Stock>::start(
+            journal.clone(),
+            Arc::new(StockBehavior),
+            entity(),
+            policy.clone(),
+            parent.clone(),
+        )
+        .await
+        .map_err(spawn_err)?;
+        let orders = KindRuntime::<Order>::start(journal, Arc::new(saga), entity(), policy, parent)
+            .await
+            .map_err(spawn_err)?;
+        let router = Router::builder(Duration::from_millis(config.actors.ask_timeout_ms))
+            .with(products)
+            .with(carts)
+            .with(skus)
+            .with(orders)
+            .build();
+        let _ = router_cell.set(router.clone());
+        Ok(Self {
+            config: Arc::new(config),
+            router,
+            store,
+            catalog,
+            gateway,
+            admin_token: Arc::new(admin_token),
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+            root,
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Resumes every order whose saga had not settled, then marks the app ready.
+    /// Activation is throttled so a restart does not wake everything at once.
+    pub async fn recover(&self) {
+        let ids: Vec<String> = self
+            .store
+            .journal()
+            .index_keys(Index::OpenOrders)
+            .filter_map(|r| {
+                r.map_err(|e| tracing::error!(error = %e, "reading the open-orders index"))
+                    .ok()
+            })
+            .collect();
+        let count = ids.len();
+        let router = self.router.clone();
+        futures::stream::iter(ids)
+            .for_each_concurrent(self.config.checkout.resume_concurrency.max(1), |id| {
+                let router = router.clone();
+                async move {
+                    if let Err(e) = router.activate::<Order>(&id).await {
+                        tracing::error!(order_id = %id, error = %e, "could not resume order");
+                    }
+                }
+            })
+            .await;
+        tracing::info!(orders = count, "recovery done: unsettled orders resumed");
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Stops the actor system and flushes the store.
+    pub async fn shutdown(&self) {
+        self.ready.store(false, Ordering::Release);
+        self.root.stop(Some("shutdown".into()));
+        if let Err(e) = self.store.flush_blocking() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+fn rebuild_catalog(store: &Store, catalog: &Catalog) {
+    let journal = store.journal();
+    for sku in journal.index_keys(Index::Products).filter_map(Result::ok) {
+        match (
+            crate::domain::Sku::parse(&sku),
+            journal.load::<Product>(&sku),
+        ) {
+            (Ok(s), Ok(rec)) => catalog.upsert(&s, &rec.state),
+            (_, Err(e)) => {
+                tracing::error!(%sku, error = %e, "product does not recover; left out of the catalog")
+            }
+            (Err(e), _) => tracing::error!(%sku, error = %e, "bad sku in the product index"),
+        }
+    }
+    tracing::info!(products = catalog.len(), "catalog rebuilt");
+}
+
+/// The operator token: config or env, else `<data-dir>/admin.token`, created (0600) if
+/// missing.
+fn resolve_admin_token(config: &Config, dir: &Path) -> Result<String, std::io::Error> {
+    if !config.auth.admin_token.0.is_empty() {
+        return Ok(config.auth.admin_token.0.clone());
+    }
+    let path = dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            tracing::info!(path = %path.display(), "operator token read from file");
+            return Ok(t);
+        }
+    }
+    let token = {
+        use rand::RngCore;
+        let mut b = [0u8; 32];
+        rand::rng().fill_bytes(&mut b);
+        hex::encode(b)
+    };
+    write_private(&path, &token)?;
+    tracing::info!(path = %path.display(), "generated an operator token");
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}

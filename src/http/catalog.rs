@@ -1,0 +1,191 @@
+//! Catalog and inventory routes: products (operator writes, public reads) and stock.
+
+use super::error::ApiError;
+use super::extract::{parse_json, sku};
+use super::{json, views};
+use crate::app::App;
+use crate::domain::product::{Product, ProductCommand, ProductEvent, ProductSpec};
+use crate::domain::stock::{Stock, StockCommand};
+use crate::domain::{EntityKind, Sku};
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductBody {
+    name: String,
+    description: Option<String>,
+    price_minor: i64,
+    category: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+pub async fn put_product(
+    app: App,
+    sku_s: String,
+    auth: Result<(), ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    auth?;
+    let sku = sku(&sku_s)?;
+    let b: ProductBody = parse_json(&body?)?;
+    let spec = ProductSpec {
+        name: b.name.trim().to_owned(),
+        description: b
+            .description
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty()),
+        price_minor: b.price_minor,
+        category: b.category.trim().to_owned(),
+        tags: b.tags.iter().map(|t| t.trim().to_owned()).collect(),
+    };
+    spec.validate().map_err(ApiError::validation)?;
+    let applied = app
+        .router
+        .command::<Product>(sku.as_str(), ProductCommand::Upsert(spec))
+        .await?;
+    let created = applied
+        .events
+        .iter()
+        .any(|e| matches!(e, ProductEvent::Created(_)));
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(
+        status,
+        &views::product(&sku, &applied.state, &app.config.shop.currency),
+    ))
+}
+
+pub async fn get_product(app: App, sku_s: String) -> Result<Response, ApiError> {
+    let sku = sku(&sku_s)?;
+    let state = app.router.get::<Product>(sku.as_str()).await?;
+    if !state.exists() {
+        return Err(ApiError::not_found(format!("no product {sku}")));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &views::product(&sku, &state, &app.config.shop.currency),
+    ))
+}
+
+pub async fn archive_product(
+    app: App,
+    sku_s: String,
+    auth: Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    auth?;
+    let sku = sku(&sku_s)?;
+    let applied = app
+        .router
+        .command::<Product>(sku.as_str(), ProductCommand::Archive)
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &views::product(&sku, &applied.state, &app.config.shop.currency),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    q: Option<String>,
+    category: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 20,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(
+                    "limit must be an integer from 1 to 100",
+                ))
+            }
+        },
+    };
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Some(Sku::parse(c).map_err(|_| ApiError::validation("cursor is not valid"))?),
+        None => None,
+    };
+    if q.q.as_ref().is_some_and(|s| s.len() > 200) {
+        return Err(ApiError::validation("q must be at most 200 characters"));
+    }
+    let page = app.catalog.search(
+        q.q.as_deref(),
+        q.category.as_deref().filter(|c| !c.is_empty()),
+        limit,
+        cursor.as_ref(),
+    );
+    let currency = &app.config.shop.currency;
+    let items: Vec<_> = page
+        .items
+        .iter()
+        .map(|e| views::product(&e.sku, &e.state, currency))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"items": items, "next_cursor": page.next_cursor}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustBody {
+    delta: i64,
+    reason: String,
+}
+
+pub async fn adjust(
+    app: App,
+    sku_s: String,
+    auth: Result<(), ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    auth?;
+    let sku = sku(&sku_s)?;
+    let b: AdjustBody = parse_json(&body?)?;
+    require_product(&app, &sku).await?;
+    let applied = app
+        .router
+        .command::<Stock>(
+            sku.as_str(),
+            StockCommand::Adjust {
+                delta: b.delta,
+                reason: b.reason,
+            },
+        )
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &views::inventory(&sku, &applied.state),
+    ))
+}
+
+pub async fn get_inventory(app: App, sku_s: String) -> Result<Response, ApiError> {
+    let sku = sku(&sku_s)?;
+    if !app.store.journal().exists(EntityKind::Sku, sku.as_str())? {
+        require_product(&app, &sku).await?;
+    }
+    let state = app.router.get::<Stock>(sku.as_str()).await?;
+    Ok(json(StatusCode::OK, &views::inventory(&sku, &state)))
+}
+
+async fn require_product(app: &App, sku: &Sku) -> Result<(), ApiError> {
+    if app.catalog.contains(sku) {
+        return Ok(());
+    }
+    let p = app.router.get::<Product>(sku.as_str()).await?;
+    if p.exists() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no product {sku}")))
+    }
+}

@@ -1,0 +1,248 @@
+//! `POST /v1/carts/{id}/checkout`: places an order and waits briefly for its saga.
+//!
+//! Idempotency follows Stripe: the key is claimed atomically with a fingerprint of the
+//! request (cart id and body). A repeat with the same fingerprint joins the same order;
+//! a different one is 409 `idempotency_key_reused`. Once the saga is settled the exact
+//! response (status and body) is stored and every later repeat replays it byte for byte.
+//! Requests rejected by validation before anything executes store nothing.
+
+use super::carts::existing;
+use super::error::ApiError;
+use super::extract::{parse_json, uuid};
+use super::views;
+use crate::actors::entity::now_ms;
+use crate::app::App;
+use crate::domain::cart::CartStatus;
+use crate::domain::order::{Order, OrderCommand, Placement};
+use crate::payment::CardDetails;
+use crate::store::codec;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::time::Duration;
+use uuid::Uuid;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutBody {
+    email: String,
+    payment: CardDetails,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum IdemRecord {
+    Started {
+        fingerprint: [u8; 32],
+        order_id: Uuid,
+    },
+    Done {
+        fingerprint: [u8; 32],
+        status: u16,
+        body: Vec<u8>,
+    },
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && e.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+fn replay(status: u16, body: Vec<u8>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        "idempotent-replayed",
+        header::HeaderValue::from_static("true"),
+    );
+    r
+}
+
+pub async fn checkout(
+    app: App,
+    cart: String,
+    key: Result<String, ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let cart_id = uuid("cart id", &cart)?;
+    let key = key?;
+    let raw = body?;
+    let value: serde_json::Value = parse_json(&raw)?;
+    let fingerprint: [u8; 32] = {
+        let mut h = sha2::Sha256::new();
+        h.update(cart_id.as_bytes());
+        h.update(value.to_string().as_bytes());
+        h.finalize().into()
+    };
+    let tree = app.store.tree("checkout_idempotency")?;
+    let mut order_id = None;
+    if let Some(bytes) = tree.get(&key).map_err(crate::store::StoreError::from)? {
+        match codec::decode::<IdemRecord>(&bytes).map_err(|e| ApiError::internal(e.to_string()))? {
+            IdemRecord::Done { fingerprint: f, .. }
+            | IdemRecord::Started { fingerprint: f, .. }
+                if f != fingerprint =>
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+            IdemRecord::Done { status, body, .. } => return Ok(replay(status, body)),
+            IdemRecord::Started { order_id: o, .. } => order_id = Some(o),
+        }
+    }
+    let order_id = match order_id {
+        Some(o) => o,
+        None => {
+            let body: CheckoutBody =
+                serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
+            let email = body.email.trim().to_owned();
+            if !valid_email(&email) {
+                return Err(ApiError::validation("email is not a valid address"));
+            }
+            let cart_state = existing(&app, cart_id).await?;
+            if cart_state.status == CartStatus::CheckedOut {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "cart_checked_out",
+                    "the cart is already checked out",
+                ));
+            }
+            if cart_state.lines.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "cart_empty",
+                    "the cart is empty",
+                ));
+            }
+            let now = now_ms();
+            let (y, m) = views::year_month(now);
+            let method = app
+                .gateway
+                .tokenize(&body.payment, y, m)
+                .await
+                .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
+            let new_id = Uuid::new_v4();
+            let started = codec::encode(&IdemRecord::Started {
+                fingerprint,
+                order_id: new_id,
+            });
+            // Claim the key atomically; a concurrent twin joins the winner's order.
+            match tree
+                .compare_and_swap(&key, None as Option<&[u8]>, Some(started))
+                .map_err(crate::store::StoreError::from)?
+            {
+                Ok(()) => {}
+                Err(cas) => {
+                    let current = cas
+                        .current
+                        .ok_or_else(|| ApiError::internal("idempotency record vanished"))?;
+                    return match codec::decode::<IdemRecord>(&current)
+                        .map_err(|e| ApiError::internal(e.to_string()))?
+                    {
+                        IdemRecord::Started { fingerprint: f, .. }
+                        | IdemRecord::Done { fingerprint: f, .. }
+                            if f != fingerprint =>
+                        {
+                            Err(ApiError::new(
+                                StatusCode::CONFLICT,
+                                "idempotency_key_reused",
+                                "this Idempotency-Key was used with a different request",
+                            ))
+                        }
+                        IdemRecord::Done { status, body, .. } => Ok(replay(status, body)),
+                        IdemRecord::Started { order_id, .. } => {
+                            respond(&app, &tree, &key, fingerprint, order_id).await
+                        }
+                    };
+                }
+            }
+            let ttl = app.config.checkout.reservation_ttl_ms;
+            let placement = Placement {
+                order_id: new_id,
+                cart_id,
+                email,
+                currency: app.config.shop.currency.clone(),
+                payment_method: method.token,
+                last4: method.last4,
+                placed_at: now,
+                expires_at: now + ttl,
+            };
+            // Durable: this append's fsync also covers the key claim and the card token.
+            app.router
+                .command::<Order>(&new_id.to_string(), OrderCommand::Place(placement))
+                .await?;
+            new_id
+        }
+    };
+    respond(&app, &tree, &key, fingerprint, order_id).await
+}
+
+/// Waits for the saga briefly; 201 once settled (and stored for replay), else 202.
+async fn respond(
+    app: &App,
+    tree: &sled::Tree,
+    key: &str,
+    fingerprint: [u8; 32],
+    order_id: Uuid,
+) -> Result<Response, ApiError> {
+    let wait = Duration::from_millis(app.config.checkout.wait_ms);
+    let (status, state) = match app
+        .router
+        .wait_settled::<Order>(&order_id.to_string(), wait)
+        .await?
+    {
+        Some(s) => (StatusCode::CREATED, s),
+        None => (
+            StatusCode::ACCEPTED,
+            app.router.get::<Order>(&order_id.to_string()).await?,
+        ),
+    };
+    let body = serde_json::to_vec(&views::order(order_id, &state))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if status == StatusCode::CREATED {
+        let done = codec::encode(&IdemRecord::Done {
+            fingerprint,
+            status: status.as_u16(),
+            body: body.clone(),
+        });
+        tree.insert(key, done)
+            .map_err(crate::store::StoreError::from)?;
+        app.store.durable().await?;
+    }
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn email_rules() {
+        for ok in ["a@b.co", "first.last+tag@example.org"] {
+            assert!(super::valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@.com", "a@b@c.de",
+        ] {
+            assert!(!super::valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The one place where failures become HTTP statuses. Every error body is
+//! `{"error":{"code":"snake_case","message":"..."}}`; 503 and 504 carry `Retry-After`.
+
+use crate::domain::{Rejection, RejectionCode};
+use crate::router::RouteError;
+use serde_json::json;
+use std::time::Duration;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation", message)
+    }
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::unavailable("unavailable", message, Duration::from_secs(1))
+    }
+
+    pub fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut resp =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response_();
+        if let Some(d) = self.retry_after {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, secs.max(1).into());
+        }
+        resp
+    }
+}
+
+/// `warp::Reply::into_response` under a name that does not clash with ours.
+trait IntoResponse {
+    fn into_response_(self) -> Response;
+}
+impl<T: warp::Reply> IntoResponse for T {
+    fn into_response_(self) -> Response {
+        self.into_response()
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        use RejectionCode as C;
+        let status = match r.code {
+            C::NotFound => StatusCode::NOT_FOUND,
+            C::Validation => StatusCode::BAD_REQUEST,
+            C::OutOfStock
+            | C::InsufficientStock
+            | C::CartCheckedOut
+            | C::CartEmpty
+            | C::InvalidTransition
+            | C::ProductArchived => StatusCode::CONFLICT,
+        };
+        Self::new(status, r.code.as_str(), r.message)
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::Rejected(r) => r.into(),
+            RouteError::Timeout => ApiError {
+                retry_after: Some(Duration::from_secs(1)),
+                ..ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "the entity did not answer in time",
+                )
+            },
+            RouteError::Unavailable {
+                retry_after,
+                reason,
+            } => {
+                let code = match reason.split(':').next().unwrap_or_default() {
+                    "entity_quarantined" => "entity_quarantined",
+                    "entity_restarting" => "entity_restarting",
+                    _ => "entity_unavailable",
+                };
+                ApiError::unavailable(code, reason, retry_after)
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error at the edge");
+        ApiError::unavailable("store_unavailable", e.to_string(), Duration::from_secs(1))
+    }
+}
+
+/// Marker rejections raised by our own filters before a handler runs.
+#[derive(Debug)]
+pub struct Shed;
+impl warp::reject::Reject for Shed {}
+
+/// Turns every warp rejection into the JSON error shape.
+pub async fn recover(r: warp::Rejection) -> Result<Response, std::convert::Infallible> {
+    let err = if r.is_not_found() {
+        ApiError::not_found("no such route")
+    } else if r.find::<Shed>().is_some() {
+        ApiError::unavailable(
+            "overloaded",
+            "the server is at its concurrency limit",
+            Duration::from_secs(1),
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
+    } else if let Some(e) = r.find::<warp::reject::InvalidQuery>() {
+        ApiError::validation(format!("invalid query string: {e}"))
+    } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
+        ApiError::validation(e.to_string())
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is too large",
+        )
+    } else {
+        tracing::warn!(rejection = ?r, "unhandled rejection");
+        ApiError::validation(format!("bad request: {r:?}"))
+    };
+    let mut resp = err.into_response();
+    resp.extensions_mut().insert(super::RouteTag("unmatched"));
+    Ok(resp)
+}
