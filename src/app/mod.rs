@@ -252,3 +252,6 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     f.write_all(contents.as_bytes())?;
     f.sync_all()
 }
+
+#[cfg(test)]
+mod tests;
