@@ -52,6 +52,13 @@ impl ApiError {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut resp =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response_();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was not read: the connection cannot be reused.
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         if let Some(d) = self.retry_after {
             let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
             resp.headers_mut()

@@ -57,6 +57,11 @@ impl<A: Aggregate> KindRuntime<A> {
             policy,
             supervisor: OnceLock::new(),
         });
+        // Export the kind's series from the start, so dashboards and alerts see 0
+        // rather than a missing metric.
+        let kind = A::KIND.as_str();
+        counter!("emporium_actor_restarts_total", "kind" => kind).absolute(0);
+        gauge!("emporium_actors_active", "kind" => kind).set(0.0);
         let sup = KindSupervisor::<A>(std::marker::PhantomData);
         let (sup_ref, _) = match parent {
             Some(p) => Actor::spawn_linked(None, sup, rt.clone(), p).await?,

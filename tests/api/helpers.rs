@@ -5,25 +5,15 @@
 //! `TestApp` is dropped, so a failing test never leaks a process.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+pub use crate::domain::*;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-
-pub const GOOD_CARD: &str = "4242424242424242";
-pub const DECLINED_CARD: &str = "4000000000000002";
-pub const INSUFFICIENT_FUNDS_CARD: &str = "4000000000009995";
-pub const PROCESSING_ERROR_CARD: &str = "4000000000000119";
-
-/// Order statuses at which the checkout saga is done.
-pub const TERMINAL: [&str; 4] = ["paid", "cancelled", "refunded", "fulfilled"];
-
-pub fn is_terminal(order: &Value) -> bool {
-    order["status"].as_str().is_some_and(|s| TERMINAL.contains(&s))
-}
 
 /// How to start the server.
 #[derive(Clone, Debug, Default)]
@@ -65,7 +55,10 @@ pub struct Deadline {
 
 impl Deadline {
     pub fn new(timeout: Duration, what: impl Into<String>) -> Self {
-        Self { end: Instant::now() + timeout, what: what.into() }
+        Self {
+            end: Instant::now() + timeout,
+            what: what.into(),
+        }
     }
 
     pub fn expired(&self) -> bool {
@@ -93,7 +86,11 @@ pub struct Resp {
 impl Resp {
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         &self.json
     }
 
@@ -126,7 +123,8 @@ impl Resp {
             self.text
         );
         assert!(
-            code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            code.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
             "error code is not snake_case: {code:?}"
         );
         let message = self.json["error"]["message"].as_str();
@@ -144,30 +142,16 @@ pub async fn read(resp: reqwest::Response) -> Resp {
     let headers = resp.headers().clone();
     let text = resp.text().await.expect("reading the response body");
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp { status, headers, text, json }
+    Resp {
+        status,
+        headers,
+        text,
+        json,
+    }
 }
 
 pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
     read(rb.send().await.expect("sending the request")).await
-}
-
-pub fn checkout_body(card: &str) -> Value {
-    json!({
-        "email": "shopper@example.com",
-        "payment": {"card_number": card, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-    })
-}
-
-pub fn new_key() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// `{sku, on_hand, reserved, available}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Inventory {
-    pub on_hand: i64,
-    pub reserved: i64,
-    pub available: i64,
 }
 
 pub struct TestApp {
@@ -181,13 +165,23 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(opts: AppOpts) -> TestApp {
-    let root = tempfile::Builder::new().prefix("emporium-test-").tempdir().expect("tempdir");
+    let root = tempfile::Builder::new()
+        .prefix("emporium-test-")
+        .tempdir()
+        .expect("tempdir");
     std::fs::create_dir_all(root.path().join("data")).expect("data dir");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client");
-    let mut app = TestApp { address: String::new(), client, opts, root, child: None, generation: 0 };
+    let mut app = TestApp {
+        address: String::new(),
+        client,
+        opts,
+        root,
+        child: None,
+        generation: 0,
+    };
     app.start().await;
     app
 }
@@ -210,10 +204,18 @@ impl TestApp {
         assert!(self.child.is_none(), "server already running");
         let _ = std::fs::remove_file(self.addr_file());
         self.generation += 1;
-        let out = File::create(self.root.path().join(format!("stdout.{}.log", self.generation)))
-            .expect("stdout log");
-        let err = File::create(self.root.path().join(format!("stderr.{}.log", self.generation)))
-            .expect("stderr log");
+        let out = File::create(
+            self.root
+                .path()
+                .join(format!("stdout.{}.log", self.generation)),
+        )
+        .expect("stdout log");
+        let err = File::create(
+            self.root
+                .path()
+                .join(format!("stderr.{}.log", self.generation)),
+        )
+        .expect("stderr log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
         cmd.arg("serve")
             .arg("--http-addr")
@@ -287,13 +289,8 @@ impl TestApp {
         }
     }
 
-    /// SIGKILL and start again on the same data directory.
-    pub async fn crash_and_restart(&mut self) {
-        self.kill();
-        self.start().await;
-    }
-
-    /// Start again after the process has exited (e.g. after `sigterm`).
+    /// Starts again on the same data directory; SIGKILLs the process first
+    /// if it is still running.
     pub async fn restart(&mut self) {
         self.kill();
         self.start().await;
@@ -385,135 +382,6 @@ impl TestApp {
     pub async fn admin_delete(&self, path: &str) -> Resp {
         send(self.admin(reqwest::Method::DELETE, path)).await
     }
-
-    // ---- catalog and inventory ------------------------------------------
-
-    pub async fn upsert_product(&self, sku: &str, body: &Value) -> Resp {
-        self.admin_put_json(&format!("/v1/products/{sku}"), body).await
-    }
-
-    /// Creates a product (asserting 201) and returns it.
-    pub async fn create_product(&self, sku: &str, price_minor: i64, category: &str) -> Value {
-        let body = json!({
-            "name": format!("Product {sku}"),
-            "description": format!("Test product {sku}"),
-            "price_minor": price_minor,
-            "category": category,
-            "tags": ["test"],
-        });
-        self.upsert_product(sku, &body).await.expect(201).clone()
-    }
-
-    pub async fn adjust(&self, sku: &str, delta: i64) -> Resp {
-        let body = json!({"delta": delta, "reason": "test"});
-        self.admin_post(&format!("/v1/inventory/{sku}/adjustments"), Some(&body)).await
-    }
-
-    /// A product with `stock` units on hand.
-    pub async fn stocked_product(&self, sku: &str, price_minor: i64, stock: i64) -> Value {
-        let product = self.create_product(sku, price_minor, "general").await;
-        if stock != 0 {
-            self.adjust(sku, stock).await.expect(200);
-        }
-        product
-    }
-
-    pub async fn inventory(&self, sku: &str) -> Inventory {
-        let resp = self.get(&format!("/v1/inventory/{sku}")).await;
-        let v = resp.expect(200);
-        assert_eq!(v["sku"], sku, "inventory sku: {}", resp.text);
-        let inv = Inventory {
-            on_hand: v["on_hand"].as_i64().expect("on_hand"),
-            reserved: v["reserved"].as_i64().expect("reserved"),
-            available: v["available"].as_i64().expect("available"),
-        };
-        assert_eq!(inv.available, inv.on_hand - inv.reserved, "available = on_hand - reserved");
-        assert!(inv.available >= 0 && inv.reserved >= 0, "negative inventory: {inv:?}");
-        inv
-    }
-
-    // ---- carts and checkout ----------------------------------------------
-
-    pub async fn create_cart(&self) -> String {
-        let resp = send(self.request(reqwest::Method::POST, "/v1/carts")).await;
-        let cart = resp.expect(201);
-        assert_eq!(cart["status"], "open", "new cart: {}", resp.text);
-        cart["id"].as_str().expect("cart id").to_string()
-    }
-
-    pub async fn cart(&self, id: &str) -> Value {
-        self.get(&format!("/v1/carts/{id}")).await.expect(200).clone()
-    }
-
-    pub async fn add_item(&self, cart: &str, sku: &str, quantity: i64) -> Resp {
-        let body = json!({"sku": sku, "quantity": quantity});
-        self.post_json(&format!("/v1/carts/{cart}/items"), &body).await
-    }
-
-    /// A fresh cart holding `quantity` units of `sku`.
-    pub async fn cart_with(&self, sku: &str, quantity: i64) -> String {
-        let cart = self.create_cart().await;
-        self.add_item(&cart, sku, quantity).await.expect(200);
-        cart
-    }
-
-    pub async fn checkout(&self, cart: &str, key: &str, body: &Value) -> Resp {
-        let rb = self
-            .request(reqwest::Method::POST, &format!("/v1/carts/{cart}/checkout"))
-            .header("Idempotency-Key", key)
-            .json(body);
-        send(rb).await
-    }
-
-    /// Checks out with a fresh key, accepts 201 or 202, and returns the order
-    /// once its saga is terminal.
-    pub async fn checkout_and_wait(&self, cart: &str, card: &str) -> Value {
-        let resp = self.checkout(cart, &new_key(), &checkout_body(card)).await;
-        assert!(matches!(resp.status, 201 | 202), "checkout: {} {}", resp.status, resp.text);
-        let id = resp.json["id"].as_str().expect("order id").to_string();
-        if resp.status == 201 {
-            assert!(is_terminal(&resp.json), "201 with a non-terminal order: {}", resp.text);
-            return resp.json;
-        }
-        self.wait_order_terminal(&id, Duration::from_secs(60)).await
-    }
-
-    pub async fn order(&self, id: &str) -> Value {
-        self.get(&format!("/v1/orders/{id}")).await.expect(200).clone()
-    }
-
-    pub async fn wait_order_terminal(&self, id: &str, timeout: Duration) -> Value {
-        let deadline = Deadline::new(timeout, format!("order {id} to become terminal"));
-        loop {
-            let order = self.order(id).await;
-            if is_terminal(&order) {
-                return order;
-            }
-            deadline.tick(Duration::from_millis(50)).await;
-        }
-    }
-
-    // ---- audit and metrics -----------------------------------------------
-
-    pub async fn events(&self, kind: &str, id: &str) -> Resp {
-        self.admin_get(&format!("/v1/admin/entities/{kind}/{id}/events")).await
-    }
-
-    pub async fn metrics_text(&self) -> String {
-        let resp = self.get("/metrics").await;
-        assert_eq!(resp.status, 200, "GET /metrics: {}", resp.text);
-        resp.text
-    }
-
-    pub async fn metrics(&self) -> prometheus_parse::Scrape {
-        parse_metrics(&self.metrics_text().await)
-    }
-
-    /// `emporium_actors_active{kind=...}`, 0 when absent.
-    pub async fn active_actors(&self, kind: &str) -> f64 {
-        let scrape = self.metrics().await;
-        sample_value(&scrape, "emporium_actors_active", &[("kind", kind)]).unwrap_or(0.0)
-    }
 }
 
 impl Drop for TestApp {
@@ -529,59 +397,10 @@ impl Drop for TestApp {
 pub fn send_sigterm(pid: u32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0, "kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
-}
-
-pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("/metrics parses as Prometheus text")
-}
-
-/// The scalar value of the first sample of `metric` whose labels include
-/// all of `labels`.
-pub fn sample_value(
-    scrape: &prometheus_parse::Scrape,
-    metric: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
-    use prometheus_parse::Value as V;
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .find_map(|s| match s.value {
-            V::Counter(v) | V::Gauge(v) | V::Untyped(v) => Some(v),
-            _ => None,
-        })
-}
-
-/// Sum of the quantities of `order.items`, by sku.
-pub fn order_units(order: &Value) -> Vec<(String, i64)> {
-    order["items"]
-        .as_array()
-        .expect("order.items")
-        .iter()
-        .map(|i| {
-            (
-                i["sku"].as_str().expect("item sku").to_string(),
-                i["quantity"].as_i64().expect("item quantity"),
-            )
-        })
-        .collect()
-}
-
-/// The quantity of `sku` in a cart JSON (0 when it has no such line).
-pub fn line_quantity(cart: &Value, sku: &str) -> i64 {
-    cart["items"]
-        .as_array()
-        .expect("cart.items")
-        .iter()
-        .find(|i| i["sku"] == sku)
-        .map(|i| i["quantity"].as_i64().expect("quantity"))
-        .unwrap_or(0)
-}
-
-pub fn file_contains(path: &Path, needle: &[u8]) -> bool {
-    std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    assert_eq!(
+        rc,
+        0,
+        "kill(SIGTERM) failed: {}",
+        std::io::Error::last_os_error()
+    );
 }

@@ -1,1 +1,16 @@
+//! Black-box API tests: every test starts the real `emporium` binary on its
+//! own temporary data directory and talks to it over HTTP only.
 
+mod domain;
+mod helpers;
+
+mod catalog;
+mod concurrency;
+mod crash;
+mod lifecycle;
+mod metrics;
+mod orders;
+mod passivation;
+mod purchase;
+mod reservation_ttl;
+mod validation;
