@@ -28,11 +28,15 @@ for _ in $(seq 1 100); do [ -s "$work/data/http.addr" ] && break; sleep 0.1; don
 base="http://$(cat "$work/data/http.addr")"
 for _ in $(seq 1 100); do curl -sf "$base/health/ready" >/dev/null && break; sleep 0.1; done
 
-curl -sf -X PUT "$base/v1/products/BENCH-1" -H 'Authorization: Bearer bench' \
-  -d '{"name":"Bench item","price_minor":100,"category":"bench"}' >/dev/null
+# 8 products: a cart line holds at most 1000 units, so adds are spread over 8 lines.
+for i in 1 2 3 4 5 6 7 8; do
+  curl -sf -X PUT "$base/v1/products/BENCH-$i" -H 'Authorization: Bearer bench' \
+    -d '{"name":"Bench item","price_minor":100,"category":"bench"}' >/dev/null
+done
 : >"$work/carts.txt"
 for _ in $(seq 1 "$carts"); do
-  curl -sf -X POST "$base/v1/carts" | sed -E 's/.*"id":"([^"]+)".*/\1/' >>"$work/carts.txt"
+  # One id per line (the JSON body has no trailing newline).
+  printf '%s\n' "$(curl -sf -X POST "$base/v1/carts" | sed -E 's/.*"id":"([^"]+)".*/\1/')" >>"$work/carts.txt"
 done
 
 cat >"$work/add.lua" <<LUA
@@ -40,13 +44,16 @@ local carts = {}
 for line in io.lines("$work/carts.txt") do carts[#carts + 1] = line end
 local errors = 0
 wrk.method = "POST"
-wrk.body = '{"sku":"BENCH-1","quantity":1}'
 wrk.headers["Content-Type"] = "application/json"
 request = function()
-  return wrk.format(nil, "/v1/carts/" .. carts[math.random(#carts)] .. "/items")
+  local body = '{"sku":"BENCH-' .. math.random(8) .. '","quantity":1}'
+  return wrk.format(nil, "/v1/carts/" .. carts[math.random(#carts)] .. "/items", nil, body)
 end
-response = function(status)
-  if status ~= 200 then errors = errors + 1 end
+response = function(status, headers, body)
+  if status ~= 200 then
+    errors = errors + 1
+    if errors == 1 then io.stderr:write("first error: " .. status .. " " .. body .. "\n") end
+  end
 end
 done = function(summary, latency, requests)
   io.write(string.format("non-2xx: %d\n", summary.errors.status))
