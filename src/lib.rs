@@ -6,6 +6,7 @@
 //! - [`actors`]: the ractor shell around an aggregate: recover, decide, persist, reply.
 //! - [`supervision`]: the registry, per-kind supervisors, restart backoff, quarantine.
 //! - [`router`]: addresses entities by `(kind, id)`; the only way callers reach an actor.
+//! - [`auth`]: principals, JWT access tokens, refresh tokens, password hashing.
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
@@ -14,6 +15,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod auth;
 pub mod cluster;
 pub mod domain;
 pub mod http;

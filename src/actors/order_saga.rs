@@ -312,8 +312,15 @@ impl Behavior<Order> for OrderSaga {
 
     fn index_ops(&self, id: &str, events: &[OrderEvent], after: &OrderState) -> Vec<IndexOp> {
         let mut ops = vec![];
-        if events.iter().any(|e| matches!(e, OrderEvent::Placed(_))) {
-            ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
+        for e in events {
+            if let OrderEvent::Placed(p) = e {
+                ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
+                if let Some(owner) = p.owner {
+                    // Inverted time sorts newest first.
+                    let key = format!("{owner}/{:016x}/{id}", u64::MAX - p.placed_at);
+                    ops.push(IndexOp::Put(Index::UserOrders, key));
+                }
+            }
         }
         if after.is_settled() {
             ops.push(IndexOp::Remove(Index::OpenOrders, id.to_owned()));
@@ -357,7 +364,10 @@ pub struct ProductBehavior {
 
 impl Behavior<Product> for ProductBehavior {
     fn index_ops(&self, id: &str, events: &[ProductEvent], _after: &ProductState) -> Vec<IndexOp> {
-        if events.iter().any(|e| matches!(e, ProductEvent::Created(_))) {
+        if events
+            .iter()
+            .any(|e| matches!(e, ProductEvent::Created { .. }))
+        {
             vec![IndexOp::Put(Index::Products, id.to_owned())]
         } else {
             vec![]

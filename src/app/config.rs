@@ -20,6 +20,7 @@ pub struct Config {
     pub payment: PaymentConfig,
     pub shop: ShopConfig,
     pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
 }
 
@@ -28,9 +29,51 @@ pub struct Config {
 pub struct HttpConfig {
     pub addr: String,
     pub max_body_bytes: u64,
+    pub max_auth_body_bytes: u64,
     pub max_in_flight: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    pub cors: CorsConfig,
+    pub tls: TlsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API from a browser; empty disables CORS.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; TLS is on when both paths are set.
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Steady rate and burst per client (user id when authenticated, else IP).
+    pub per_second: u32,
+    pub burst: u32,
+    /// Login and register, per client IP.
+    pub auth_per_minute: u32,
+    pub auth_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_second: 100,
+            burst: 200,
+            auth_per_minute: 20,
+            auth_burst: 10,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -38,9 +81,12 @@ impl Default for HttpConfig {
         Self {
             addr: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
+            max_auth_body_bytes: 4 * 1024,
             max_in_flight: 1024,
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 8_000,
+            cors: CorsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -164,11 +210,38 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Operator bearer token. Empty: `EMPORIUM_ADMIN_TOKEN`, else generated on first start.
+    /// Bootstrap admin bearer token. Empty: `EMPORIUM_ADMIN_TOKEN`, else generated on first start.
     pub admin_token: Secret,
+    /// JWT signing keys; the first signs, all verify. Empty: one is generated into the
+    /// data dir on first start.
+    pub jwt_keys: Vec<JwtKey>,
+    pub access_token_ttl_s: u64,
+    pub refresh_token_ttl_s: u64,
+    /// Carts created without a token stay usable by their id.
+    pub allow_guest_checkout: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: Secret::default(),
+            jwt_keys: vec![],
+            access_token_ttl_s: 900,
+            refresh_token_ttl_s: 30 * 24 * 3600,
+            allow_guest_checkout: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    pub kid: String,
+    /// At least 32 bytes.
+    pub secret: Secret,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -260,6 +333,17 @@ impl Config {
             || !self.shop.currency.bytes().all(|b| b.is_ascii_uppercase())
         {
             return bad("shop.currency must be a 3-letter ISO 4217 code such as USD");
+        }
+        if self
+            .auth
+            .jwt_keys
+            .iter()
+            .any(|k| k.secret.0.len() < 32 || k.kid.is_empty())
+        {
+            return bad("auth.jwt_keys: every key needs a kid and a secret of at least 32 bytes");
+        }
+        if self.http.tls.cert_path.is_some() != self.http.tls.key_path.is_some() {
+            return bad("http.tls needs both cert_path and key_path");
         }
         if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
             return bad("http.max_in_flight and store.group_commit_max_batch must be positive");

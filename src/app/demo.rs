@@ -129,7 +129,13 @@ pub async fn seed(app: &App) -> Result<usize, String> {
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         };
         app.router
-            .command::<Product>(sku, ProductCommand::Upsert(spec))
+            .command::<Product>(
+                sku,
+                ProductCommand::Upsert {
+                    spec,
+                    by: "demo".into(),
+                },
+            )
             .await
             .map_err(|e| e.to_string())?;
         let stock = 20 + 10 * (i as i64 % 4);
@@ -139,6 +145,7 @@ pub async fn seed(app: &App) -> Result<usize, String> {
                 StockCommand::Adjust {
                     delta: stock,
                     reason: "demo seed".into(),
+                    by: "demo".into(),
                 },
             )
             .await

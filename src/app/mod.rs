@@ -16,7 +16,9 @@ use crate::actors::NoBehavior;
 use crate::domain::cart::Cart;
 use crate::domain::order::Order;
 use crate::domain::product::Product;
+use crate::domain::session::Session;
 use crate::domain::stock::Stock;
+use crate::domain::user::{EmailClaim, User};
 use crate::payment::{PaymentGateway, Simulator};
 use crate::router::Router;
 use crate::store::{Index, Store, StoreOptions};
@@ -48,6 +50,7 @@ pub struct App {
     pub catalog: Arc<Catalog>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub admin_token: Arc<String>,
+    pub identity: Arc<crate::auth::Identity>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     ready: Arc<AtomicBool>,
     root: ActorCell,
@@ -67,6 +70,7 @@ impl App {
             },
         )?;
         let admin_token = resolve_admin_token(&config, &dir)?;
+        let identity = Arc::new(build_identity(&config, &dir, &admin_token).await?);
         let gateway: Arc<dyn PaymentGateway> = Arc::new(Simulator::new(
             &store,
             Duration::from_millis(config.payment.latency_ms),
@@ -133,14 +137,45 @@ impl App {
         )
         .await
         .map_err(spawn_err)?;
-        let orders = KindRuntime::<Order>::start(journal, Arc::new(saga), entity(), policy, parent)
-            .await
-            .map_err(spawn_err)?;
+        let orders = KindRuntime::<Order>::start(
+            journal.clone(),
+            Arc::new(saga),
+            entity(),
+            policy.clone(),
+            parent.clone(),
+        )
+        .await
+        .map_err(spawn_err)?;
+        let users = KindRuntime::<User>::start(
+            journal.clone(),
+            Arc::new(NoBehavior),
+            entity(),
+            policy.clone(),
+            parent.clone(),
+        )
+        .await
+        .map_err(spawn_err)?;
+        let emails = KindRuntime::<EmailClaim>::start(
+            journal.clone(),
+            Arc::new(NoBehavior),
+            entity(),
+            policy.clone(),
+            parent.clone(),
+        )
+        .await
+        .map_err(spawn_err)?;
+        let sessions =
+            KindRuntime::<Session>::start(journal, Arc::new(NoBehavior), entity(), policy, parent)
+                .await
+                .map_err(spawn_err)?;
         let router = Router::builder(Duration::from_millis(config.actors.ask_timeout_ms))
             .with(products)
             .with(carts)
             .with(skus)
             .with(orders)
+            .with(users)
+            .with(emails)
+            .with(sessions)
             .build();
         let _ = router_cell.set(router.clone());
         Ok(Self {
@@ -150,6 +185,7 @@ impl App {
             catalog,
             gateway,
             admin_token: Arc::new(admin_token),
+            identity,
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             root,
@@ -238,6 +274,57 @@ fn resolve_admin_token(config: &Config, dir: &Path) -> Result<String, std::io::E
     write_private(&path, &token)?;
     tracing::info!(path = %path.display(), "generated an operator token");
     Ok(token)
+}
+
+/// The JWT key set: from config, else `<data-dir>/jwt.key` (`kid secret` per line),
+/// created (0600) with one random key on first start.
+async fn build_identity(
+    config: &Config,
+    dir: &Path,
+    bootstrap: &str,
+) -> Result<crate::auth::Identity, std::io::Error> {
+    let mut keys: Vec<(String, Vec<u8>)> = config
+        .auth
+        .jwt_keys
+        .iter()
+        .map(|k| (k.kid.clone(), k.secret.0.as_bytes().to_vec()))
+        .collect();
+    if keys.is_empty() {
+        let path = dir.join("jwt.key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            keys = text
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .filter_map(|(kid, secret)| {
+                    Some((kid.to_owned(), hex::decode(secret.trim()).ok()?))
+                })
+                .collect();
+        }
+        if keys.is_empty() {
+            use rand::RngCore;
+            let mut secret = [0u8; 32];
+            rand::rng().fill_bytes(&mut secret);
+            let kid = format!("k{}", &hex::encode(secret)[..8]);
+            write_private(&path, &format!("{kid} {}\n", hex::encode(secret)))?;
+            tracing::info!(path = %path.display(), %kid, "generated a JWT signing key");
+            keys = vec![(kid, secret.to_vec())];
+        }
+    }
+    let dummy = {
+        use rand::RngCore;
+        let mut b = [0u8; 16];
+        rand::rng().fill_bytes(&mut b);
+        crate::auth::password::hash(hex::encode(b))
+            .await
+            .map_err(std::io::Error::other)?
+    };
+    Ok(crate::auth::Identity::new(
+        crate::auth::jwt::KeySet::new(&keys, config.auth.access_token_ttl_s),
+        bootstrap.to_owned(),
+        dummy,
+        config.auth.refresh_token_ttl_s,
+        config.auth.allow_guest_checkout,
+    ))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -20,6 +20,7 @@ async fn start(tune: impl FnOnce(&mut Config)) -> Running {
     let mut cfg = Config::default();
     cfg.store.data_dir = dir.path().to_owned();
     cfg.auth.admin_token = super::config::Secret("t".into());
+    cfg.rate_limit.enabled = false;
     cfg.supervision.backoff_initial_ms = 10;
     tune(&mut cfg);
     let app = App::build(cfg).await.unwrap();
@@ -199,7 +200,10 @@ async fn racing_activations_of_one_id_end_on_one_actor() {
             let id = id.clone();
             tokio::spawn(async move {
                 router
-                    .command::<Cart>(&id, crate::domain::cart::CartCommand::Create)
+                    .command::<Cart>(
+                        &id,
+                        crate::domain::cart::CartCommand::Create { owner: None },
+                    )
                     .await
             })
         })

@@ -29,6 +29,8 @@ impl CartLine {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartState {
     pub created: bool,
+    /// The user who owns the cart; `None` for a guest cart.
+    pub owner: Option<Uuid>,
     pub status: CartStatus,
     pub order_id: Option<Uuid>,
     pub lines: BTreeMap<Sku, CartLine>,
@@ -45,7 +47,13 @@ impl CartState {
 
 #[derive(Debug, Clone)]
 pub enum CartCommand {
-    Create,
+    Create {
+        owner: Option<Uuid>,
+    },
+    /// A signed-in shopper takes over a guest cart (or re-claims their own).
+    Claim {
+        owner: Uuid,
+    },
     /// Adds `quantity` (1..=100) at the product's current price.
     AddItem {
         sku: Sku,
@@ -73,7 +81,12 @@ pub enum CartCommand {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CartEvent {
-    Created,
+    Created {
+        owner: Option<Uuid>,
+    },
+    Claimed {
+        owner: Uuid,
+    },
     QuantitySet {
         sku: Sku,
         quantity: u32,
@@ -114,11 +127,21 @@ impl Aggregate for Cart {
     fn decide(state: &CartState, cmd: &CartCommand) -> Result<Vec<CartEvent>, Rejection> {
         use CartCommand as C;
         match cmd {
-            C::Create => {
+            C::Create { owner } => {
                 if state.created {
                     Ok(vec![])
                 } else {
-                    Ok(vec![CartEvent::Created])
+                    Ok(vec![CartEvent::Created { owner: *owner }])
+                }
+            }
+            C::Claim { owner } => {
+                if !state.created {
+                    return reject(RejectionCode::NotFound, "no such cart");
+                }
+                match state.owner {
+                    Some(o) if o == *owner => Ok(vec![]),
+                    Some(_) => reject(RejectionCode::NotFound, "no such cart"),
+                    None => Ok(vec![CartEvent::Claimed { owner: *owner }]),
                 }
             }
             C::AddItem {
@@ -220,7 +243,11 @@ impl Aggregate for Cart {
     fn apply(state: &mut CartState, event: &CartEvent) {
         state.version += 1;
         match event {
-            CartEvent::Created => state.created = true,
+            CartEvent::Created { owner } => {
+                state.created = true;
+                state.owner = *owner;
+            }
+            CartEvent::Claimed { owner } => state.owner = Some(*owner),
             CartEvent::QuantitySet {
                 sku,
                 quantity,
@@ -261,7 +288,10 @@ mod tests {
     fn command() -> impl Strategy<Value = CartCommand> {
         let order = (0u128..3).prop_map(Uuid::from_u128);
         prop_oneof![
-            Just(CartCommand::Create),
+            Just(CartCommand::Create { owner: None }),
+            (0u128..2).prop_map(|o| CartCommand::Claim {
+                owner: Uuid::from_u128(o)
+            }),
             (0u8..4, 0u32..120, 0i64..5000).prop_map(|(s, q, p)| CartCommand::AddItem {
                 sku: sku(s),
                 quantity: q,
@@ -315,7 +345,7 @@ mod tests {
     fn lock_is_idempotent_and_exclusive() {
         let mut s = CartState::default();
         for cmd in [
-            CartCommand::Create,
+            CartCommand::Create { owner: None },
             CartCommand::AddItem {
                 sku: sku(1),
                 quantity: 2,

@@ -69,15 +69,21 @@ pub enum EntityKind {
     Sku,
     Order,
     Payment,
+    User,
+    Email,
+    Session,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 5] = [
+    pub const ALL: [EntityKind; 8] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
         Self::Order,
         Self::Payment,
+        Self::User,
+        Self::Email,
+        Self::Session,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +92,9 @@ impl EntityKind {
             Self::Sku => "sku",
             Self::Order => "order",
             Self::Payment => "payment",
+            Self::User => "user",
+            Self::Email => "email",
+            Self::Session => "session",
         }
     }
     pub fn byte(self) -> u8 {
@@ -95,6 +104,9 @@ impl EntityKind {
             Self::Sku => 3,
             Self::Order => 4,
             Self::Payment => 5,
+            Self::User => 6,
+            Self::Email => 7,
+            Self::Session => 8,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -104,6 +116,9 @@ impl EntityKind {
             "sku" | "inventory" => Some(Self::Sku),
             "order" => Some(Self::Order),
             "payment" => Some(Self::Payment),
+            "user" => Some(Self::User),
+            "email" => Some(Self::Email),
+            "session" => Some(Self::Session),
             _ => None,
         }
     }

@@ -7,13 +7,17 @@
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
 //! - [`order`]: the order and its checkout saga, which returns the next effect to run.
 //! - [`payment`]: a payment intent, as kept by the gateway simulator's ledger.
+//! - [`user`]: users (roles, profile, password hash) and the email claim.
+//! - [`session`]: a refresh-token family, rotated on every use.
 
 pub mod cart;
 pub mod ids;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod session;
 pub mod stock;
+pub mod user;
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
@@ -80,6 +84,10 @@ pub enum RejectionCode {
     CartEmpty,
     InvalidTransition,
     ProductArchived,
+    /// A unique value is already taken (the message names which).
+    Conflict,
+    /// A credential is not (or no longer) valid.
+    Unauthorized,
 }
 
 impl RejectionCode {
@@ -93,6 +101,8 @@ impl RejectionCode {
             Self::CartEmpty => "cart_empty",
             Self::InvalidTransition => "invalid_transition",
             Self::ProductArchived => "product_archived",
+            Self::Conflict => "conflict",
+            Self::Unauthorized => "unauthorized",
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct OrderPayment {
 pub struct Placement {
     pub order_id: Uuid,
     pub cart_id: Uuid,
+    /// The shopper who owns the order (the cart's owner); `None` for a guest.
+    pub owner: Option<Uuid>,
     pub email: String,
     pub currency: String,
     pub payment_method: String,
@@ -405,9 +407,11 @@ pub enum OrderCommand {
     },
     Fulfil {
         at: Millis,
+        by: String,
     },
     RequestRefund {
         at: Millis,
+        by: String,
     },
 }
 
@@ -429,8 +433,8 @@ pub enum OrderEvent {
     PaymentFailed,
     CartReopened,
     Cancelled { failure: Failure, at: Millis },
-    Fulfilled { at: Millis },
-    RefundRequested,
+    Fulfilled { at: Millis, by: String },
+    RefundRequested { by: String },
     Refunded { at: Millis },
 }
 
@@ -633,9 +637,12 @@ impl Aggregate for Order {
                     )
                 }
             },
-            C::Fulfil { at } => match s.status {
+            C::Fulfil { at, by } => match s.status {
                 OrderStatus::Paid if !s.refund_requested => {
-                    return Ok(vec![OrderEvent::Fulfilled { at: *at }])
+                    return Ok(vec![OrderEvent::Fulfilled {
+                        at: *at,
+                        by: by.clone(),
+                    }])
                 }
                 OrderStatus::Fulfilled => return Ok(vec![]),
                 other => {
@@ -645,9 +652,9 @@ impl Aggregate for Order {
                     )
                 }
             },
-            C::RequestRefund { at } => match s.status {
+            C::RequestRefund { at, by } => match s.status {
                 OrderStatus::Paid | OrderStatus::Fulfilled if !s.refund_requested => {
-                    (vec![OrderEvent::RefundRequested], *at)
+                    (vec![OrderEvent::RefundRequested { by: by.clone() }], *at)
                 }
                 OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::Refunded => (vec![], *at),
                 other => {
@@ -710,8 +717,8 @@ impl Aggregate for Order {
                 s.failure = Some(failure.clone());
                 status(s, OrderStatus::Cancelled, *at);
             }
-            OrderEvent::Fulfilled { at } => status(s, OrderStatus::Fulfilled, *at),
-            OrderEvent::RefundRequested => s.refund_requested = true,
+            OrderEvent::Fulfilled { at, .. } => status(s, OrderStatus::Fulfilled, *at),
+            OrderEvent::RefundRequested { .. } => s.refund_requested = true,
             OrderEvent::Refunded { at } => status(s, OrderStatus::Refunded, *at),
         }
     }

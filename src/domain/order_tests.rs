@@ -12,6 +12,7 @@ fn placement() -> Placement {
     Placement {
         order_id: Uuid::from_u128(42),
         cart_id: Uuid::from_u128(7),
+        owner: None,
         email: "a@b.c".into(),
         currency: "USD".into(),
         payment_method: "pm_x".into(),
@@ -127,8 +128,8 @@ proptest! {
                 },
                 Step::Duplicate => match &last { Some(c) => c.clone(), None => continue },
                 Step::Cancel => OrderCommand::Cancel { at },
-                Step::Fulfil => OrderCommand::Fulfil { at },
-                Step::Refund => OrderCommand::RequestRefund { at },
+                Step::Fulfil => OrderCommand::Fulfil { at, by: "op".into() },
+                Step::Refund => OrderCommand::RequestRefund { at, by: "op".into() },
             };
             run(&mut s, &mut log, &cmd);
             prop_assert_eq!(s.total_minor(), s.lines.iter().map(|l| l.unit_price_minor * i64::from(l.quantity)).sum::<i64>());

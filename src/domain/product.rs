@@ -70,15 +70,21 @@ impl ProductState {
 #[derive(Debug, Clone)]
 pub enum ProductCommand {
     /// Create or replace the product. Upserting an archived product restores it.
-    Upsert(ProductSpec),
-    Archive,
+    /// `by` is who did it, for the audit trail.
+    Upsert {
+        spec: ProductSpec,
+        by: String,
+    },
+    Archive {
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProductEvent {
-    Created(ProductSpec),
-    Updated(ProductSpec),
-    Archived,
+    Created { spec: ProductSpec, by: String },
+    Updated { spec: ProductSpec, by: String },
+    Archived { by: String },
 }
 
 pub struct Product;
@@ -91,31 +97,37 @@ impl Aggregate for Product {
 
     fn decide(state: &ProductState, cmd: &ProductCommand) -> Result<Vec<ProductEvent>, Rejection> {
         match cmd {
-            ProductCommand::Upsert(spec) => {
+            ProductCommand::Upsert { spec, by } => {
                 if let Err(m) = spec.validate() {
                     return reject(RejectionCode::Validation, m);
                 }
                 match &state.spec {
-                    None => Ok(vec![ProductEvent::Created(spec.clone())]),
+                    None => Ok(vec![ProductEvent::Created {
+                        spec: spec.clone(),
+                        by: by.clone(),
+                    }]),
                     Some(old) if old == spec && !state.archived => Ok(vec![]),
-                    Some(_) => Ok(vec![ProductEvent::Updated(spec.clone())]),
+                    Some(_) => Ok(vec![ProductEvent::Updated {
+                        spec: spec.clone(),
+                        by: by.clone(),
+                    }]),
                 }
             }
-            ProductCommand::Archive => match (&state.spec, state.archived) {
+            ProductCommand::Archive { by } => match (&state.spec, state.archived) {
                 (None, _) => reject(RejectionCode::NotFound, "no such product"),
                 (Some(_), true) => Ok(vec![]),
-                (Some(_), false) => Ok(vec![ProductEvent::Archived]),
+                (Some(_), false) => Ok(vec![ProductEvent::Archived { by: by.clone() }]),
             },
         }
     }
 
     fn apply(state: &mut ProductState, event: &ProductEvent) {
         match event {
-            ProductEvent::Created(s) | ProductEvent::Updated(s) => {
+            ProductEvent::Created { spec: s, .. } | ProductEvent::Updated { spec: s, .. } => {
                 state.spec = Some(s.clone());
                 state.archived = false;
             }
-            ProductEvent::Archived => state.archived = true,
+            ProductEvent::Archived { .. } => state.archived = true,
         }
     }
 }
@@ -138,16 +150,33 @@ mod tests {
     #[test]
     fn create_then_update_then_archive() {
         let mut s = ProductState::default();
-        let ev = Product::decide(&s, &ProductCommand::Upsert(spec(100))).unwrap();
-        assert!(matches!(ev[..], [ProductEvent::Created(_)]));
+        let ev = Product::decide(
+            &s,
+            &ProductCommand::Upsert {
+                spec: spec(100),
+                by: "op".into(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(ev[..], [ProductEvent::Created { .. }]));
         Product::apply(&mut s, &ev[0]);
-        assert!(Product::decide(&s, &ProductCommand::Upsert(spec(100)))
-            .unwrap()
-            .is_empty());
-        let ev = Product::decide(&s, &ProductCommand::Archive).unwrap();
+        assert!(Product::decide(
+            &s,
+            &ProductCommand::Upsert {
+                spec: spec(100),
+                by: "op".into()
+            }
+        )
+        .unwrap()
+        .is_empty());
+        let ev = Product::decide(&s, &ProductCommand::Archive { by: "op".into() }).unwrap();
         Product::apply(&mut s, &ev[0]);
         assert!(!s.purchasable());
-        let err = Product::decide(&ProductState::default(), &ProductCommand::Archive).unwrap_err();
+        let err = Product::decide(
+            &ProductState::default(),
+            &ProductCommand::Archive { by: "op".into() },
+        )
+        .unwrap_err();
         assert_eq!(err.code, RejectionCode::NotFound);
     }
 
@@ -157,7 +186,7 @@ mod tests {
             let mut s = ProductState::default();
             let mut log = vec![];
             for (i, p) in prices.iter().enumerate() {
-                let cmd = if i == archive_at { ProductCommand::Archive } else { ProductCommand::Upsert(spec(*p)) };
+                let cmd = if i == archive_at { ProductCommand::Archive { by: "op".into() } } else { ProductCommand::Upsert { spec: spec(*p), by: "op".into() } };
                 if let Ok(evs) = Product::decide(&s, &cmd) {
                     for e in evs { Product::apply(&mut s, &e); log.push(e); }
                 }

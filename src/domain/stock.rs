@@ -66,6 +66,7 @@ pub enum StockCommand {
     Adjust {
         delta: i64,
         reason: String,
+        by: String,
     },
     Reserve {
         order_id: Uuid,
@@ -100,6 +101,7 @@ pub enum StockEvent {
     Adjusted {
         delta: i64,
         reason: String,
+        by: String,
     },
     Reserved {
         order_id: Uuid,
@@ -142,7 +144,7 @@ impl Aggregate for Stock {
     fn decide(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Rejection> {
         use StockCommand as C;
         match cmd {
-            C::Adjust { delta, reason } => {
+            C::Adjust { delta, reason, by } => {
                 if *delta == 0 {
                     return reject(RejectionCode::Validation, "delta must not be zero");
                 }
@@ -174,6 +176,7 @@ impl Aggregate for Stock {
                 Ok(vec![StockEvent::Adjusted {
                     delta: *delta,
                     reason: reason.to_owned(),
+                    by: by.clone(),
                 }])
             }
             C::Reserve {
@@ -370,7 +373,8 @@ mod tests {
         prop_oneof![
             (-20i64..30).prop_map(|d| StockCommand::Adjust {
                 delta: d,
-                reason: "count".into()
+                reason: "count".into(),
+                by: "op".into()
             }),
             (order.clone(), -1i64..6, 0u64..200, 0u64..200).prop_map(|(o, q, e, n)| {
                 StockCommand::Reserve {
@@ -422,7 +426,7 @@ mod tests {
             let o = Uuid::from_u128(7);
             let reserve = StockCommand::Reserve { order_id: o, quantity: q, expires_at: 100, now: 1 };
             let commit = StockCommand::Commit { order_id: o, quantity: q, now: 2 };
-            for c in [StockCommand::Adjust { delta: stock, reason: "in".into() }, reserve.clone(), reserve.clone(), commit.clone(), commit, reserve] {
+            for c in [StockCommand::Adjust { delta: stock, reason: "in".into(), by: "op".into() }, reserve.clone(), reserve.clone(), commit.clone(), commit, reserve] {
                 if let Ok(evs) = Stock::decide(&s, &c) { for e in evs { Stock::apply(&mut s, &e); } }
             }
             prop_assert_eq!(s.on_hand, stock - q);
@@ -438,6 +442,7 @@ mod tests {
             StockCommand::Adjust {
                 delta: 3,
                 reason: "in".into(),
+                by: "op".into(),
             },
             StockCommand::Reserve {
                 order_id: o,
@@ -473,6 +478,7 @@ mod tests {
             &StockCommand::Adjust {
                 delta: -4,
                 reason: "x".into(),
+                by: "op".into(),
             },
         )
         .unwrap_err();

@@ -1,10 +1,13 @@
-//! Cart routes: create, read, and change lines. Prices come from the catalog at the
-//! moment an item is added.
+//! Cart routes: create, read, change lines, and claim a guest cart. Prices come from the
+//! catalog at the moment an item is added. A cart belongs to the user who created (or
+//! claimed) it; anyone else gets 404, so ids do not leak. Guest carts are usable by
+//! their id while `auth.allow_guest_checkout` is on.
 
 use super::error::ApiError;
-use super::extract::{parse_json, sku, uuid};
+use super::extract::{may_use, parse_json, sku, user, uuid};
 use super::{json, views};
 use crate::app::App;
+use crate::auth::Principal;
 use crate::domain::cart::{Cart, CartCommand, CartState};
 use crate::domain::product::Product;
 use crate::domain::Sku;
@@ -17,25 +20,39 @@ fn view(app: &App, id: Uuid, c: &CartState) -> serde_json::Value {
     views::cart(id, c, &app.config.shop.currency)
 }
 
-pub async fn create(app: App) -> Result<Response, ApiError> {
+pub async fn create(app: App, p: Result<Principal, ApiError>) -> Result<Response, ApiError> {
+    let p = p?;
+    let owner = p.user_id();
+    if owner.is_none() && p == Principal::Anonymous && !app.identity.allow_guest_checkout {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "guest carts are disabled; sign in first",
+        ));
+    }
     let id = Uuid::new_v4();
     let applied = app
         .router
-        .command::<Cart>(&id.to_string(), CartCommand::Create)
+        .command::<Cart>(&id.to_string(), CartCommand::Create { owner })
         .await?;
     Ok(json(StatusCode::CREATED, &view(&app, id, &applied.state)))
 }
 
-pub async fn get(app: App, id: String) -> Result<Response, ApiError> {
+pub async fn get(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
     let id = uuid("cart id", &id)?;
-    let c = existing(&app, id).await?;
+    let c = accessible(&app, &p, id).await?;
     Ok(json(StatusCode::OK, &view(&app, id, &c)))
 }
 
-/// The cart's state, or 404 if it was never created.
-pub async fn existing(app: &App, id: Uuid) -> Result<CartState, ApiError> {
+/// The cart's state if it exists and `p` may use it; 404 otherwise.
+pub async fn accessible(app: &App, p: &Principal, id: Uuid) -> Result<CartState, ApiError> {
     let c = app.router.get::<Cart>(&id.to_string()).await?;
-    if c.created {
+    if c.created && may_use(p, c.owner, app.identity.allow_guest_checkout) {
         Ok(c)
     } else {
         Err(ApiError::not_found(format!("no cart {id}")))
@@ -69,18 +86,20 @@ struct AddBody {
 pub async fn add_item(
     app: App,
     id: String,
+    p: Result<Principal, ApiError>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
+    let p = p?;
     let id = uuid("cart id", &id)?;
     let b: AddBody = parse_json(&body?)?;
     let sku = Sku::parse(&b.sku).map_err(ApiError::validation)?;
-    if !(1..=crate::domain::ids::MAX_ADD_QUANTITY).contains(&b.quantity) {
+    let max = crate::domain::ids::MAX_ADD_QUANTITY;
+    if !(1..=max).contains(&b.quantity) {
         return Err(ApiError::validation(format!(
-            "quantity must be between 1 and {}",
-            crate::domain::ids::MAX_ADD_QUANTITY
+            "quantity must be between 1 and {max}"
         )));
     }
-    existing(&app, id).await?;
+    accessible(&app, &p, id).await?;
     let unit_price_minor = price_of(&app, &sku).await?;
     let cmd = CartCommand::AddItem {
         sku,
@@ -101,18 +120,20 @@ pub async fn set_item(
     app: App,
     id: String,
     sku_s: String,
+    p: Result<Principal, ApiError>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
+    let p = p?;
     let id = uuid("cart id", &id)?;
     let sku = sku(&sku_s)?;
     let b: SetBody = parse_json(&body?)?;
-    if b.quantity > crate::domain::ids::MAX_LINE_QUANTITY {
+    let max = crate::domain::ids::MAX_LINE_QUANTITY;
+    if b.quantity > max {
         return Err(ApiError::validation(format!(
-            "quantity must be between 0 and {}",
-            crate::domain::ids::MAX_LINE_QUANTITY
+            "quantity must be between 0 and {max}"
         )));
     }
-    let cart = existing(&app, id).await?;
+    let cart = accessible(&app, &p, id).await?;
     let unit_price_minor = match (b.quantity, cart.lines.get(&sku)) {
         (0, Some(l)) => l.unit_price_minor,
         _ => price_of(&app, &sku).await?,
@@ -126,13 +147,41 @@ pub async fn set_item(
     Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
 }
 
-pub async fn remove_item(app: App, id: String, sku_s: String) -> Result<Response, ApiError> {
+pub async fn remove_item(
+    app: App,
+    id: String,
+    sku_s: String,
+    p: Result<Principal, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
     let id = uuid("cart id", &id)?;
     let sku = sku(&sku_s)?;
-    existing(&app, id).await?;
+    accessible(&app, &p, id).await?;
     let applied = app
         .router
         .command::<Cart>(&id.to_string(), CartCommand::RemoveItem { sku })
+        .await?;
+    Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
+}
+
+/// A signed-in shopper takes over a guest cart. Someone else's cart is 404.
+pub async fn claim(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
+    let owner = user(&p)?;
+    let id = uuid("cart id", &id)?;
+    let c = app.router.get::<Cart>(&id.to_string()).await?;
+    let claimable = c.created
+        && (c.owner == Some(owner) || (c.owner.is_none() && app.identity.allow_guest_checkout));
+    if !claimable {
+        return Err(ApiError::not_found(format!("no cart {id}")));
+    }
+    let applied = app
+        .router
+        .command::<Cart>(&id.to_string(), CartCommand::Claim { owner })
         .await?;
     Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
 }

@@ -1,9 +1,10 @@
 //! Catalog and inventory routes: products (operator writes, public reads) and stock.
 
 use super::error::ApiError;
-use super::extract::{parse_json, sku};
+use super::extract::{parse_json, sku, staff};
 use super::{json, views};
 use crate::app::App;
+use crate::auth::Principal;
 use crate::domain::product::{Product, ProductCommand, ProductEvent, ProductSpec};
 use crate::domain::stock::{Stock, StockCommand};
 use crate::domain::{EntityKind, Sku};
@@ -25,10 +26,11 @@ struct ProductBody {
 pub async fn put_product(
     app: App,
     sku_s: String,
-    auth: Result<(), ApiError>,
+    p: Result<Principal, ApiError>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
-    auth?;
+    let p = p?;
+    staff(&p)?;
     let sku = sku(&sku_s)?;
     let b: ProductBody = parse_json(&body?)?;
     let spec = ProductSpec {
@@ -44,12 +46,18 @@ pub async fn put_product(
     spec.validate().map_err(ApiError::validation)?;
     let applied = app
         .router
-        .command::<Product>(sku.as_str(), ProductCommand::Upsert(spec))
+        .command::<Product>(
+            sku.as_str(),
+            ProductCommand::Upsert {
+                spec,
+                by: p.actor(),
+            },
+        )
         .await?;
     let created = applied
         .events
         .iter()
-        .any(|e| matches!(e, ProductEvent::Created(_)));
+        .any(|e| matches!(e, ProductEvent::Created { .. }));
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -76,13 +84,14 @@ pub async fn get_product(app: App, sku_s: String) -> Result<Response, ApiError> 
 pub async fn archive_product(
     app: App,
     sku_s: String,
-    auth: Result<(), ApiError>,
+    p: Result<Principal, ApiError>,
 ) -> Result<Response, ApiError> {
-    auth?;
+    let p = p?;
+    staff(&p)?;
     let sku = sku(&sku_s)?;
     let applied = app
         .router
-        .command::<Product>(sku.as_str(), ProductCommand::Archive)
+        .command::<Product>(sku.as_str(), ProductCommand::Archive { by: p.actor() })
         .await?;
     Ok(json(
         StatusCode::OK,
@@ -146,10 +155,11 @@ struct AdjustBody {
 pub async fn adjust(
     app: App,
     sku_s: String,
-    auth: Result<(), ApiError>,
+    p: Result<Principal, ApiError>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
-    auth?;
+    let p = p?;
+    staff(&p)?;
     let sku = sku(&sku_s)?;
     let b: AdjustBody = parse_json(&body?)?;
     require_product(&app, &sku).await?;
@@ -160,6 +170,7 @@ pub async fn adjust(
             StockCommand::Adjust {
                 delta: b.delta,
                 reason: b.reason,
+                by: p.actor(),
             },
         )
         .await?;

@@ -89,7 +89,9 @@ impl From<Rejection> for ApiError {
             | C::CartCheckedOut
             | C::CartEmpty
             | C::InvalidTransition
-            | C::ProductArchived => StatusCode::CONFLICT,
+            | C::ProductArchived
+            | C::Conflict => StatusCode::CONFLICT,
+            C::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         Self::new(status, r.code.as_str(), r.message)
     }

@@ -3,6 +3,7 @@
 //! exact error instead of a generic rejection.
 
 use super::error::ApiError;
+use crate::auth::{AuthError, Principal};
 use crate::domain::Sku;
 use bytes::{Buf, BufMut, BytesMut};
 use futures::{Stream, StreamExt};
@@ -98,39 +99,112 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The caller is the operator: `Authorization: Bearer <admin token>`.
-pub fn operator(
-    token: std::sync::Arc<String>,
-) -> impl Filter<Extract = (Result<(), ApiError>,), Error = warp::Rejection> + Clone {
+/// The caller, from the `Authorization` header. A header that is present but not a
+/// valid credential is an error (401), never silently anonymous.
+pub fn principal(
+    identity: std::sync::Arc<crate::auth::Identity>,
+) -> impl Filter<Extract = (Result<Principal, ApiError>,), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>("authorization").map(move |h: Option<String>| {
-        let Some(h) = h else {
-            return Err(ApiError::new(
+        let p = identity.authenticate(h.as_deref()).map_err(|e| match e {
+            AuthError::Expired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this route needs Authorization: Bearer <operator token>",
-            ));
-        };
-        let given = h.strip_prefix("Bearer ").unwrap_or("").trim();
-        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
+                "token_expired",
+                "the access token has expired; refresh it",
+            ),
+            AuthError::Invalid => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                "invalid_token",
                 "the bearer token is not valid",
-            ))
+            ),
+        })?;
+        if let Some(id) = p.user_id() {
+            super::context::set_user(&id.to_string());
+        } else if p == Principal::Bootstrap {
+            super::context::set_user(crate::auth::BOOTSTRAP_ADMIN);
         }
+        Ok(p)
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use sha2::Digest;
-    // Compare digests so neither length nor content leaks through timing.
-    let (x, y) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this route needs Authorization: Bearer <token>",
+    )
+}
+
+/// Operators and admins.
+pub fn staff(p: &Principal) -> Result<(), ApiError> {
+    match p {
+        Principal::Anonymous => Err(unauthorized()),
+        p if p.is_staff() => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route needs the operator or admin role",
+        )),
+    }
+}
+
+/// Admins only.
+pub fn admin(p: &Principal) -> Result<(), ApiError> {
+    match p {
+        Principal::Anonymous => Err(unauthorized()),
+        p if p.is_admin() => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route needs the admin role",
+        )),
+    }
+}
+
+/// A signed-in user (not anonymous, not the bootstrap token).
+pub fn user(p: &Principal) -> Result<uuid::Uuid, ApiError> {
+    match p {
+        Principal::User { id, .. } => Ok(*id),
+        Principal::Anonymous => Err(unauthorized()),
+        Principal::Bootstrap => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route needs a user token, not the bootstrap token",
+        )),
+    }
+}
+
+/// Whether `p` may use an entity owned by `owner` (`None`: a guest's). Others get 404
+/// so that ids do not leak.
+pub fn may_use(p: &Principal, owner: Option<uuid::Uuid>, allow_guest: bool) -> bool {
+    if p.is_staff() {
+        return true;
+    }
+    match owner {
+        Some(o) => p.user_id() == Some(o),
+        None => allow_guest,
+    }
+}
+
+/// A plausible email address, normalised (trimmed, lower case).
+pub fn email(raw: &str) -> Result<String, ApiError> {
+    let e = raw.trim().to_lowercase();
+    let ok = match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && e.len() <= 254
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !e.chars().any(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    };
+    if ok {
+        Ok(e)
+    } else {
+        Err(ApiError::validation("email is not a valid address"))
+    }
 }
 
 /// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters.
@@ -172,6 +246,16 @@ mod tests {
         );
         assert_eq!(parse_json::<Q>(br#"{}"#).unwrap_err().code, "validation");
         assert_eq!(parse_json::<Q>(br#"{"quantity":2}"#).unwrap().quantity, 2);
+    }
+
+    #[test]
+    fn email_rules() {
+        assert_eq!(email(" A@B.co ").unwrap(), "a@b.co");
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@.com", "a@b@c.de",
+        ] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,27 +4,33 @@
 //! - [`extract`]: bounded bodies, ids, operator auth, the idempotency key.
 //! - [`catalog`], [`carts`], [`checkout`], [`orders`], [`admin`]: handlers by resource.
 //! - [`views`]: the public JSON shapes.
+//! - [`server`]: the edge around the API (load shedding, metrics, access log) and the
+//!   listener with graceful shutdown.
+//! - [`context`]: the per-request context (request id, user id).
 //!
 //! Every request passes a global concurrency limit (503 `overloaded` when full, never
 //! an unbounded queue), a per-request timeout, and is counted by route template,
 //! method and status.
 
 pub mod admin;
+pub mod auth;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod context;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod orders;
+pub mod server;
 pub mod views;
 
+pub use server::{routes, serve};
+
 use crate::app::App;
-use error::{ApiError, Shed};
-use metrics::{counter, histogram};
+use error::ApiError;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use std::time::Duration;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -72,7 +78,8 @@ fn with_app(app: App) -> impl Filter<Extract = (App,), Error = std::convert::Inf
 }
 
 macro_rules! route {
-    ($app:expr, $name:literal, $filter:expr, |$($arg:ident),*| $handler:expr) => {{
+    ($names:ident, $app:expr, $name:literal, $filter:expr, |$($arg:ident),*| $handler:expr) => {{
+        $names.push($name);
         let timeout = Duration::from_millis($app.config.http.request_timeout_ms);
         $filter
             .and(with_app($app.clone()))
@@ -111,42 +118,147 @@ async fn metrics_text(app: App) -> Result<Response, ApiError> {
 
 /// Every route of the API, without the global wrappers.
 pub fn api(app: &App) -> BoxedFilter<(Response,)> {
+    api_and_templates(app).0
+}
+
+/// The route templates the API serves, e.g. `GET /v1/carts/{id}`.
+pub fn route_templates(app: &App) -> Vec<&'static str> {
+    api_and_templates(app).1
+}
+
+fn api_and_templates(app: &App) -> (BoxedFilter<(Response,)>, Vec<&'static str>) {
     use warp::path::end;
-    use warp::{delete, get, path, post, put};
+    use warp::{delete, get, patch, path, post, put};
+    let mut n: Vec<&'static str> = Vec::new();
     let limit = app.config.http.max_body_bytes;
-    let op = || extract::operator(app.admin_token.clone());
+    let auth_limit = app.config.http.max_auth_body_bytes;
+    let who = || extract::principal(app.identity.clone());
     let body = move || extract::body_bytes(limit);
+    let small = move || extract::body_bytes(auth_limit);
 
     let live = route!(
+        n,
         app,
         "GET /health/live",
         path!("health" / "live").and(end()).and(get()),
         |a| live(a)
     );
     let ready = route!(
+        n,
         app,
         "GET /health/ready",
         path!("health" / "ready").and(end()).and(get()),
         |a| ready(a)
     );
     let metrics_route = route!(
+        n,
         app,
         "GET /metrics",
         path!("metrics").and(end()).and(get()),
         |a| metrics_text(a)
     );
+    let openapi_route = route!(
+        n,
+        app,
+        "GET /openapi.json",
+        path!("openapi.json").and(end()).and(get()),
+        |a| openapi::serve(a)
+    );
+
+    let register = route!(
+        n,
+        app,
+        "POST /v1/auth/register",
+        path!("v1" / "auth" / "register")
+            .and(end())
+            .and(post())
+            .and(small()),
+        |b, a| auth::register(a, b)
+    );
+    let login = route!(
+        n,
+        app,
+        "POST /v1/auth/login",
+        path!("v1" / "auth" / "login")
+            .and(end())
+            .and(post())
+            .and(small()),
+        |b, a| auth::login(a, b)
+    );
+    let refresh = route!(
+        n,
+        app,
+        "POST /v1/auth/refresh",
+        path!("v1" / "auth" / "refresh")
+            .and(end())
+            .and(post())
+            .and(small()),
+        |b, a| auth::refresh_tokens(a, b)
+    );
+    let logout = route!(
+        n,
+        app,
+        "POST /v1/auth/logout",
+        path!("v1" / "auth" / "logout")
+            .and(end())
+            .and(post())
+            .and(small()),
+        |b, a| auth::logout(a, b)
+    );
+    let me = route!(
+        n,
+        app,
+        "GET /v1/me",
+        path!("v1" / "me").and(end()).and(get()).and(who()),
+        |p, a| auth::me(a, p)
+    );
+    let update_me = route!(
+        n,
+        app,
+        "PATCH /v1/me",
+        path!("v1" / "me")
+            .and(end())
+            .and(patch())
+            .and(who())
+            .and(small()),
+        |p, b, a| auth::update_me(a, p, b)
+    );
+    let my_orders = route!(
+        n,
+        app,
+        "GET /v1/me/orders",
+        path!("v1" / "me" / "orders")
+            .and(end())
+            .and(get())
+            .and(who())
+            .and(warp::query::<auth::PageQuery>()),
+        |p, q, a| auth::my_orders(a, p, q)
+    );
+    let set_roles = route!(
+        n,
+        app,
+        "PUT /v1/admin/users/{user_id}/roles",
+        path!("v1" / "admin" / "users" / String / "roles")
+            .and(end())
+            .and(put())
+            .and(who())
+            .and(small()),
+        |id, p, b, a| auth::set_roles(a, id, p, b)
+    );
 
     let put_product = route!(
+        n,
         app,
         "PUT /v1/products/{sku}",
         path!("v1" / "products" / String)
             .and(end())
             .and(put())
-            .and(op())
+            .and(who())
             .and(body()),
-        |sku, auth, b, a| catalog::put_product(a, sku, auth, b)
+        |sku, p, b, a| catalog::put_product(a, sku, p, b)
     );
     let list_products = route!(
+        n,
         app,
         "GET /v1/products",
         path!("v1" / "products")
@@ -156,31 +268,35 @@ pub fn api(app: &App) -> BoxedFilter<(Response,)> {
         |q, a| catalog::list_products(a, q)
     );
     let get_product = route!(
+        n,
         app,
         "GET /v1/products/{sku}",
         path!("v1" / "products" / String).and(end()).and(get()),
         |sku, a| catalog::get_product(a, sku)
     );
     let archive_product = route!(
+        n,
         app,
         "DELETE /v1/products/{sku}",
         path!("v1" / "products" / String)
             .and(end())
             .and(delete())
-            .and(op()),
-        |sku, auth, a| catalog::archive_product(a, sku, auth)
+            .and(who()),
+        |sku, p, a| catalog::archive_product(a, sku, p)
     );
     let adjust = route!(
+        n,
         app,
         "POST /v1/inventory/{sku}/adjustments",
         path!("v1" / "inventory" / String / "adjustments")
             .and(end())
             .and(post())
-            .and(op())
+            .and(who())
             .and(body()),
-        |sku, auth, b, a| catalog::adjust(a, sku, auth, b)
+        |sku, p, b, a| catalog::adjust(a, sku, p, b)
     );
     let inventory = route!(
+        n,
         app,
         "GET /v1/inventory/{sku}",
         path!("v1" / "inventory" / String).and(end()).and(get()),
@@ -188,100 +304,151 @@ pub fn api(app: &App) -> BoxedFilter<(Response,)> {
     );
 
     let create_cart = route!(
+        n,
         app,
         "POST /v1/carts",
-        path!("v1" / "carts").and(end()).and(post()),
-        |a| carts::create(a)
+        path!("v1" / "carts").and(end()).and(post()).and(who()),
+        |p, a| carts::create(a, p)
     );
     let get_cart = route!(
+        n,
         app,
         "GET /v1/carts/{id}",
-        path!("v1" / "carts" / String).and(end()).and(get()),
-        |id, a| carts::get(a, id)
+        path!("v1" / "carts" / String)
+            .and(end())
+            .and(get())
+            .and(who()),
+        |id, p, a| carts::get(a, id, p)
     );
     let add_item = route!(
+        n,
         app,
         "POST /v1/carts/{id}/items",
         path!("v1" / "carts" / String / "items")
             .and(end())
             .and(post())
+            .and(who())
             .and(body()),
-        |id, b, a| carts::add_item(a, id, b)
+        |id, p, b, a| carts::add_item(a, id, p, b)
     );
     let set_item = route!(
+        n,
         app,
         "PUT /v1/carts/{id}/items/{sku}",
         path!("v1" / "carts" / String / "items" / String)
             .and(end())
             .and(put())
+            .and(who())
             .and(body()),
-        |id, sku, b, a| carts::set_item(a, id, sku, b)
+        |id, sku, p, b, a| carts::set_item(a, id, sku, p, b)
     );
     let remove_item = route!(
+        n,
         app,
         "DELETE /v1/carts/{id}/items/{sku}",
         path!("v1" / "carts" / String / "items" / String)
             .and(end())
-            .and(delete()),
-        |id, sku, a| carts::remove_item(a, id, sku)
+            .and(delete())
+            .and(who()),
+        |id, sku, p, a| carts::remove_item(a, id, sku, p)
+    );
+    let claim = route!(
+        n,
+        app,
+        "POST /v1/carts/{id}/claim",
+        path!("v1" / "carts" / String / "claim")
+            .and(end())
+            .and(post())
+            .and(who()),
+        |id, p, a| carts::claim(a, id, p)
     );
     let checkout = route!(
+        n,
         app,
         "POST /v1/carts/{id}/checkout",
         path!("v1" / "carts" / String / "checkout")
             .and(end())
             .and(post())
+            .and(who())
             .and(extract::idempotency_key())
             .and(body()),
-        |id, key, b, a| checkout::checkout(a, id, key, b)
+        |id, p, key, b, a| checkout::checkout(a, id, p, key, b)
     );
 
     let get_order = route!(
+        n,
         app,
         "GET /v1/orders/{id}",
-        path!("v1" / "orders" / String).and(end()).and(get()),
-        |id, a| orders::get(a, id)
+        path!("v1" / "orders" / String)
+            .and(end())
+            .and(get())
+            .and(who()),
+        |id, p, a| orders::get(a, id, p)
     );
     let cancel = route!(
+        n,
         app,
         "POST /v1/orders/{id}/cancel",
         path!("v1" / "orders" / String / "cancel")
             .and(end())
-            .and(post()),
-        |id, a| orders::cancel(a, id)
+            .and(post())
+            .and(who()),
+        |id, p, a| orders::cancel(a, id, p)
     );
     let fulfil = route!(
+        n,
         app,
         "POST /v1/orders/{id}/fulfil",
         path!("v1" / "orders" / String / "fulfil")
             .and(end())
             .and(post())
-            .and(op()),
-        |id, auth, a| orders::fulfil(a, id, auth)
+            .and(who()),
+        |id, p, a| orders::fulfil(a, id, p)
     );
     let refund = route!(
+        n,
         app,
         "POST /v1/orders/{id}/refund",
         path!("v1" / "orders" / String / "refund")
             .and(end())
             .and(post())
-            .and(op()),
-        |id, auth, a| orders::refund(a, id, auth)
+            .and(who()),
+        |id, p, a| orders::refund(a, id, p)
     );
     let events = route!(
+        n,
         app,
         "GET /v1/admin/entities/{kind}/{id}/events",
         path!("v1" / "admin" / "entities" / String / String / "events")
             .and(end())
             .and(get())
-            .and(op())
+            .and(who())
             .and(warp::query::<admin::EventsQuery>()),
-        |kind, id, auth, q, a| admin::entity_events(a, kind, id, auth, q)
+        |kind, id, p, q, a| admin::entity_events(a, kind, id, p, q)
     );
 
-    live.or(ready)
+    let filter = live
+        .or(ready)
         .unify()
         .or(metrics_route)
+        .unify()
+        .or(openapi_route)
+        .unify()
+        .or(register)
+        .unify()
+        .or(login)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(update_me)
+        .unify()
+        .or(my_orders)
+        .unify()
+        .or(set_roles)
         .unify()
         .or(put_product)
         .unify()
@@ -305,6 +472,8 @@ pub fn api(app: &App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(remove_item)
         .unify()
+        .or(claim)
+        .unify()
         .or(checkout)
         .unify()
         .or(get_order)
@@ -317,70 +486,6 @@ pub fn api(app: &App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(events)
         .unify()
-        .boxed()
-}
-
-/// The full edge: load shedding, the API, error recovery, metrics and the access log.
-pub fn routes(app: &App) -> BoxedFilter<(Response,)> {
-    let permits = Arc::new(Semaphore::new(app.config.http.max_in_flight));
-    let shed = warp::any().and_then(move || {
-        let permits = permits.clone();
-        async move {
-            permits
-                .try_acquire_owned()
-                .map_err(|_| warp::reject::custom(Shed))
-        }
-    });
-    let api = api(app);
-    warp::any()
-        .map(Instant::now)
-        .and(warp::method())
-        .and(
-            shed.and(api)
-                .map(|permit: tokio::sync::OwnedSemaphorePermit, resp: Response| {
-                    drop(permit);
-                    resp
-                })
-                .recover(error::recover)
-                .unify(),
-        )
-        .map(|started: Instant, method: warp::http::Method, mut resp: Response| {
-            let route = resp.extensions().get::<RouteTag>().map_or("unmatched", |t| t.0);
-            let status = resp.status().as_u16();
-            let elapsed = started.elapsed();
-            let m = method.as_str().to_owned();
-            counter!("emporium_http_requests_total", "route" => route, "method" => m.clone(), "status" => status.to_string()).increment(1);
-            histogram!("emporium_http_request_duration_seconds", "route" => route, "method" => m).record(elapsed.as_secs_f64());
-            tracing::debug!(target: "emporium::access", %method, route, status, latency_us = elapsed.as_micros() as u64, "request");
-            resp.headers_mut().insert("x-content-type-options", warp::http::HeaderValue::from_static("nosniff"));
-            resp
-        })
-        .boxed()
-}
-
-/// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
-/// `grace`.
-pub async fn serve(
-    app: &App,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let grace = Duration::from_millis(app.config.http.shutdown_grace_ms);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(routes(app))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stop_rx.await;
-        });
-    let mut task = tokio::spawn(server.run());
-    tokio::select! {
-        _ = &mut task => return,
-        _ = shutdown => {}
-    }
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    let _ = stop_tx.send(());
-    if tokio::time::timeout(grace, &mut task).await.is_err() {
-        tracing::warn!(?grace, "in-flight requests did not finish in time; closing");
-        task.abort();
-    }
+        .boxed();
+    (filter, n)
 }

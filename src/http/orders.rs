@@ -1,43 +1,48 @@
-//! Order routes: read, cancel (shopper), fulfil and refund (operator).
+//! Order routes: read and cancel (the order's shopper, or a guest holding the id, or
+//! staff), fulfil and refund (operators and admins).
 
 use super::error::ApiError;
-use super::extract::uuid;
+use super::extract::{may_use, staff, uuid};
 use super::{json, views};
 use crate::actors::entity::now_ms;
 use crate::app::App;
+use crate::auth::Principal;
 use crate::domain::order::{Order, OrderCommand, OrderState};
 use std::time::Duration;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-async fn existing(app: &App, id: Uuid) -> Result<OrderState, ApiError> {
+/// The order if it exists and `p` may see it; 404 otherwise.
+async fn accessible(app: &App, p: &Principal, id: Uuid) -> Result<OrderState, ApiError> {
     let o = app.router.get::<Order>(&id.to_string()).await?;
-    if o.placement.is_some() {
-        Ok(o)
-    } else {
-        Err(ApiError::not_found(format!("no order {id}")))
+    match &o.placement {
+        Some(pl) if may_use(p, pl.owner, app.identity.allow_guest_checkout) => Ok(o),
+        _ => Err(ApiError::not_found(format!("no order {id}"))),
     }
 }
 
-pub async fn get(app: App, id: String) -> Result<Response, ApiError> {
+pub async fn get(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
     let id = uuid("order id", &id)?;
-    let o = existing(&app, id).await?;
+    let o = accessible(&app, &p, id).await?;
     Ok(json(StatusCode::OK, &views::order(id, &o)))
 }
 
 /// Sends a command, then waits briefly for the saga it starts: 200 when settled, 202
 /// while compensation or the refund is still running.
 async fn command_and_wait(
-    app: App,
-    id: String,
-    cmd: fn(u64) -> OrderCommand,
+    app: &App,
+    p: &Principal,
+    id: Uuid,
+    cmd: OrderCommand,
 ) -> Result<Response, ApiError> {
-    let id = uuid("order id", &id)?;
-    existing(&app, id).await?;
-    app.router
-        .command::<Order>(&id.to_string(), cmd(now_ms()))
-        .await?;
+    accessible(app, p, id).await?;
+    app.router.command::<Order>(&id.to_string(), cmd).await?;
     let wait = Duration::from_millis(app.config.checkout.wait_ms);
     match app
         .router
@@ -47,29 +52,57 @@ async fn command_and_wait(
         Some(o) => Ok(json(StatusCode::OK, &views::order(id, &o))),
         None => Ok(json(
             StatusCode::ACCEPTED,
-            &views::order(id, &existing(&app, id).await?),
+            &views::order(id, &accessible(app, p, id).await?),
         )),
     }
 }
 
-pub async fn cancel(app: App, id: String) -> Result<Response, ApiError> {
-    command_and_wait(app, id, |at| OrderCommand::Cancel { at }).await
+pub async fn cancel(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
+    let id = uuid("order id", &id)?;
+    command_and_wait(&app, &p, id, OrderCommand::Cancel { at: now_ms() }).await
 }
 
 pub async fn fulfil(
     app: App,
     id: String,
-    auth: Result<(), ApiError>,
+    p: Result<Principal, ApiError>,
 ) -> Result<Response, ApiError> {
-    auth?;
-    command_and_wait(app, id, |at| OrderCommand::Fulfil { at }).await
+    let p = p?;
+    staff(&p)?;
+    let id = uuid("order id", &id)?;
+    command_and_wait(
+        &app,
+        &p,
+        id,
+        OrderCommand::Fulfil {
+            at: now_ms(),
+            by: p.actor(),
+        },
+    )
+    .await
 }
 
 pub async fn refund(
     app: App,
     id: String,
-    auth: Result<(), ApiError>,
+    p: Result<Principal, ApiError>,
 ) -> Result<Response, ApiError> {
-    auth?;
-    command_and_wait(app, id, |at| OrderCommand::RequestRefund { at }).await
+    let p = p?;
+    staff(&p)?;
+    let id = uuid("order id", &id)?;
+    command_and_wait(
+        &app,
+        &p,
+        id,
+        OrderCommand::RequestRefund {
+            at: now_ms(),
+            by: p.actor(),
+        },
+    )
+    .await
 }

@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_versions_garbage_and_trailing_bytes() {
-        let mut bytes = encode(&CartEvent::Created);
+        let mut bytes = encode(&CartEvent::Created { owner: None });
         bytes[0] = 99;
         assert!(matches!(
             decode::<CartEvent>(&bytes),
@@ -73,7 +73,7 @@ mod tests {
         ));
         assert!(matches!(decode::<CartEvent>(&[]), Err(CodecError::Empty)));
         assert!(decode::<CartEvent>(&[FORMAT_VERSION, 250, 1, 2]).is_err());
-        let mut bytes = encode(&CartEvent::Created);
+        let mut bytes = encode(&CartEvent::Created { owner: None });
         bytes.push(0);
         assert!(matches!(
             decode::<CartEvent>(&bytes),

@@ -31,6 +31,8 @@ pub enum Index {
     OpenOrders = 1,
     /// Every product sku, for rebuilding the catalog view.
     Products = 2,
+    /// `user_id/inverted placement time/order_id`: a shopper's orders, newest first.
+    UserOrders = 3,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +186,35 @@ impl Journal {
             let (k, _) = item?;
             Ok(String::from_utf8_lossy(&k[2..]).into_owned())
         })
+    }
+
+    /// Up to `limit` keys of `index` that start with `prefix`, after the key `after`
+    /// (exclusive), in key order.
+    pub fn index_page(
+        &self,
+        index: Index,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let full_prefix = index_key(index, prefix);
+        let start = match after {
+            Some(a) => {
+                let mut k = index_key(index, a);
+                k.push(0);
+                k
+            }
+            None => full_prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.tree.range(start..) {
+            let (k, _) = item?;
+            if !k.starts_with(&full_prefix) || out.len() >= limit {
+                break;
+            }
+            out.push(String::from_utf8_lossy(&k[2..]).into_owned());
+        }
+        Ok(out)
     }
 
     /// Whether an entity has any event.

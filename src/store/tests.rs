@@ -25,9 +25,15 @@ async fn append_then_load_with_and_without_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &opts()).unwrap();
     let j = store.journal();
-    j.append::<Cart>("c1", 1, &[(1, CartEvent::Created), (2, add(1))], None, &[])
-        .await
-        .unwrap();
+    j.append::<Cart>(
+        "c1",
+        1,
+        &[(1, CartEvent::Created { owner: None }), (2, add(1))],
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
     let r = j.load::<Cart>("c1").unwrap();
     assert_eq!((r.seq, r.snapshot_seq, r.events_replayed), (2, 0, 2));
     // A snapshot at seq 3 covers everything; one more event comes after it.
@@ -53,7 +59,7 @@ async fn a_corrupt_record_makes_only_its_entity_unavailable() {
     let store = Store::open(dir.path(), &opts()).unwrap();
     let j = store.journal();
     for id in ["good", "bad"] {
-        j.append::<Cart>(id, 1, &[(1, CartEvent::Created)], None, &[])
+        j.append::<Cart>(id, 1, &[(1, CartEvent::Created { owner: None })], None, &[])
             .await
             .unwrap();
     }
@@ -81,8 +87,14 @@ async fn acknowledged_appends_survive_reopen() {
             .map(|i| {
                 let j = j.clone();
                 tokio::spawn(async move {
-                    j.append::<Cart>(&format!("c{i}"), 1, &[(1, CartEvent::Created)], None, &[])
-                        .await
+                    j.append::<Cart>(
+                        &format!("c{i}"),
+                        1,
+                        &[(1, CartEvent::Created { owner: None })],
+                        None,
+                        &[],
+                    )
+                    .await
                 })
             })
             .collect();
@@ -112,7 +124,7 @@ async fn acknowledged_appends_survive_reopen() {
                 .created
         );
     }
-    let _ = Cart::decide(&Default::default(), &CartCommand::Create);
+    let _ = Cart::decide(&Default::default(), &CartCommand::Create { owner: None });
 }
 
 #[tokio::test]
@@ -123,7 +135,7 @@ async fn indexes_put_and_remove_atomically_with_events() {
     j.append::<Cart>(
         "x",
         1,
-        &[(1, CartEvent::Created)],
+        &[(1, CartEvent::Created { owner: None })],
         None,
         &[IndexOp::Put(Index::OpenOrders, "o1".into())],
     )

@@ -58,14 +58,14 @@ async fn product_routes_reject_bad_input() {
             .json(&good),
     )
     .await;
-    resp.expect_error_in(&[401, 403], &["unauthorized", "forbidden"]);
+    resp.expect_error_in(&[401, 403], &["unauthorized", "forbidden", "invalid_token"]);
     let resp = send(
         app.request(Method::PUT, "/v1/products/mug-01")
             .header("authorization", format!("Basic {ADMIN_TOKEN}"))
             .json(&good),
     )
     .await;
-    resp.expect_error_in(&[401, 403], &["unauthorized", "forbidden"]);
+    resp.expect_error_in(&[401, 403], &["unauthorized", "forbidden", "invalid_token"]);
     app.get("/v1/products/mug-01")
         .await
         .expect_error(404, "not_found");
@@ -150,7 +150,7 @@ async fn inventory_routes_reject_bad_input() {
             .json(&body),
     )
     .await;
-    resp.expect_error_in(&[401, 403], &["unauthorized", "forbidden"]);
+    resp.expect_error_in(&[401, 403], &["unauthorized", "forbidden", "invalid_token"]);
 
     let post = || app.admin(Method::POST, path);
     raw(post(), "{\"delta\": ")
@@ -419,7 +419,7 @@ async fn order_and_admin_routes_reject_bad_input() {
             .expect_error(401, "unauthorized");
         send(app.request(Method::POST, &path).bearer_auth("wrong-token"))
             .await
-            .expect_error_in(&[401, 403], &["unauthorized", "forbidden"]);
+            .expect_error_in(&[401, 403], &["unauthorized", "forbidden", "invalid_token"]);
         app.admin_post(&format!("/v1/orders/{NOT_A_UUID}/{action}"), None)
             .await
             .expect_error(400, "validation");
@@ -437,7 +437,7 @@ async fn order_and_admin_routes_reject_bad_input() {
     app.get(&events).await.expect_error(401, "unauthorized");
     send(app.request(Method::GET, &events).bearer_auth("wrong-token"))
         .await
-        .expect_error_in(&[401, 403], &["unauthorized", "forbidden"]);
+        .expect_error_in(&[401, 403], &["unauthorized", "forbidden", "invalid_token"]);
     app.events("spaceship", &id)
         .await
         .expect_error_in(&[400, 404], &[]);

@@ -1,0 +1,373 @@
+//! Identity routes: register, login, refresh, logout, the caller's profile and orders,
+//! and role changes by an admin.
+//!
+//! Login never says whether the email exists: an unknown email is checked against a
+//! dummy argon2id hash, so both failures cost the same and answer the same.
+
+use super::error::ApiError;
+use super::extract::{admin, email as parse_email, parse_json, user, uuid};
+use super::{json, views};
+use crate::actors::entity::now_ms;
+use crate::app::App;
+use crate::auth::{password, refresh, Principal};
+use crate::domain::order::Order;
+use crate::domain::session::{Session, SessionCommand, SessionEvent};
+use crate::domain::user::{ClaimEmail, EmailClaim, Role, User, UserCommand, UserState};
+use crate::domain::RejectionCode;
+use crate::router::RouteError;
+use crate::store::Index;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Digest;
+use std::collections::BTreeSet;
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+fn email_key(email: &str) -> String {
+    hex::encode(sha2::Sha256::digest(email.as_bytes()))
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the email or password is wrong",
+    )
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "the refresh token is not valid",
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+pub async fn register(
+    app: App,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let c: Credentials = parse_json(&body?)?;
+    let email = parse_email(&c.email)?;
+    password::validate(&c.password, &email).map_err(ApiError::validation)?;
+    let hash = password::hash(c.password)
+        .await
+        .map_err(ApiError::internal)?;
+    // The user is written first, then the email is claimed for it. If the claim loses
+    // (the email is taken) the new user is unreachable and harmless.
+    let user_id = Uuid::new_v4();
+    let cmd = UserCommand::Register {
+        email: email.clone(),
+        password_hash: hash,
+        at: now_ms(),
+    };
+    app.router
+        .command::<User>(&user_id.to_string(), cmd)
+        .await?;
+    match app
+        .router
+        .command::<EmailClaim>(&email_key(&email), ClaimEmail { user_id })
+        .await
+    {
+        Ok(_) => Ok(json(StatusCode::CREATED, &json!({ "user_id": user_id }))),
+        Err(RouteError::Rejected(r)) if r.code == RejectionCode::Conflict => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "an account with this email already exists",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new access token and refresh token for `user_id`, in a new or existing family.
+async fn token_pair(
+    app: &App,
+    user_id: Uuid,
+    roles: &BTreeSet<Role>,
+    refresh_token: String,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let access = app.identity.keys.issue(user_id, roles, now / 1000);
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "access_token": access,
+            "refresh_token": refresh_token,
+            "expires_in": app.identity.keys.ttl_s(),
+            "token_type": "Bearer",
+        }),
+    ))
+}
+
+pub async fn login(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Response, ApiError> {
+    let c: Credentials = parse_json(&body?)?;
+    let Ok(email) = parse_email(&c.email) else {
+        return Err(invalid_credentials());
+    };
+    let claim = app.router.get::<EmailClaim>(&email_key(&email)).await?;
+    let user = match claim.user_id {
+        Some(id) => Some((id, app.router.get::<User>(&id.to_string()).await?)),
+        None => None,
+    };
+    let phc = user.as_ref().map_or_else(
+        || app.identity.dummy_hash.clone(),
+        |(_, u)| u.password_hash.clone(),
+    );
+    let ok = password::verify(c.password, phc).await;
+    let Some((user_id, state)) = user.filter(|_| ok) else {
+        return Err(invalid_credentials());
+    };
+    let family = Uuid::new_v4();
+    let (token, hash) = refresh::mint(family);
+    let expires_at = now_ms() + app.identity.refresh_ttl_s * 1000;
+    app.router
+        .command::<Session>(
+            &family.to_string(),
+            SessionCommand::Start {
+                user_id,
+                token_hash: hash,
+                expires_at,
+            },
+        )
+        .await?;
+    token_pair(&app, user_id, &state.roles, token).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+pub async fn refresh_tokens(
+    app: App,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let b: RefreshBody = parse_json(&body?)?;
+    let (family, presented) = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
+    let (token, next) = refresh::mint(family);
+    let now = now_ms();
+    let cmd = SessionCommand::Rotate {
+        presented,
+        next,
+        now,
+        expires_at: now + app.identity.refresh_ttl_s * 1000,
+    };
+    let applied = match app
+        .router
+        .command::<Session>(&family.to_string(), cmd)
+        .await
+    {
+        Ok(a) => a,
+        Err(RouteError::Rejected(r)) if r.code == RejectionCode::Unauthorized => {
+            return Err(invalid_token())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if applied
+        .events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Revoked { reuse: true, .. }))
+    {
+        tracing::warn!(%family, "refresh token reused; the family is revoked");
+        metrics::counter!("emporium_refresh_token_reuse_total").increment(1);
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "refresh_token_reused",
+            "this refresh token was already used; every session of this login is revoked",
+        ));
+    }
+    let user_id = applied.state.user_id.ok_or_else(invalid_token)?;
+    let u = app.router.get::<User>(&user_id.to_string()).await?;
+    token_pair(&app, user_id, &u.roles, token).await
+}
+
+pub async fn logout(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Response, ApiError> {
+    let b: RefreshBody = parse_json(&body?)?;
+    let (family, _) = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
+    app.router
+        .command::<Session>(
+            &family.to_string(),
+            SessionCommand::Revoke {
+                reason: "logout".into(),
+            },
+        )
+        .await?;
+    let mut r = Response::new(Vec::new().into());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+fn profile(id: Uuid, u: &UserState) -> serde_json::Value {
+    json!({
+        "user_id": id,
+        "email": u.email,
+        "roles": u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "name": u.name,
+        "phone": u.phone,
+    })
+}
+
+async fn existing_user(app: &App, id: Uuid) -> Result<UserState, ApiError> {
+    let u = app.router.get::<User>(&id.to_string()).await?;
+    if u.exists() {
+        Ok(u)
+    } else {
+        Err(ApiError::not_found(format!("no user {id}")))
+    }
+}
+
+pub async fn me(app: App, p: Result<Principal, ApiError>) -> Result<Response, ApiError> {
+    let id = user(&p?)?;
+    Ok(json(
+        StatusCode::OK,
+        &profile(id, &existing_user(&app, id).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    name: Option<String>,
+    phone: Option<String>,
+}
+
+fn valid_phone(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or(p);
+    (5..=20).contains(&p.len())
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || " ()-".contains(c))
+        && digits.chars().any(|c| c.is_ascii_digit())
+}
+
+pub async fn update_me(
+    app: App,
+    p: Result<Principal, ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let id = user(&p?)?;
+    let b: ProfileBody = parse_json(&body?)?;
+    let name = b.name.map(|n| n.trim().to_owned());
+    if name
+        .as_ref()
+        .is_some_and(|n| !(1..=100).contains(&n.chars().count()))
+    {
+        return Err(ApiError::validation("name must be 1 to 100 characters"));
+    }
+    let phone = b.phone.map(|n| n.trim().to_owned());
+    if phone.as_deref().is_some_and(|p| !valid_phone(p)) {
+        return Err(ApiError::validation(
+            "phone must be 5 to 20 characters: digits, spaces, ( ) - and a leading +",
+        ));
+    }
+    existing_user(&app, id).await?;
+    let applied = app
+        .router
+        .command::<User>(&id.to_string(), UserCommand::UpdateProfile { name, phone })
+        .await?;
+    Ok(json(StatusCode::OK, &profile(id, &applied.state)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// The caller's orders, newest first.
+pub async fn my_orders(
+    app: App,
+    p: Result<Principal, ApiError>,
+    q: PageQuery,
+) -> Result<Response, ApiError> {
+    let id = user(&p?)?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit must be an integer from 1 to 100",
+        ));
+    }
+    let prefix = format!("{id}/");
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c)
+            if c.len() <= 128
+                && c.bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'/' || b == b'-') =>
+        {
+            Some(format!("{prefix}{c}"))
+        }
+        Some(_) => return Err(ApiError::validation("cursor is not valid")),
+        None => None,
+    };
+    let keys =
+        app.store
+            .journal()
+            .index_page(Index::UserOrders, &prefix, after.as_deref(), limit + 1)?;
+    let more = keys.len() > limit;
+    let mut items = Vec::with_capacity(limit);
+    let mut last = None;
+    for key in keys.iter().take(limit) {
+        let Some(order_id) = key.rsplit('/').next().and_then(|s| Uuid::parse_str(s).ok()) else {
+            continue;
+        };
+        let o = app.router.get::<Order>(&order_id.to_string()).await?;
+        items.push(views::order(order_id, &o));
+        last = Some(key[prefix.len()..].to_owned());
+    }
+    let next_cursor = if more { last } else { None };
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": next_cursor }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    roles: Vec<String>,
+}
+
+pub async fn set_roles(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
+    admin(&p)?;
+    let id = uuid("user id", &id)?;
+    let b: RolesBody = parse_json(&body?)?;
+    let roles = b
+        .roles
+        .iter()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "unknown role {r:?}; roles are shopper, operator, admin"
+                ))
+            })
+        })
+        .collect::<Result<BTreeSet<Role>, ApiError>>()?;
+    existing_user(&app, id).await?;
+    let applied = app
+        .router
+        .command::<User>(
+            &id.to_string(),
+            UserCommand::SetRoles {
+                roles,
+                by: p.actor(),
+            },
+        )
+        .await?;
+    Ok(json(StatusCode::OK, &profile(id, &applied.state)))
+}
