@@ -106,68 +106,24 @@ impl App {
                 ),
             },
         );
-        let spawn_err = |e: ractor::SpawnErr| StartError::Spawn(e.to_string());
-        let parent = Some(root.clone());
-        let products = KindRuntime::<Product>::start(
-            journal.clone(),
-            Arc::new(ProductBehavior {
+        let parent = root.clone();
+        let start = Kinds {
+            journal: &journal,
+            entity: &entity,
+            policy: &policy,
+            parent: &parent,
+        };
+        let products = start
+            .kind::<Product>(Arc::new(ProductBehavior {
                 catalog: catalog.clone(),
-            }),
-            entity(),
-            policy.clone(),
-            parent.clone(),
-        )
-        .await
-        .map_err(spawn_err)?;
-        let carts = KindRuntime::<Cart>::start(
-            journal.clone(),
-            Arc::new(NoBehavior),
-            entity(),
-            policy.clone(),
-            parent.clone(),
-        )
-        .await
-        .map_err(spawn_err)?;
-        let skus = KindRuntime::<Stock>::start(
-            journal.clone(),
-            Arc::new(StockBehavior),
-            entity(),
-            policy.clone(),
-            parent.clone(),
-        )
-        .await
-        .map_err(spawn_err)?;
-        let orders = KindRuntime::<Order>::start(
-            journal.clone(),
-            Arc::new(saga),
-            entity(),
-            policy.clone(),
-            parent.clone(),
-        )
-        .await
-        .map_err(spawn_err)?;
-        let users = KindRuntime::<User>::start(
-            journal.clone(),
-            Arc::new(NoBehavior),
-            entity(),
-            policy.clone(),
-            parent.clone(),
-        )
-        .await
-        .map_err(spawn_err)?;
-        let emails = KindRuntime::<EmailClaim>::start(
-            journal.clone(),
-            Arc::new(NoBehavior),
-            entity(),
-            policy.clone(),
-            parent.clone(),
-        )
-        .await
-        .map_err(spawn_err)?;
-        let sessions =
-            KindRuntime::<Session>::start(journal, Arc::new(NoBehavior), entity(), policy, parent)
-                .await
-                .map_err(spawn_err)?;
+            }))
+            .await?;
+        let carts = start.kind::<Cart>(Arc::new(NoBehavior)).await?;
+        let skus = start.kind::<Stock>(Arc::new(StockBehavior)).await?;
+        let orders = start.kind::<Order>(Arc::new(saga)).await?;
+        let users = start.kind::<User>(Arc::new(NoBehavior)).await?;
+        let emails = start.kind::<EmailClaim>(Arc::new(NoBehavior)).await?;
+        let sessions = start.kind::<Session>(Arc::new(NoBehavior)).await?;
         let router = Router::builder(Duration::from_millis(config.actors.ask_timeout_ms))
             .with(products)
             .with(carts)
@@ -231,6 +187,31 @@ impl App {
         if let Err(e) = self.store.flush_blocking() {
             tracing::error!(error = %e, "final flush failed");
         }
+    }
+}
+
+/// What every kind's runtime starts with.
+struct Kinds<'a, F: Fn() -> EntityConfig> {
+    journal: &'a crate::store::Journal,
+    entity: &'a F,
+    policy: &'a RestartPolicy,
+    parent: &'a ActorCell,
+}
+
+impl<F: Fn() -> EntityConfig> Kinds<'_, F> {
+    async fn kind<A: crate::domain::Aggregate>(
+        &self,
+        behavior: Arc<dyn crate::actors::Behavior<A>>,
+    ) -> Result<Arc<KindRuntime<A>>, StartError> {
+        KindRuntime::<A>::start(
+            self.journal.clone(),
+            behavior,
+            (self.entity)(),
+            self.policy.clone(),
+            Some(self.parent.clone()),
+        )
+        .await
+        .map_err(|e| StartError::Spawn(e.to_string()))
     }
 }
 
