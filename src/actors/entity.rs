@@ -79,6 +79,9 @@ impl<A: Aggregate> Default for EntityActor<A> {
     }
 }
 
+/// Idle limit of an entity that has no events.
+const EMPTY_ENTITY_IDLE: Duration = Duration::from_secs(1);
+
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -158,8 +161,18 @@ impl<A: Aggregate> EntityActor<A> {
         }
     }
 
+    /// How long this entity may stay idle. An entity with no events (a lookup of an id
+    /// that does not exist) goes quickly, so probing random ids cannot pile up actors.
+    fn idle_limit(st: &EntityState<A>) -> Duration {
+        if st.seq == 0 {
+            st.args.config.idle_timeout.min(EMPTY_ENTITY_IDLE)
+        } else {
+            st.args.config.idle_timeout
+        }
+    }
+
     fn schedule_tick(myself: &ActorRef<EntityMsg<A>>, st: &EntityState<A>) {
-        let idle = st.args.config.idle_timeout;
+        let idle = Self::idle_limit(st);
         let mut wait = idle.saturating_sub(st.last_active.elapsed());
         if let Some(wake) = st.args.behavior.next_wakeup(&st.state) {
             let until = Duration::from_millis(wake.saturating_sub(now_ms()));
@@ -257,7 +270,7 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                         }
                     }
                 }
-                let idle = st.last_active.elapsed() >= st.args.config.idle_timeout;
+                let idle = st.last_active.elapsed() >= Self::idle_limit(st);
                 if idle
                     && !st.effect_running
                     && st.waiters.is_empty()

@@ -36,6 +36,19 @@ fn split_variant(v: Value) -> (String, Value) {
     }
 }
 
+/// Fields that never leave the server, even to operators: credential hashes.
+const SECRET_FIELDS: &[&str] = &["password_hash", "token_hash"];
+
+fn redact(v: &mut Value) {
+    if let Value::Object(m) = v {
+        for f in SECRET_FIELDS {
+            if let Some(x) = m.get_mut(*f) {
+                *x = Value::String("[redacted]".into());
+            }
+        }
+    }
+}
+
 fn events<A: Aggregate>(app: &App, id: &str, q: &EventsQuery) -> Result<Vec<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let evs = app
@@ -53,7 +66,8 @@ fn events<A: Aggregate>(app: &App, id: &str, q: &EventsQuery) -> Result<Vec<Valu
     Ok(evs
         .into_iter()
         .map(|(seq, at, e)| {
-            let (ty, data) = split_variant(serde_json::to_value(&e).unwrap_or(Value::Null));
+            let (ty, mut data) = split_variant(serde_json::to_value(&e).unwrap_or(Value::Null));
+            redact(&mut data);
             json!({"seq": seq, "at": views::rfc3339(at), "type": ty, "data": data})
         })
         .collect())

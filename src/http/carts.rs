@@ -4,7 +4,7 @@
 //! their id while `auth.allow_guest_checkout` is on.
 
 use super::error::ApiError;
-use super::extract::{may_use, parse_json, sku, user, uuid};
+use super::extract::{may_use, parse_json, sku, user, uuid, Access};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
@@ -45,14 +45,19 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let p = p?;
     let id = uuid("cart id", &id)?;
-    let c = accessible(&app, &p, id).await?;
+    let c = accessible(&app, &p, id, Access::Read).await?;
     Ok(json(StatusCode::OK, &view(&app, id, &c)))
 }
 
-/// The cart's state if it exists and `p` may use it; 404 otherwise.
-pub async fn accessible(app: &App, p: &Principal, id: Uuid) -> Result<CartState, ApiError> {
+/// The cart's state if it exists and `p` may use it that way; 404 otherwise.
+pub async fn accessible(
+    app: &App,
+    p: &Principal,
+    id: Uuid,
+    access: Access,
+) -> Result<CartState, ApiError> {
     let c = app.router.get::<Cart>(&id.to_string()).await?;
-    if c.created && may_use(p, c.owner, app.identity.allow_guest_checkout) {
+    if c.created && may_use(p, c.owner, app.identity.allow_guest_checkout, access) {
         Ok(c)
     } else {
         Err(ApiError::not_found(format!("no cart {id}")))
@@ -99,7 +104,7 @@ pub async fn add_item(
             "quantity must be between 1 and {max}"
         )));
     }
-    accessible(&app, &p, id).await?;
+    accessible(&app, &p, id, Access::Write).await?;
     let unit_price_minor = price_of(&app, &sku).await?;
     let cmd = CartCommand::AddItem {
         sku,
@@ -133,7 +138,7 @@ pub async fn set_item(
             "quantity must be between 0 and {max}"
         )));
     }
-    let cart = accessible(&app, &p, id).await?;
+    let cart = accessible(&app, &p, id, Access::Write).await?;
     let unit_price_minor = match (b.quantity, cart.lines.get(&sku)) {
         (0, Some(l)) => l.unit_price_minor,
         _ => price_of(&app, &sku).await?,
@@ -156,7 +161,7 @@ pub async fn remove_item(
     let p = p?;
     let id = uuid("cart id", &id)?;
     let sku = sku(&sku_s)?;
-    accessible(&app, &p, id).await?;
+    accessible(&app, &p, id, Access::Write).await?;
     let applied = app
         .router
         .command::<Cart>(&id.to_string(), CartCommand::RemoveItem { sku })

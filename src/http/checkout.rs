@@ -8,7 +8,7 @@
 
 use super::carts::accessible;
 use super::error::ApiError;
-use super::extract::{email as parse_email, parse_json, uuid};
+use super::extract::{email as parse_email, parse_json, uuid, Access};
 use super::views;
 use crate::actors::entity::now_ms;
 use crate::app::App;
@@ -68,7 +68,7 @@ pub async fn checkout(
     let p = p?;
     let cart_id = uuid("cart id", &cart)?;
     // Only someone who may use the cart may check it out, or replay its checkout.
-    accessible(&app, &p, cart_id).await?;
+    accessible(&app, &p, cart_id, Access::Write).await?;
     let key = key?;
     let raw = body?;
     let value: serde_json::Value = parse_json(&raw)?;
@@ -102,7 +102,7 @@ pub async fn checkout(
             let body: CheckoutBody =
                 serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
             let email = parse_email(&body.email)?;
-            let cart_state = accessible(&app, &p, cart_id).await?;
+            let cart_state = accessible(&app, &p, cart_id, Access::Write).await?;
             if cart_state.status == CartStatus::CheckedOut {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,

@@ -173,10 +173,22 @@ pub fn user(p: &Principal) -> Result<uuid::Uuid, ApiError> {
     }
 }
 
-/// Whether `p` may use an entity owned by `owner` (`None`: a guest's). Others get 404
-/// so that ids do not leak.
-pub fn may_use(p: &Principal, owner: Option<uuid::Uuid>, allow_guest: bool) -> bool {
-    if p.is_staff() {
+/// What a caller wants to do with a cart or order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Whether `p` may use an entity owned by `owner` (`None`: a guest's). Staff may read
+/// anything; only admins may change someone else's. Others get 404 so ids do not leak.
+pub fn may_use(
+    p: &Principal,
+    owner: Option<uuid::Uuid>,
+    allow_guest: bool,
+    access: Access,
+) -> bool {
+    if p.is_admin() || (access == Access::Read && p.is_staff()) {
         return true;
     }
     match owner {

@@ -2,7 +2,7 @@
 //! staff), fulfil and refund (operators and admins).
 
 use super::error::ApiError;
-use super::extract::{may_use, staff, uuid};
+use super::extract::{may_use, staff, uuid, Access};
 use super::{json, views};
 use crate::actors::entity::now_ms;
 use crate::app::App;
@@ -14,10 +14,15 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// The order if it exists and `p` may see it; 404 otherwise.
-async fn accessible(app: &App, p: &Principal, id: Uuid) -> Result<OrderState, ApiError> {
+async fn accessible(
+    app: &App,
+    p: &Principal,
+    id: Uuid,
+    access: Access,
+) -> Result<OrderState, ApiError> {
     let o = app.router.get::<Order>(&id.to_string()).await?;
     match &o.placement {
-        Some(pl) if may_use(p, pl.owner, app.identity.allow_guest_checkout) => Ok(o),
+        Some(pl) if may_use(p, pl.owner, app.identity.allow_guest_checkout, access) => Ok(o),
         _ => Err(ApiError::not_found(format!("no order {id}"))),
     }
 }
@@ -29,19 +34,26 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let p = p?;
     let id = uuid("order id", &id)?;
-    let o = accessible(&app, &p, id).await?;
+    let o = accessible(&app, &p, id, Access::Read).await?;
     Ok(json(StatusCode::OK, &views::order(id, &o)))
 }
 
 /// Sends a command, then waits briefly for the saga it starts: 200 when settled, 202
-/// while compensation or the refund is still running.
+/// while compensation or the refund is still running. Fulfil and refund are checked by
+/// role before this, so they only need to see the order; a cancel changes it, so it
+/// needs write access.
 async fn command_and_wait(
     app: &App,
     p: &Principal,
     id: Uuid,
     cmd: OrderCommand,
 ) -> Result<Response, ApiError> {
-    accessible(app, p, id).await?;
+    let access = if matches!(cmd, OrderCommand::Cancel { .. }) {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    accessible(app, p, id, access).await?;
     app.router.command::<Order>(&id.to_string(), cmd).await?;
     let wait = Duration::from_millis(app.config.checkout.wait_ms);
     match app
@@ -52,7 +64,7 @@ async fn command_and_wait(
         Some(o) => Ok(json(StatusCode::OK, &views::order(id, &o))),
         None => Ok(json(
             StatusCode::ACCEPTED,
-            &views::order(id, &accessible(app, p, id).await?),
+            &views::order(id, &accessible(app, p, id, Access::Read).await?),
         )),
     }
 }
