@@ -92,6 +92,8 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     if demo {
         emporium::app::demo::seed(&app).await?;
     }
+    // An unusable TLS configuration fails the start before anything is announced.
+    emporium::http::edge::tls::load(&app.config.http.tls).map_err(|e| format!("http.tls: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -100,8 +102,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     tracing::info!(addr = %local, data_dir = %data_dir.display(), "http listening");
     let recovering = app.clone();
     tokio::spawn(async move { recovering.recover().await });
-    emporium::http::serve(&app, listener, shutdown_signal()).await;
+    let served = emporium::http::serve(&app, listener, shutdown_signal()).await;
     app.shutdown().await;
+    served.map_err(|e| format!("http edge: {e}"))?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -4,9 +4,12 @@
 //! - [`extract`]: bounded bodies, ids, operator auth, the idempotency key.
 //! - [`catalog`], [`carts`], [`checkout`], [`orders`], [`admin`]: handlers by resource.
 //! - [`views`]: the public JSON shapes.
-//! - [`server`]: the edge around the API (load shedding, metrics, access log) and the
-//!   listener with graceful shutdown.
+//! - [`server`]: the API behind load shedding and error recovery, and `serve`, which
+//!   hands it to the edge's listener.
 //! - [`context`]: the per-request context (request id, user id).
+//! - [`edge`]: request ids, rate limits, CORS, security headers, the access log, and the
+//!   accept loop (plain or TLS) with graceful shutdown.
+//! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //!
 //! Every request passes a global concurrency limit (503 `overloaded` when full, never
 //! an unbounded queue), a per-request timeout, and is counted by route template,
@@ -18,6 +21,7 @@ pub mod carts;
 pub mod catalog;
 pub mod checkout;
 pub mod context;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -1,21 +1,27 @@
-//! The edge around the API: load shedding, error recovery, request metrics, the access
-//! log, and the listener with graceful shutdown.
+//! The warp side of the edge and the entry point of the listener.
+//!
+//! - [`routes`]: load shedding (503 `overloaded`, never a queue), the API, and error
+//!   recovery into the JSON error shape. Everything around it (request ids, rate
+//!   limits, CORS, security headers, metrics, the access log, TLS) is in
+//!   [`super::edge`].
+//! - [`serve`]: runs the edge on a bound listener until the shutdown future resolves,
+//!   then lets in-flight requests finish for at most `http.shutdown_grace_ms`.
 
+use super::api;
+use super::edge::{listener, tls, Edge};
 use super::error::{self, Shed};
-use super::{api, RouteTag};
 use crate::app::App;
-use metrics::{counter, histogram};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-/// The full edge: load shedding, the API, error recovery, metrics and the access log.
+/// Load shedding, the API and error recovery, as one warp filter.
 pub fn routes(app: &App) -> BoxedFilter<(Response,)> {
-    let permits = Arc::new(Semaphore::new(app.config.http.max_in_flight));
+    let permits = Arc::new(Semaphore::new(app.config.http.max_in_flight.max(1)));
     let shed = warp::any().and_then(move || {
         let permits = permits.clone();
         async move {
@@ -24,56 +30,32 @@ pub fn routes(app: &App) -> BoxedFilter<(Response,)> {
                 .map_err(|_| warp::reject::custom(Shed))
         }
     });
-    let api = api(app);
-    warp::any()
-        .map(Instant::now)
-        .and(warp::method())
-        .and(
-            shed.and(api)
-                .map(|permit: tokio::sync::OwnedSemaphorePermit, resp: Response| {
-                    drop(permit);
-                    resp
-                })
-                .recover(error::recover)
-                .unify(),
+    shed.and(api(app))
+        .map(
+            |permit: tokio::sync::OwnedSemaphorePermit, resp: Response| {
+                drop(permit);
+                resp
+            },
         )
-        .map(|started: Instant, method: warp::http::Method, mut resp: Response| {
-            let route = resp.extensions().get::<RouteTag>().map_or("unmatched", |t| t.0);
-            let status = resp.status().as_u16();
-            let elapsed = started.elapsed();
-            let m = method.as_str().to_owned();
-            counter!("emporium_http_requests_total", "route" => route, "method" => m.clone(), "status" => status.to_string()).increment(1);
-            histogram!("emporium_http_request_duration_seconds", "route" => route, "method" => m).record(elapsed.as_secs_f64());
-            tracing::debug!(target: "emporium::access", %method, route, status, latency_us = elapsed.as_micros() as u64, "request");
-            resp.headers_mut().insert("x-content-type-options", warp::http::HeaderValue::from_static("nosniff"));
-            resp
-        })
+        .recover(error::recover)
+        .unify()
         .boxed()
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
-/// `grace`.
+/// `http.shutdown_grace_ms`. TLS is on when `http.tls` names a certificate and a key;
+/// an unusable TLS configuration is an error before anything is served.
 pub async fn serve(
     app: &App,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> std::io::Result<()> {
+    let acceptor = tls::load(&app.config.http.tls)?;
+    if acceptor.is_some() {
+        tracing::info!("TLS is on");
+    }
+    let edge = Arc::new(Edge::new(app, acceptor.is_some()));
     let grace = Duration::from_millis(app.config.http.shutdown_grace_ms);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(routes(app))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stop_rx.await;
-        });
-    let mut task = tokio::spawn(server.run());
-    tokio::select! {
-        _ = &mut task => return,
-        _ = shutdown => {}
-    }
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    let _ = stop_tx.send(());
-    if tokio::time::timeout(grace, &mut task).await.is_err() {
-        tracing::warn!(?grace, "in-flight requests did not finish in time; closing");
-        task.abort();
-    }
+    listener::run(edge, listener, acceptor, shutdown, grace).await;
+    Ok(())
 }

@@ -1,0 +1,21 @@
+//! The production HTTP edge around the warp API: everything between the socket and the
+//! routes.
+//!
+//! - [`listener`]: our own hyper-util accept loop (plain or TLS), bounded connections,
+//!   handshake and header timeouts, graceful shutdown.
+//! - [`tls`]: the rustls acceptor from `http.tls`.
+//! - [`pipeline`]: the per-request pipeline ([`Edge`]): request id and span, CORS, rate
+//!   limits, auth body limit, the API under a deadline, security headers, metrics and
+//!   the access log.
+//! - [`rate_limit`]: governor keyed limiters by route group.
+//! - [`cors`]: the CORS policy from `http.cors.allowed_origins`.
+//! - [`request_id`]: accepting or generating `X-Request-Id`.
+
+pub mod cors;
+pub mod listener;
+pub mod pipeline;
+pub mod rate_limit;
+pub mod request_id;
+pub mod tls;
+
+pub use pipeline::Edge;

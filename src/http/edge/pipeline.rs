@@ -1,0 +1,254 @@
+//! The per-request pipeline around the warp API, in order:
+//!
+//! 1. request id (the client's valid `X-Request-Id`, else a new one), a `request` span
+//!    carrying it, and the task-local [`RequestContext`] for handlers;
+//! 2. CORS preflight answers;
+//! 3. rate limits by route group (429 `rate_limited` + `Retry-After`);
+//! 4. the tighter body limit of `/v1/auth/*` by `Content-Length` (413 + `Connection: close`);
+//! 5. the warp routes (load shedding, handlers, error recovery) under an overall deadline
+//!    that also covers reading the body;
+//! 6. on the way out: `X-Request-Id`, security headers, CORS headers, request metrics,
+//!    and exactly one access-log line (`target: "emporium::access"`).
+
+use super::cors::{Cors, Decision};
+use super::rate_limit::{self, ClientKey, RateLimits};
+use super::request_id;
+use crate::app::App;
+use crate::http::context::{self, RequestContext};
+use crate::http::error::ApiError;
+use crate::http::RouteTag;
+use metrics::{counter, histogram};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_service::Service;
+use tracing::Instrument;
+use warp::filters::BoxedFilter;
+use warp::http::{header, HeaderValue, Method, Request, StatusCode};
+use warp::reply::Response;
+
+/// HSTS for two years, subdomains included; sent only when TLS is on.
+pub const HSTS: &str = "max-age=63072000; includeSubDomains";
+
+/// Time allowed beyond `http.request_timeout_ms` for reading the body, before the
+/// whole request is abandoned.
+const BODY_ALLOWANCE: Duration = Duration::from_secs(1);
+
+/// The edge of one listener. Shared by every connection.
+pub struct Edge {
+    app: App,
+    routes: BoxedFilter<(Response,)>,
+    limits: Option<Arc<RateLimits>>,
+    cors: Option<Cors>,
+    tls: bool,
+    max_auth_body: u64,
+    deadline: Duration,
+}
+
+impl Edge {
+    /// The edge over [`crate::http::routes`]; `tls` switches HSTS on.
+    pub fn new(app: &App, tls: bool) -> Self {
+        let http = &app.config.http;
+        Self {
+            app: app.clone(),
+            routes: crate::http::server::routes(app),
+            limits: RateLimits::new(&app.config.rate_limit).map(Arc::new),
+            cors: Cors::new(&http.cors.allowed_origins),
+            tls,
+            max_auth_body: http.max_auth_body_bytes,
+            deadline: Duration::from_millis(http.request_timeout_ms) + BODY_ALLOWANCE,
+        }
+    }
+
+    /// The rate limiters, for periodic sweeping (`None` when disabled).
+    pub fn limits(&self) -> Option<&Arc<RateLimits>> {
+        self.limits.as_ref()
+    }
+
+    /// Answers one request from `peer`. Never fails: every error is a JSON response.
+    pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response
+    where
+        B: hyper::body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let id = request_id::resolve(req.headers().get(request_id::HEADER));
+        let ctx = RequestContext::new(id.clone());
+        let span = tracing::info_span!("request", request_id = %id);
+        let method = req.method().clone();
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let work = {
+            let ctx = ctx.clone();
+            async move {
+                let mut resp = self.dispatch(req, peer).await;
+                self.finish(&mut resp, &method, origin.as_ref(), started, &ctx);
+                resp
+            }
+        };
+        context::scope(ctx, work.instrument(span)).await
+    }
+
+    async fn dispatch<B>(&self, req: Request<B>, peer: IpAddr) -> Response
+    where
+        B: hyper::body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Some(cors) = &self.cors {
+            let decision = cors.decide(req.method(), req.headers());
+            if decision != Decision::PassOn {
+                return cors.preflight(&decision, req.headers().get(header::ORIGIN));
+            }
+        }
+        if let Some(limits) = &self.limits {
+            if let Some(group) = rate_limit::classify(req.method(), req.uri().path()) {
+                let key = self.client_key(&req, peer);
+                if let Err(wait) = limits.check(group, &key, peer) {
+                    tracing::debug!(?group, ?wait, "rate limited");
+                    return rate_limited(wait);
+                }
+            }
+        }
+        if is_auth_path(req.uri().path()) && content_length(&req) > Some(self.max_auth_body) {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body exceeds {} bytes", self.max_auth_body),
+            )
+            .into_response();
+        }
+        let mut api = warp::service(self.routes.clone());
+        match tokio::time::timeout(self.deadline, api.call(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(never)) => match never {},
+            Err(_) => {
+                tracing::warn!(deadline = ?self.deadline, "request abandoned at the edge deadline");
+                let mut resp = ApiError::unavailable(
+                    "timeout",
+                    "the request took too long",
+                    Duration::from_secs(1),
+                )
+                .into_response();
+                // The body may be half read: the connection cannot be reused.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                resp
+            }
+        }
+    }
+
+    /// The user id of a valid bearer access token, else the client IP. A verified user
+    /// is recorded in the request context right away.
+    fn client_key<B>(&self, req: &Request<B>, peer: IpAddr) -> ClientKey {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match token.map(|t| self.app.identity.keys.verify(t)) {
+            Some(Ok(claims)) => {
+                context::set_user(&claims.sub);
+                ClientKey::User(claims.sub)
+            }
+            _ => ClientKey::Ip(rate_limit::ip_key(peer)),
+        }
+    }
+
+    fn finish(
+        &self,
+        resp: &mut Response,
+        method: &Method,
+        origin: Option<&HeaderValue>,
+        started: Instant,
+        ctx: &RequestContext,
+    ) {
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+            h.insert(request_id::HEADER, v);
+        }
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        if self.tls {
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(HSTS),
+            );
+        }
+        if let Some(cors) = &self.cors {
+            cors.decorate(origin, resp);
+        }
+
+        let route = resp
+            .extensions()
+            .get::<RouteTag>()
+            .map_or("unmatched", |t| t.0);
+        let status = resp.status().as_u16();
+        let elapsed = started.elapsed();
+        let m = method_label(method);
+        counter!("emporium_http_requests_total", "route" => route, "method" => m, "status" => status.to_string()).increment(1);
+        histogram!("emporium_http_request_duration_seconds", "route" => route, "method" => m)
+            .record(elapsed.as_secs_f64());
+        tracing::info!(
+            target: "emporium::access",
+            method = m,
+            route,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = %ctx.request_id,
+            user_id = ctx.user_id(),
+            "request"
+        );
+    }
+}
+
+/// Methods as metric labels: the standard ones, everything else as `OTHER` so a client
+/// cannot grow the label set.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn is_auth_path(path: &str) -> bool {
+    path.starts_with("/v1/auth/") || path == "/v1/auth"
+}
+
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn rate_limited(wait: Duration) -> Response {
+    ApiError {
+        retry_after: Some(wait),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry after the time in Retry-After",
+        )
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
