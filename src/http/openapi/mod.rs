@@ -1,0 +1,461 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document of the API, generated from code with
+//! `utoipa`.
+//!
+//! - [`schemas`]: `ToSchema` types mirroring every request body and response JSON.
+//! - [`paths`]: one `#[utoipa::path]` per route (on doc-only functions), with its
+//!   parameters, body, success answers and the 4xx answers of its handler.
+//! - here: [`ApiDoc`], which gathers them; [`BearerScheme`], the `bearer` (JWT) HTTP
+//!   security scheme; and [`EdgeResponses`], which adds the answers the edge gives on
+//!   every route (429, 503, 504, 413, `X-Request-Id`, `Retry-After`) from one table.
+//!
+//! A test walks [`crate::http::route_templates`] and fails when a served route is missing
+//! from the document.
+
+pub mod paths;
+pub mod schemas;
+
+use super::error::ApiError;
+use crate::app::App;
+use std::sync::OnceLock;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::Response as OaResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, ObjectBuilder, Ref, RefOr, Type};
+use utoipa::{Modify, OpenApi};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+/// The document: every route of [`crate::http::api`] and its schemas.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "emporium",
+        description = "The emporium commerce API. Errors are always \
+            `{\"error\":{\"code\",\"message\"}}`. Every response carries `X-Request-Id` \
+            (the client's, if it sent a valid one). Send a JWT access token from \
+            `POST /v1/auth/login` (or the bootstrap admin token) as \
+            `Authorization: Bearer <token>`. Money is in integer minor units."
+    ),
+    paths(
+        paths::health_live,
+        paths::health_ready,
+        paths::metrics,
+        paths::openapi_json,
+        paths::register,
+        paths::login,
+        paths::refresh,
+        paths::logout,
+        paths::get_me,
+        paths::update_me,
+        paths::my_orders,
+        paths::set_roles,
+        paths::put_product,
+        paths::list_products,
+        paths::get_product,
+        paths::archive_product,
+        paths::adjust_inventory,
+        paths::get_inventory,
+        paths::create_cart,
+        paths::get_cart,
+        paths::add_cart_item,
+        paths::set_cart_item,
+        paths::remove_cart_item,
+        paths::claim_cart,
+        paths::checkout,
+        paths::get_order,
+        paths::cancel_order,
+        paths::fulfil_order,
+        paths::refund_order,
+        paths::entity_events,
+    ),
+    components(schemas(schemas::ErrorBody, schemas::HealthStatus, schemas::EntityKind)),
+    modifiers(&BearerScheme, &EdgeResponses),
+    tags(
+        (name = "health", description = "probes, metrics and this document"),
+        (name = "auth", description = "accounts and tokens"),
+        (name = "me", description = "the signed-in user"),
+        (name = "catalog", description = "products and stock"),
+        (name = "carts", description = "carts and checkout"),
+        (name = "orders", description = "orders"),
+        (name = "admin", description = "roles and the audit trail"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The `bearer` security scheme: a JWT access token, or the bootstrap admin token.
+pub struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "An access token from `POST /v1/auth/login` or `POST /v1/auth/refresh` \
+                 (HS256 JWT with `kid`; claims `sub`, `roles`, `exp`, `iat`, `jti`), or \
+                 the configured bootstrap admin token, which acts as an admin.",
+            ))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Answers the edge gives around the handlers, added to the operations they apply to.
+pub struct EdgeResponses;
+
+/// Routes the rate limiter exempts (probes and scrapes never get 429).
+const RATE_LIMIT_EXEMPT: [&str; 3] = ["/health/live", "/health/ready", "/metrics"];
+
+fn error_ref() -> RefOr<utoipa::openapi::schema::Schema> {
+    RefOr::Ref(Ref::from_schema_name("Error"))
+}
+
+fn header(description: &str, ty: Type) -> Header {
+    let mut h = Header::new(ObjectBuilder::new().schema_type(ty));
+    h.description = Some(description.to_owned());
+    h
+}
+
+fn request_id_header() -> Header {
+    header(
+        "Correlation id: the client's valid `X-Request-Id`, else a generated one.",
+        Type::String,
+    )
+}
+
+fn error_response(description: &str, retry_after: bool) -> OaResponse {
+    let mut r = OaResponse::new(description);
+    r.content.insert(
+        "application/json".to_owned(),
+        Content::new(Some(error_ref())),
+    );
+    if retry_after {
+        r.headers.insert(
+            "Retry-After".to_owned(),
+            header(
+                "Whole seconds to wait before retrying (at least 1).",
+                Type::Integer,
+            ),
+        );
+    }
+    r
+}
+
+/// The operations of a path item with their method names.
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+        ("options", item.options.as_mut()),
+        ("head", item.head.as_mut()),
+        ("trace", item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
+    .collect()
+}
+
+impl Modify for EdgeResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for (method, op) in operations(item) {
+                let mut add = |status: &str, r: OaResponse| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert(RefOr::T(r));
+                };
+                if op.request_body.is_some() {
+                    add(
+                        "413",
+                        error_response(
+                            "`payload_too_large`: the body exceeds the route's limit \
+                             (`http.max_auth_body_bytes` for /v1/auth/* and PATCH /v1/me \
+                             and role changes, else `http.max_body_bytes`)",
+                            false,
+                        ),
+                    );
+                }
+                if !RATE_LIMIT_EXEMPT.contains(&path.as_str()) {
+                    add(
+                        "429",
+                        error_response(
+                            "`rate_limited`: over the client's rate limit (login and \
+                             register have a tighter one)",
+                            true,
+                        ),
+                    );
+                }
+                add(
+                    "503",
+                    error_response(
+                        "`overloaded` (concurrency limit), `timeout` (request timeout), \
+                         `not_ready`, or an entity or the store is unavailable \
+                         (`entity_unavailable`, `entity_restarting`, `entity_quarantined`, \
+                         `store_unavailable`)",
+                        true,
+                    ),
+                );
+                let uses_entities =
+                    path.starts_with("/v1/") && !(path == "/v1/products" && method == "get");
+                if uses_entities {
+                    add(
+                        "504",
+                        error_response("`timeout`: an entity did not answer in time", true),
+                    );
+                }
+                for r in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = r {
+                        r.headers
+                            .entry("X-Request-Id".to_owned())
+                            .or_insert_with(request_id_header);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// utoipa 5 serializes a Link Object's fields in snake_case (`operation_id`); OpenAPI
+/// spells them in camelCase. Renames them in every response's `links`.
+fn fix_link_keys(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+        .flat_map(|rs| rs.values_mut())
+        .filter_map(|r| r.get_mut("links")?.as_object_mut())
+        .flat_map(|ls| ls.values_mut())
+        .filter_map(|l| l.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_owned(), v);
+            }
+        }
+    }
+}
+
+/// The document as JSON, built once.
+pub fn document() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        fix_link_keys(&mut doc);
+        doc
+    })
+}
+
+pub async fn serve(_app: App) -> Result<Response, ApiError> {
+    static BYTES: OnceLock<bytes::Bytes> = OnceLock::new();
+    let body = BYTES
+        .get_or_init(|| {
+            serde_json::to_vec(document())
+                .expect("the OpenAPI document serializes")
+                .into()
+        })
+        .clone();
+    let mut r = Response::new(body.into());
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::config::Config;
+    use serde_json::Value;
+
+    /// Routes that answer nothing but 200 (or 503 while starting): the rate limiter
+    /// exempts them and they read no input, so they have no 4xx to declare.
+    const NO_CLIENT_ERRORS: [&str; 3] = ["GET /health/live", "GET /health/ready", "GET /metrics"];
+
+    fn operations_of(doc: &Value) -> Vec<(String, String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                out.push((method.to_uppercase(), path.clone(), op));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn every_served_route_is_in_the_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.data_dir = dir.path().to_owned();
+        let app = App::build(cfg).await.unwrap();
+        let templates = crate::http::route_templates(&app);
+        assert!(
+            templates.len() >= 30,
+            "suspiciously few routes: {templates:?}"
+        );
+
+        let doc = document();
+        let missing: Vec<&str> = templates
+            .iter()
+            .copied()
+            .filter(|t| {
+                let (method, path) = t.split_once(' ').expect("METHOD /path");
+                doc["paths"][path][method.to_lowercase()].is_null()
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "routes served but missing from /openapi.json: {missing:?}"
+        );
+
+        // Nothing documented that is not served either.
+        let extra: Vec<String> = operations_of(doc)
+            .into_iter()
+            .map(|(m, p, _)| format!("{m} {p}"))
+            .filter(|t| !templates.contains(&t.as_str()))
+            .collect();
+        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_with_the_bearer_scheme() {
+        let doc = document();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let bearer = &doc["components"]["securitySchemes"]["bearer"];
+        assert_eq!(bearer["type"], "http");
+        assert_eq!(bearer["scheme"], "bearer");
+        assert_eq!(bearer["bearerFormat"], "JWT");
+        let error = &doc["components"]["schemas"]["Error"];
+        assert_eq!(error["required"], serde_json::json!(["error"]));
+    }
+
+    #[test]
+    fn every_operation_declares_its_client_errors() {
+        let doc = document();
+        let mut lacking = Vec::new();
+        for (method, path, op) in operations_of(doc) {
+            let template = format!("{method} {path}");
+            let responses = op["responses"].as_object().expect("responses");
+            let has_4xx = responses.keys().any(|s| s.starts_with('4'));
+            if !has_4xx && !NO_CLIENT_ERRORS.contains(&template.as_str()) {
+                lacking.push(template.clone());
+            }
+            for (status, r) in responses {
+                assert!(
+                    !r["headers"]["X-Request-Id"].is_null(),
+                    "{template} {status} lacks X-Request-Id"
+                );
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        r["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/Error",
+                        "{template} {status} is not the Error schema"
+                    );
+                }
+            }
+            assert!(responses.contains_key("503"), "{template} lacks 503");
+        }
+        assert!(lacking.is_empty(), "operations without a 4xx: {lacking:?}");
+    }
+
+    #[test]
+    fn routes_that_need_a_token_say_so() {
+        let doc = document();
+        let security = |m: &str, p: &str| doc["paths"][p][m]["security"].clone();
+        let required = serde_json::json!([{"bearer": []}]);
+        let optional = serde_json::json!([{}, {"bearer": []}]);
+        assert_eq!(security("get", "/v1/me"), required);
+        assert_eq!(security("put", "/v1/admin/users/{user_id}/roles"), required);
+        assert_eq!(security("put", "/v1/products/{sku}"), required);
+        assert_eq!(security("post", "/v1/carts"), optional);
+        assert_eq!(security("post", "/v1/carts/{id}/checkout"), optional);
+        assert!(security("get", "/v1/products").is_null());
+        let key = doc["paths"]["/v1/carts/{id}/checkout"]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .expect("Idempotency-Key parameter");
+        assert_eq!(key["in"], "header");
+        assert_eq!(key["required"], true);
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        fn walk<'a>(v: &'a Value, refs: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        refs.push(r);
+                    }
+                    m.values().for_each(|v| walk(v, refs));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let mut refs = Vec::new();
+        walk(doc, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "$ref {r} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn links_point_at_existing_operations() {
+        let doc = document();
+        let ops = operations_of(doc);
+        let ids: Vec<&str> = ops
+            .iter()
+            .filter_map(|(_, _, op)| op["operationId"].as_str())
+            .collect();
+        let mut seen = 0;
+        for (_, _, op) in &ops {
+            for r in op["responses"].as_object().unwrap().values() {
+                for l in r["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                    let target = l["operationId"].as_str().expect("operationId, camelCase");
+                    assert!(ids.contains(&target), "link to unknown {target}");
+                    assert!(l.get("operation_id").is_none());
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 0, "no links");
+    }
+
+    #[tokio::test]
+    async fn serves_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.data_dir = dir.path().to_owned();
+        let app = App::build(cfg).await.unwrap();
+        let r = serve(app).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}
