@@ -241,6 +241,8 @@ impl TestApp {
         if !self.opts.no_admin_token {
             cmd.env("EMPORIUM_ADMIN_TOKEN", ADMIN_TOKEN);
         }
+        // Rate limits are tested on their own; elsewhere they would only add noise.
+        cmd.env("EMPORIUM_RATE_LIMIT__ENABLED", "false");
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
@@ -403,4 +405,13 @@ pub fn send_sigterm(pid: u32) {
         "kill(SIGTERM) failed: {}",
         std::io::Error::last_os_error()
     );
+}
+
+impl TestApp {
+    /// The file the child's stdout goes to, for the current start.
+    pub fn stdout_log(&self) -> PathBuf {
+        self.root
+            .path()
+            .join(format!("stdout.{}.log", self.generation))
+    }
 }

@@ -3,6 +3,7 @@
 
 mod domain;
 mod helpers;
+mod users;
 
 mod catalog;
 mod concurrency;
@@ -14,3 +15,9 @@ mod passivation;
 mod purchase;
 mod reservation_ttl;
 mod validation;
+
+// Issue 3: identity, access control and the HTTP edge.
+mod edge;
+mod ownership;
+mod rbac;
+mod tokens;
