@@ -72,10 +72,11 @@ pub enum EntityKind {
     User,
     Email,
     Session,
+    Machine,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 8] = [
+    pub const ALL: [EntityKind; 9] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -84,6 +85,7 @@ impl EntityKind {
         Self::User,
         Self::Email,
         Self::Session,
+        Self::Machine,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -95,6 +97,7 @@ impl EntityKind {
             Self::User => "user",
             Self::Email => "email",
             Self::Session => "session",
+            Self::Machine => "machine",
         }
     }
     pub fn byte(self) -> u8 {
@@ -107,6 +110,7 @@ impl EntityKind {
             Self::User => 6,
             Self::Email => 7,
             Self::Session => 8,
+            Self::Machine => 9,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -119,6 +123,7 @@ impl EntityKind {
             "user" => Some(Self::User),
             "email" => Some(Self::Email),
             "session" => Some(Self::Session),
+            "machine" => Some(Self::Machine),
             _ => None,
         }
     }

@@ -94,7 +94,7 @@ pub async fn entity_events(
         EntityKind::Payment => events::<Payment>(&app, &id, &q)?,
         EntityKind::User => events::<User>(&app, &uuid("user id", &id)?.to_string(), &q)?,
         // Email claims are keyed by a hash and sessions hold token hashes: not exposed.
-        EntityKind::Email | EntityKind::Session => {
+        EntityKind::Email | EntityKind::Session | EntityKind::Machine => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))
