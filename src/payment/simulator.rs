@@ -12,7 +12,7 @@
 //! - A configurable latency is added to every call.
 
 use super::{CardDetails, CardError, PaymentError, PaymentGateway, PaymentMethod};
-use crate::domain::payment::{Payment, PaymentCommand};
+use crate::domain::payment::{IntentStatus, Payment, PaymentCommand};
 use crate::domain::Aggregate;
 use crate::store::{codec, Journal, Store, StoreError};
 use futures::future::BoxFuture;
@@ -115,12 +115,18 @@ impl Simulator {
     }
 
     /// Runs a command on an intent, records the outcome under `key`, and waits for disk.
+    ///
+    /// Order matters for crashes: the intent's events are made durable first, and the
+    /// outcome is read from the intent's state, not from the new events. A crash before
+    /// the key record lands is then harmless: the retry finds the same intent (its id is
+    /// derived from the key), the command is a no-op on its state, and the same outcome
+    /// is recorded. The other order could persist "authorized" for an intent that does
+    /// not exist, which nothing could capture or void.
     async fn run(
         &self,
         key: &str,
         intent: &str,
         cmd: PaymentCommand,
-        ok: String,
     ) -> Result<String, PaymentError> {
         let rec = self.journal.load::<Payment>(intent).map_err(store_err)?;
         if rec.seq == 0 && !matches!(cmd, PaymentCommand::Authorize { .. }) {
@@ -130,43 +136,31 @@ impl Simulator {
         }
         let outcome = match Payment::decide(&rec.state, &cmd) {
             Ok(events) => {
-                let declined = events.iter().find_map(|e| match e {
-                    crate::domain::payment::PaymentEvent::Declined { code, .. } => {
-                        Some(code.clone())
-                    }
-                    _ => None,
-                });
-                let stamped: Vec<_> = events
-                    .into_iter()
-                    .map(|e| (crate::actors::entity::now_ms(), e))
-                    .collect();
-                // The key record goes in first; the journal append's fsync covers both.
-                let outcome = match declined {
-                    Some(code) => StoredOutcome::Declined(code),
-                    None => StoredOutcome::Ok(ok),
-                };
-                self.keys
-                    .insert(key, codec::encode(&outcome))
-                    .map_err(|e| store_err(e.into()))?;
-                if !stamped.is_empty() {
+                let mut state = rec.state;
+                for e in &events {
+                    Payment::apply(&mut state, e);
+                }
+                if !events.is_empty() {
+                    let at = crate::actors::entity::now_ms();
+                    let stamped: Vec<_> = events.into_iter().map(|e| (at, e)).collect();
                     self.journal
                         .append::<Payment>(intent, rec.seq + 1, &stamped, None, &[])
                         .await
                         .map_err(store_err)?;
-                } else {
-                    self.store.durable().await.map_err(store_err)?;
                 }
-                outcome
+                match (&cmd, state.status, state.decline_code) {
+                    (PaymentCommand::Authorize { .. }, IntentStatus::Declined, Some(code)) => {
+                        StoredOutcome::Declined(code)
+                    }
+                    _ => StoredOutcome::Ok(intent.to_owned()),
+                }
             }
-            Err(rejection) => {
-                let outcome = StoredOutcome::Invalid(rejection.message);
-                self.keys
-                    .insert(key, codec::encode(&outcome))
-                    .map_err(|e| store_err(e.into()))?;
-                self.store.durable().await.map_err(store_err)?;
-                outcome
-            }
+            Err(rejection) => StoredOutcome::Invalid(rejection.message),
         };
+        self.keys
+            .insert(key, codec::encode(&outcome))
+            .map_err(|e| store_err(e.into()))?;
+        self.store.durable().await.map_err(store_err)?;
         outcome.into()
     }
 
@@ -183,9 +177,7 @@ impl Simulator {
         if let Some(prev) = self.replay(&key)? {
             return prev.map(|_| ());
         }
-        self.run(&key, &intent, cmd, intent.clone())
-            .await
-            .map(|_| ())
+        self.run(&key, &intent, cmd).await.map(|_| ())
     }
 }
 
@@ -259,7 +251,7 @@ impl PaymentGateway for Simulator {
                 last4: stored.last4,
                 decline: stored.decline,
             };
-            self.run(&key, &intent, cmd, intent.clone()).await
+            self.run(&key, &intent, cmd).await
         })
     }
 
@@ -366,5 +358,49 @@ mod tests {
         assert!(matches!(e, Err(PaymentError::Retryable { .. })));
         let v = sim.void("v1".into(), "pi_missing".into()).await;
         assert!(matches!(v, Err(PaymentError::Invalid { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_the_intent_and_its_key_record_replays_the_same_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            &StoreOptions {
+                cache_capacity_bytes: 8 << 20,
+                group_commit_max_batch: 64,
+                group_commit_queue: 64,
+            },
+        )
+        .unwrap();
+        let sim = Simulator::new(&store, Duration::ZERO).unwrap();
+        let ok = sim
+            .tokenize(&card("4242424242424242"), 2026, 11)
+            .await
+            .unwrap();
+        let bad = sim
+            .tokenize(&card("4000000000009995"), 2026, 11)
+            .await
+            .unwrap();
+        let first = sim
+            .authorize("a".into(), ok.token.clone(), 700, "USD".into())
+            .await
+            .unwrap();
+        let declined = sim
+            .authorize("d".into(), bad.token.clone(), 700, "USD".into())
+            .await;
+        // The crash: the intents are on disk, the key records are not.
+        sim.keys.remove("a").unwrap();
+        sim.keys.remove("d").unwrap();
+        let again = sim
+            .authorize("a".into(), ok.token, 700, "USD".into())
+            .await
+            .unwrap();
+        assert_eq!(again, first, "the retry lands on the same intent");
+        sim.capture("c".into(), again, 700).await.unwrap();
+        assert_eq!(
+            sim.authorize("d".into(), bad.token, 700, "USD".into())
+                .await,
+            declined
+        );
     }
 }
