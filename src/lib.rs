@@ -12,12 +12,14 @@
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
 //! - [`cluster`]: the seam where partitions and remote nodes will plug into the router.
 //! - [`telemetry`]: tracing and Prometheus metrics.
+//! - [`grpc`]: the vending machine gRPC contract (`emporium.vending.v1`), health and reflection.
 
 pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod cluster;
 pub mod domain;
+pub mod grpc;
 pub mod http;
 pub mod payment;
 pub mod router;
