@@ -9,9 +9,11 @@
 //! - [`payment`]: a payment intent, as kept by the gateway simulator's ledger.
 //! - [`user`]: users (roles, profile, password hash) and the email claim.
 //! - [`session`]: a refresh-token family, rotated on every use.
+//! - [`machine`]: a vending machine: connectivity, planogram, sales, commands, app holds.
 
 pub mod cart;
 pub mod ids;
+pub mod machine;
 pub mod order;
 pub mod payment;
 pub mod product;
