@@ -79,24 +79,25 @@ pub async fn cancel(
     command_and_wait(&app, &p, id, OrderCommand::Cancel { at: now_ms() }).await
 }
 
+/// An operator action on an order, recorded with who did it.
+async fn staff_command(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+    cmd: fn(u64, String) -> OrderCommand,
+) -> Result<Response, ApiError> {
+    let p = p?;
+    staff(&p)?;
+    let id = uuid("order id", &id)?;
+    command_and_wait(&app, &p, id, cmd(now_ms(), p.actor())).await
+}
+
 pub async fn fulfil(
     app: App,
     id: String,
     p: Result<Principal, ApiError>,
 ) -> Result<Response, ApiError> {
-    let p = p?;
-    staff(&p)?;
-    let id = uuid("order id", &id)?;
-    command_and_wait(
-        &app,
-        &p,
-        id,
-        OrderCommand::Fulfil {
-            at: now_ms(),
-            by: p.actor(),
-        },
-    )
-    .await
+    staff_command(app, id, p, |at, by| OrderCommand::Fulfil { at, by }).await
 }
 
 pub async fn refund(
@@ -104,17 +105,5 @@ pub async fn refund(
     id: String,
     p: Result<Principal, ApiError>,
 ) -> Result<Response, ApiError> {
-    let p = p?;
-    staff(&p)?;
-    let id = uuid("order id", &id)?;
-    command_and_wait(
-        &app,
-        &p,
-        id,
-        OrderCommand::RequestRefund {
-            at: now_ms(),
-            by: p.actor(),
-        },
-    )
-    .await
+    staff_command(app, id, p, |at, by| OrderCommand::RequestRefund { at, by }).await
 }

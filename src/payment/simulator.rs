@@ -288,6 +288,19 @@ mod tests {
     use super::*;
     use crate::store::StoreOptions;
 
+    /// A simulator on a fresh store (keep the TempDir alive for the test).
+    fn simulator() -> (tempfile::TempDir, Store, Simulator) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            cache_capacity_bytes: 8 << 20,
+            group_commit_max_batch: 64,
+            group_commit_queue: 64,
+        };
+        let store = Store::open(dir.path(), &opts).unwrap();
+        let sim = Simulator::new(&store, Duration::ZERO).unwrap();
+        (dir, store, sim)
+    }
+
     fn card(n: &str) -> CardDetails {
         CardDetails {
             card_number: n.into(),
@@ -299,17 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn idempotent_authorize_capture_and_declines() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            dir.path(),
-            &StoreOptions {
-                cache_capacity_bytes: 8 << 20,
-                group_commit_max_batch: 64,
-                group_commit_queue: 64,
-            },
-        )
-        .unwrap();
-        let sim = Simulator::new(&store, Duration::ZERO).unwrap();
+        let (_dir, store, sim) = simulator();
         let ok = sim
             .tokenize(&card("4242424242424242"), 2026, 11)
             .await
@@ -362,17 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_between_the_intent_and_its_key_record_replays_the_same_outcome() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            dir.path(),
-            &StoreOptions {
-                cache_capacity_bytes: 8 << 20,
-                group_commit_max_batch: 64,
-                group_commit_queue: 64,
-            },
-        )
-        .unwrap();
-        let sim = Simulator::new(&store, Duration::ZERO).unwrap();
+        let (_dir, _store, sim) = simulator();
         let ok = sim
             .tokenize(&card("4242424242424242"), 2026, 11)
             .await
