@@ -28,6 +28,9 @@ enum Command {
         /// Address for the HTTP edge, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long)]
         http_addr: Option<String>,
+        /// Address for the gRPC listener of vending machines, e.g. 127.0.0.1:50051.
+        #[arg(long)]
+        grpc_addr: Option<String>,
         /// Directory for the embedded database (default ./data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -46,12 +49,14 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             http_addr,
+            grpc_addr,
             data_dir,
             demo,
             log_format,
         } => {
             let overrides = Overrides {
                 http_addr,
+                grpc_addr,
                 data_dir,
                 log_format,
             };
@@ -97,14 +102,34 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let grpc_addr = app.config.grpc.addr.clone();
+    let grpc_listener = tokio::net::TcpListener::bind(&grpc_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {grpc_addr} (grpc): {e}"))?;
     let local = listener.local_addr()?;
+    let grpc_local = grpc_listener.local_addr()?;
     std::fs::write(data_dir.join("http.addr"), local.to_string())?;
+    std::fs::write(data_dir.join("grpc.addr"), grpc_local.to_string())?;
     tracing::info!(addr = %local, data_dir = %data_dir.display(), "http listening");
+    tracing::info!(addr = %grpc_local, "grpc listening");
     let recovering = app.clone();
     tokio::spawn(async move { recovering.recover().await });
-    let served = emporium::http::serve(&app, listener, shutdown_signal()).await;
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (served, grpc_served) = tokio::join!(
+        emporium::http::serve(&app, listener, stopped(stop_rx.clone())),
+        emporium::grpc::server::serve(&app, grpc_listener, stopped(stop_rx.clone())),
+    );
     app.shutdown().await;
     served.map_err(|e| format!("http edge: {e}"))?;
+    grpc_served.map_err(|e| format!("grpc: {e}"))?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

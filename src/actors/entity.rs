@@ -37,8 +37,10 @@ pub enum EntityMsg<A: Aggregate> {
     EffectDone(Option<A::Command>),
     /// Run the next side effect if none is running.
     Drive,
-    /// Timer: passivation check and the behavior's wake-up.
-    Tick,
+    /// Timer: passivation check and the behavior's wake-up. Carries the generation of
+    /// the timer that sent it; only the latest timer counts, so an earlier wake-up can be
+    /// scheduled without multiplying timers.
+    Tick(u64),
     /// Test-only fault hook: panics inside the handler.
     #[cfg(test)]
     Panic,
@@ -69,6 +71,9 @@ pub struct EntityState<A: Aggregate> {
     last_active: Instant,
     effect_running: bool,
     waiters: Vec<RpcReplyPort<A::State>>,
+    /// The generation of the live timer, and when it fires.
+    tick_gen: u64,
+    tick_at: Instant,
 }
 
 pub struct EntityActor<A: Aggregate>(std::marker::PhantomData<fn() -> A>);
@@ -130,6 +135,7 @@ impl<A: Aggregate> EntityActor<A> {
             .behavior
             .on_persisted(&st.args.id, &events, &st.state);
         Self::after_change(myself, st);
+        Self::reschedule_if_earlier(myself, st);
         Ok(Ok(Applied {
             state: st.state.clone(),
             events,
@@ -171,7 +177,18 @@ impl<A: Aggregate> EntityActor<A> {
         }
     }
 
-    fn schedule_tick(myself: &ActorRef<EntityMsg<A>>, st: &EntityState<A>) {
+    /// A command may have made the behavior's wake-up earlier than the live timer (a new
+    /// hold, a machine that came online): replace the timer then.
+    fn reschedule_if_earlier(myself: &ActorRef<EntityMsg<A>>, st: &mut EntityState<A>) {
+        if let Some(wake) = st.args.behavior.next_wakeup(&st.state) {
+            let until = Instant::now() + Duration::from_millis(wake.saturating_sub(now_ms()));
+            if until + Duration::from_millis(10) < st.tick_at {
+                Self::schedule_tick(myself, st);
+            }
+        }
+    }
+
+    fn schedule_tick(myself: &ActorRef<EntityMsg<A>>, st: &mut EntityState<A>) {
         let idle = Self::idle_limit(st);
         let mut wait = idle.saturating_sub(st.last_active.elapsed());
         if let Some(wake) = st.args.behavior.next_wakeup(&st.state) {
@@ -179,8 +196,11 @@ impl<A: Aggregate> EntityActor<A> {
             wait = wait.min(until);
         }
         let wait = wait.max(Duration::from_millis(10));
+        st.tick_gen += 1;
+        st.tick_at = Instant::now() + wait;
+        let generation = st.tick_gen;
         // The timer task runs on its own; its handle is not needed.
-        drop(myself.send_after(wait, || EntityMsg::Tick));
+        drop(myself.send_after(wait, move || EntityMsg::Tick(generation)));
     }
 }
 
@@ -203,6 +223,8 @@ impl<A: Aggregate> Actor for EntityActor<A> {
             last_active: Instant::now(),
             effect_running: false,
             waiters: vec![],
+            tick_gen: 0,
+            tick_at: Instant::now(),
         })
     }
 
@@ -256,7 +278,8 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                 }
             }
             EntityMsg::Drive => Self::drive(&myself, st),
-            EntityMsg::Tick => {
+            EntityMsg::Tick(generation) if generation != st.tick_gen => {}
+            EntityMsg::Tick(_) => {
                 let now = now_ms();
                 if st
                     .args

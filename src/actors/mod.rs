@@ -6,11 +6,15 @@
 //!   indexes, projections). Domain logic stays in `crate::domain`.
 //! - [`order_saga`]: the order's behavior: performs each saga step at the edge.
 //! - [`catalog`]: the in-memory product listing, fed by the product actors.
+//! - [`machine`]: the vending machine's behavior: timers, the order outbox, the session push.
+//! - [`vending_steps`]: the order saga's steps at a vending machine.
 
 pub mod behavior;
 pub mod catalog;
 pub mod entity;
+pub mod machine;
 pub mod order_saga;
+pub mod vending_steps;
 
 pub use behavior::{Behavior, NoBehavior};
 pub use entity::{Applied, EntityActor, EntityMsg};

@@ -58,6 +58,8 @@ struct Step {
     router: Router,
     gateway: Arc<dyn PaymentGateway>,
     config: SagaConfig,
+    /// The SKU of a vending order's line (its steps report outcomes per line).
+    vending_sku: Option<Sku>,
 }
 
 fn stage_key(order_id: uuid::Uuid, step: &str) -> String {
@@ -69,6 +71,9 @@ impl Step {
         let at = now_ms();
         let expired = |deadline: Millis| at >= deadline;
         match effect {
+            Effect::ReserveSlot { .. } | Effect::Dispense { .. } | Effect::ReleaseSlot { .. } => {
+                super::vending_steps::perform(&self.router, self.vending_sku.clone(), effect).await
+            }
             Effect::LockCart { cart_id, order_id } => {
                 match self
                     .router
@@ -288,7 +293,7 @@ impl Step {
 }
 
 /// Logs a transient failure; the actor re-drives the step later.
-fn transient(step: &str, error: impl std::fmt::Display) -> Option<OrderCommand> {
+pub(super) fn transient(step: &str, error: impl std::fmt::Display) -> Option<OrderCommand> {
     tracing::warn!(step, %error, "saga step failed transiently; will retry");
     counter!("emporium_saga_step_retries_total", "step" => step.to_owned()).increment(1);
     None
@@ -306,6 +311,7 @@ impl Behavior<Order> for OrderSaga {
             router,
             gateway: self.gateway.clone(),
             config: self.config.clone(),
+            vending_sku: super::vending_steps::line_sku(state),
         };
         Some(Box::pin(step.perform(effect)))
     }

@@ -22,6 +22,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
+    pub grpc: GrpcConfig,
+    pub vending: VendingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +197,55 @@ impl Default for ShopConfig {
     }
 }
 
+/// The gRPC listener for vending machines (with health and reflection).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    pub addr: String,
+    /// Machine sessions open at once; more get RESOURCE_EXHAUSTED.
+    pub max_sessions: usize,
+    /// How long a new session may take to send its Hello.
+    pub hello_timeout_ms: u64,
+    /// Largest machine message accepted.
+    pub max_message_bytes: usize,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:50051".into(),
+            max_sessions: 10_000,
+            hello_timeout_ms: 10_000,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Vending machine behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VendingConfig {
+    /// Told to machines in Welcome; silent for 3 intervals means offline.
+    pub heartbeat_interval_s: u32,
+    /// A command not acked within this is sent again with the same id.
+    pub command_resend_ms: u64,
+    /// An app purchase's Dispense deadline, from placement.
+    pub dispense_timeout_ms: u64,
+    /// A slot at or below this level raises LowStock (set at registration).
+    pub low_stock_threshold: u32,
+}
+
+impl Default for VendingConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_s: 10,
+            command_resend_ms: 10_000,
+            dispense_timeout_ms: 30_000,
+            low_stock_threshold: 2,
+        }
+    }
+}
+
 /// A secret that never prints.
 #[derive(Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 #[serde(transparent)]
@@ -271,6 +322,7 @@ impl Default for LogConfig {
 #[derive(Debug, Default, Serialize)]
 pub struct Overrides {
     pub http_addr: Option<String>,
+    pub grpc_addr: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
 }
@@ -310,6 +362,9 @@ impl Config {
         if let Some(a) = &overrides.http_addr {
             fig = fig.merge(Serialized::default("http.addr", a));
         }
+        if let Some(a) = &overrides.grpc_addr {
+            fig = fig.merge(Serialized::default("grpc.addr", a));
+        }
         if let Some(d) = &overrides.data_dir {
             fig = fig.merge(Serialized::default("store.data_dir", d));
         }
@@ -325,6 +380,16 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Value(m.to_owned()));
         if self.http.addr.parse::<std::net::SocketAddr>().is_err() {
             return bad("http.addr must be IP:PORT");
+        }
+        if self.grpc.addr.parse::<std::net::SocketAddr>().is_err() {
+            return bad("grpc.addr must be IP:PORT");
+        }
+        if self.vending.heartbeat_interval_s == 0
+            || self.vending.command_resend_ms == 0
+            || self.vending.dispense_timeout_ms == 0
+            || self.grpc.max_sessions == 0
+        {
+            return bad("vending intervals and grpc.max_sessions must be positive");
         }
         if self.store.snapshot_every == 0 {
             return bad("store.snapshot_every must be at least 1");
@@ -372,6 +437,7 @@ mod tests {
     fn flags_override_file_values() {
         let o = Overrides {
             http_addr: Some("127.0.0.1:0".into()),
+            grpc_addr: Some("127.0.0.1:0".into()),
             data_dir: Some("/tmp/x".into()),
             log_format: Some(LogFormat::Json),
         };

@@ -11,9 +11,11 @@ pub mod root;
 
 use crate::actors::catalog::Catalog;
 use crate::actors::entity::EntityConfig;
+use crate::actors::machine::{MachineBehavior, MachineTiming};
 use crate::actors::order_saga::{OrderSaga, ProductBehavior, SagaConfig, StockBehavior};
 use crate::actors::NoBehavior;
 use crate::domain::cart::Cart;
+use crate::domain::machine::Machine;
 use crate::domain::order::Order;
 use crate::domain::product::Product;
 use crate::domain::session::Session;
@@ -52,6 +54,8 @@ pub struct App {
     pub admin_token: Arc<String>,
     pub identity: Arc<crate::auth::Identity>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The vending machine sessions open on this node.
+    pub sessions: Arc<crate::grpc::Sessions>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
 }
@@ -124,6 +128,17 @@ impl App {
         let users = start.kind::<User>(Arc::new(NoBehavior)).await?;
         let emails = start.kind::<EmailClaim>(Arc::new(NoBehavior)).await?;
         let sessions = start.kind::<Session>(Arc::new(NoBehavior)).await?;
+        let machine_sessions = Arc::new(crate::grpc::Sessions::default());
+        let machines = start
+            .kind::<Machine>(Arc::new(MachineBehavior::new(
+                router_cell.clone(),
+                machine_sessions.clone(),
+                MachineTiming {
+                    heartbeat_interval_ms: u64::from(config.vending.heartbeat_interval_s) * 1000,
+                    resend_after_ms: config.vending.command_resend_ms,
+                },
+            )))
+            .await?;
         let router = Router::builder(Duration::from_millis(config.actors.ask_timeout_ms))
             .with(products)
             .with(carts)
@@ -132,6 +147,7 @@ impl App {
             .with(users)
             .with(emails)
             .with(sessions)
+            .with(machines)
             .build();
         let _ = router_cell.set(router.clone());
         Ok(Self {
@@ -143,6 +159,7 @@ impl App {
             admin_token: Arc::new(admin_token),
             identity,
             metrics,
+            sessions: machine_sessions,
             ready: Arc::new(AtomicBool::new(false)),
             root,
         })
@@ -152,15 +169,27 @@ impl App {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Resumes every order whose saga had not settled, then marks the app ready.
-    /// Activation is throttled so a restart does not wake everything at once.
+    /// Resumes every order whose saga had not settled, and every machine with timers or
+    /// outcomes to deliver, then marks the app ready. Activation is throttled so a restart
+    /// does not wake everything at once.
     pub async fn recover(&self) {
+        let orders = self.resume::<Order>(Index::OpenOrders).await;
+        let machines = self.resume::<Machine>(Index::LiveMachines).await;
+        tracing::info!(
+            orders,
+            machines,
+            "recovery done: unsettled orders and live machines resumed"
+        );
+        self.ready.store(true, Ordering::Release);
+    }
+
+    async fn resume<A: crate::domain::Aggregate>(&self, index: Index) -> usize {
         let ids: Vec<String> = self
             .store
             .journal()
-            .index_keys(Index::OpenOrders)
+            .index_keys(index)
             .filter_map(|r| {
-                r.map_err(|e| tracing::error!(error = %e, "reading the open-orders index"))
+                r.map_err(|e| tracing::error!(error = %e, ?index, "reading a recovery index"))
                     .ok()
             })
             .collect();
@@ -170,14 +199,13 @@ impl App {
             .for_each_concurrent(self.config.checkout.resume_concurrency.max(1), |id| {
                 let router = router.clone();
                 async move {
-                    if let Err(e) = router.activate::<Order>(&id).await {
-                        tracing::error!(order_id = %id, error = %e, "could not resume order");
+                    if let Err(e) = router.activate::<A>(&id).await {
+                        tracing::error!(kind = %A::KIND, %id, error = %e, "could not resume");
                     }
                 }
             })
             .await;
-        tracing::info!(orders = count, "recovery done: unsettled orders resumed");
-        self.ready.store(true, Ordering::Release);
+        count
     }
 
     /// Stops the actor system and flushes the store.

@@ -15,6 +15,7 @@ pub mod cart;
 pub mod ids;
 pub mod machine;
 pub mod order;
+pub mod order_vending;
 pub mod payment;
 pub mod product;
 pub mod session;

@@ -7,6 +7,9 @@
 //! step of a path is done. Every step is idempotent at its target, so a saga that resumes
 //! after a crash repeats at most the step it was in, and that step has no second effect.
 
+pub use super::order_vending::vend_status;
+use super::order_vending::{vending_effect, VendReport};
+pub use super::order_vending::{VendState, VendingOrder, VendingPlacement};
 use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode, Sku};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -65,6 +68,12 @@ pub enum FailureCode {
     CancelledByCustomer,
     /// The cart was emptied or checked out by another order before this one locked it.
     CartUnavailable,
+    /// A vending machine reported that the vend failed (or refused the dispense).
+    VendFailed,
+    /// A vending machine did not vend before the dispense deadline.
+    VendTimeout,
+    /// The vending machine went offline before the unit could be held.
+    MachineOffline,
 }
 
 impl FailureCode {
@@ -76,6 +85,9 @@ impl FailureCode {
             Self::Expired => "expired",
             Self::CancelledByCustomer => "cancelled_by_customer",
             Self::CartUnavailable => "cart_unavailable",
+            Self::VendFailed => "vend_failed",
+            Self::VendTimeout => "vend_timeout",
+            Self::MachineOffline => "machine_offline",
         }
     }
 }
@@ -166,6 +178,8 @@ pub struct OrderState {
     pub failure: Option<Failure>,
     pub refund_requested: bool,
     pub history: Vec<(OrderStatus, Millis)>,
+    /// Set for an app purchase at a vending machine (order kind `vending`).
+    pub vending: Option<VendingOrder>,
 }
 
 impl OrderState {
@@ -175,9 +189,26 @@ impl OrderState {
             .map(|l| l.unit_price_minor * i64::from(l.quantity))
             .sum()
     }
-    /// Whether the saga has nothing more to do.
+    /// Whether the saga has nothing more to do (a vending order also waits for its vend).
     pub fn is_settled(&self) -> bool {
-        self.placement.is_some() && next_effect(self).is_none()
+        self.placement.is_some() && next_effect(self).is_none() && !self.awaiting_vend()
+    }
+    /// A vending order whose dispense was sent and whose machine has not reported yet.
+    pub fn awaiting_vend(&self) -> bool {
+        self.compensating.is_none()
+            && !self.status.is_final()
+            && self
+                .vending
+                .as_ref()
+                .is_some_and(|v| v.state == VendState::Dispensing)
+    }
+    /// `cart` or `vending`.
+    pub fn kind(&self) -> &'static str {
+        if self.vending.is_some() {
+            "vending"
+        } else {
+            "cart"
+        }
     }
     fn id(&self) -> Uuid {
         self.placement
@@ -240,6 +271,25 @@ pub enum Effect {
         cart_id: Uuid,
         order_id: Uuid,
     },
+    /// Hold one unit of a vending machine slot for the order until `deadline`.
+    ReserveSlot {
+        machine_id: String,
+        slot: u32,
+        order_id: Uuid,
+        deadline: Millis,
+    },
+    /// Send `Dispense` down the machine's stream.
+    Dispense {
+        machine_id: String,
+        slot: u32,
+        order_id: Uuid,
+        deadline: Millis,
+    },
+    /// Drop the order's hold at the machine (no-op if the machine already let it go).
+    ReleaseSlot {
+        machine_id: String,
+        order_id: Uuid,
+    },
 }
 
 /// The next step of the saga, or `None` when it is settled (or waits for nobody).
@@ -272,6 +322,7 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
                 order_id,
                 authorization: auth(),
             }),
+            _ if s.vending.is_some() => vending_effect(s, p),
             _ => s
                 .lines
                 .iter()
@@ -295,6 +346,9 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
                     })
                 }),
         };
+    }
+    if s.vending.is_some() {
+        return vending_effect(s, p);
     }
     if !s.cart_locked {
         return Some(Effect::LockCart {
@@ -352,6 +406,26 @@ pub enum OrderCommand {
     },
     LineReserved {
         sku: Sku,
+        at: Millis,
+    },
+    /// Places an app purchase at a vending machine.
+    PlaceVending {
+        placement: Placement,
+        vending: VendingPlacement,
+    },
+    /// The machine accepted the `Dispense` command.
+    DispenseSent {
+        at: Millis,
+    },
+    /// What the machine reported for the order's vend (or that its deadline passed).
+    VendReported {
+        report: VendReport,
+        at: Millis,
+    },
+    /// The slot could not be held (`machine_offline`, out of stock, locked).
+    SlotUnavailable {
+        code: FailureCode,
+        message: String,
         at: Millis,
     },
     LineOutOfStock {
@@ -418,24 +492,61 @@ pub enum OrderCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderEvent {
     Placed(Placement),
-    CartLocked { lines: Vec<(Sku, u32, i64)> },
-    LineReserved { sku: Sku },
-    AllReserved { at: Millis },
-    PaymentAuthorized { authorization: String },
+    CartLocked {
+        lines: Vec<(Sku, u32, i64)>,
+    },
+    LineReserved {
+        sku: Sku,
+    },
+    AllReserved {
+        at: Millis,
+    },
+    PaymentAuthorized {
+        authorization: String,
+    },
     PaymentCaptured,
-    LineCommitted { sku: Sku },
-    Paid { at: Millis },
-    CompensationStarted { failure: Failure },
-    LineReleased { sku: Sku },
-    LineReturned { sku: Sku },
+    LineCommitted {
+        sku: Sku,
+    },
+    Paid {
+        at: Millis,
+    },
+    CompensationStarted {
+        failure: Failure,
+    },
+    LineReleased {
+        sku: Sku,
+    },
+    LineReturned {
+        sku: Sku,
+    },
     PaymentVoided,
     PaymentRefunded,
     PaymentFailed,
     CartReopened,
-    Cancelled { failure: Failure, at: Millis },
-    Fulfilled { at: Millis, by: String },
-    RefundRequested { by: String },
-    Refunded { at: Millis },
+    Cancelled {
+        failure: Failure,
+        at: Millis,
+    },
+    Fulfilled {
+        at: Millis,
+        by: String,
+    },
+    RefundRequested {
+        by: String,
+    },
+    Refunded {
+        at: Millis,
+    },
+    // Appended for vending orders; earlier variants keep their codec positions.
+    VendingPlaced {
+        placement: Placement,
+        vending: VendingPlacement,
+    },
+    DispenseSent,
+    Vended {
+        vend_id: Uuid,
+    },
 }
 
 pub struct Order;
@@ -470,6 +581,13 @@ fn settle(s: &OrderState, mut events: Vec<OrderEvent>, at: Millis) -> Vec<OrderE
         && after.payment.status == PaymentStatus::Captured
     {
         events.push(OrderEvent::Paid { at });
+        if let Some(v) = &after.vending {
+            // The machine has handed over the unit: a paid vend is also fulfilled.
+            events.push(OrderEvent::Fulfilled {
+                at,
+                by: format!("machine:{}", v.machine_id),
+            });
+        }
     } else if after.refund_requested
         && after.payment.status == PaymentStatus::Refunded
         && after.status != OrderStatus::Refunded
@@ -487,7 +605,7 @@ impl Aggregate for Order {
 
     fn decide(s: &OrderState, cmd: &OrderCommand) -> Result<Vec<OrderEvent>, Rejection> {
         use OrderCommand as C;
-        if s.placement.is_none() && !matches!(cmd, C::Place(_)) {
+        if s.placement.is_none() && !matches!(cmd, C::Place(_) | C::PlaceVending { .. }) {
             return reject(RejectionCode::NotFound, "no such order");
         }
         let (events, at) = match cmd {
@@ -496,6 +614,31 @@ impl Aggregate for Order {
                     Some(_) => vec![],
                     None => vec![OrderEvent::Placed(p.clone())],
                 })
+            }
+            C::PlaceVending { placement, vending } => {
+                return Ok(match &s.placement {
+                    Some(_) => vec![],
+                    None => vec![OrderEvent::VendingPlaced {
+                        placement: placement.clone(),
+                        vending: vending.clone(),
+                    }],
+                })
+            }
+            C::DispenseSent { at } => (
+                match &s.vending {
+                    Some(v) if v.state == VendState::Reserving && s.compensating.is_none() => {
+                        vec![OrderEvent::DispenseSent]
+                    }
+                    _ => vec![],
+                },
+                *at,
+            ),
+            C::VendReported { report, at } => (
+                super::order_vending::decide_report(s, report),
+                *at,
+            ),
+            C::SlotUnavailable { code, message, at } => {
+                (compensate(s, *code, message.clone()), *at)
             }
             C::CartLocked { lines, at } => {
                 if s.cart_locked || s.status.is_final() {
@@ -612,6 +755,15 @@ impl Aggregate for Order {
                 },
                 *at,
             ),
+            // A vended unit is gone: its payment is captured however late, never dropped.
+            C::Expired { at }
+                if s
+                    .vending
+                    .as_ref()
+                    .is_some_and(|v| v.state == VendState::Vended) =>
+            {
+                (vec![], *at)
+            }
             C::Expired { at } => (
                 compensate(
                     s,
@@ -620,6 +772,18 @@ impl Aggregate for Order {
                 ),
                 *at,
             ),
+            C::Cancel { .. }
+                if s.compensating.is_none()
+                    && s
+                        .vending
+                        .as_ref()
+                        .is_some_and(|v| v.state != VendState::Reserving) =>
+            {
+                return reject(
+                    RejectionCode::InvalidTransition,
+                    "the machine is dispensing (or has dispensed) this order; it cannot be cancelled",
+                )
+            }
             C::Cancel { at } => match s.status {
                 OrderStatus::Pending | OrderStatus::Reserved => (
                     compensate(
@@ -720,10 +884,39 @@ impl Aggregate for Order {
             OrderEvent::Fulfilled { at, .. } => status(s, OrderStatus::Fulfilled, *at),
             OrderEvent::RefundRequested { .. } => s.refund_requested = true,
             OrderEvent::Refunded { at } => status(s, OrderStatus::Refunded, *at),
+            OrderEvent::VendingPlaced { placement, vending } => {
+                Order::apply(s, &OrderEvent::Placed(placement.clone()));
+                // No cart: the one line is the slot's unit, and nothing to reopen.
+                s.cart_locked = true;
+                s.cart_reopened = true;
+                s.lines = vec![OrderLine {
+                    sku: vending.sku.clone(),
+                    quantity: 1,
+                    unit_price_minor: vending.price_minor,
+                    stage: LineStage::Pending,
+                }];
+                s.vending = Some(VendingOrder::new(vending.clone()));
+            }
+            OrderEvent::DispenseSent => {
+                if let Some(v) = s.vending.as_mut() {
+                    v.state = VendState::Dispensing;
+                }
+            }
+            OrderEvent::Vended { vend_id } => {
+                if let Some(v) = s.vending.as_mut() {
+                    v.state = VendState::Vended;
+                    v.vend_id = Some(*vend_id);
+                }
+                // The unit left the machine: the line is committed.
+                for l in &mut s.lines {
+                    l.stage = LineStage::Committed;
+                }
+            }
         }
     }
 
     fn can_passivate(s: &OrderState) -> bool {
+        // An order waiting for its vend passivates too: the machine's notice wakes it.
         next_effect(s).is_none()
     }
 }

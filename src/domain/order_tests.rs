@@ -73,6 +73,185 @@ fn outcome(effect: &Effect, lines: usize, fail: bool, at: Millis) -> OrderComman
         Effect::Void { .. } => OrderCommand::Voided { at },
         Effect::Refund { .. } => OrderCommand::Refunded { at },
         Effect::ReopenCart { .. } => OrderCommand::CartReopened { at },
+        // A vending order's one line is sku(0).
+        Effect::ReserveSlot { .. } if fail => OrderCommand::SlotUnavailable {
+            code: FailureCode::MachineOffline,
+            message: "offline".into(),
+            at,
+        },
+        Effect::ReserveSlot { .. } => OrderCommand::LineReserved { sku: sku(0), at },
+        Effect::Dispense { .. } if fail => OrderCommand::SlotUnavailable {
+            code: FailureCode::VendTimeout,
+            message: "late".into(),
+            at,
+        },
+        Effect::Dispense { .. } => OrderCommand::DispenseSent { at },
+        Effect::ReleaseSlot { .. } => OrderCommand::LineReleased { sku: sku(0), at },
+    }
+}
+
+fn vending() -> VendingPlacement {
+    VendingPlacement {
+        machine_id: "vm-1".into(),
+        slot: 3,
+        sku: sku(0),
+        price_minor: 250,
+        deadline: 500,
+    }
+}
+
+fn place_vending() -> OrderCommand {
+    OrderCommand::PlaceVending {
+        placement: Placement {
+            cart_id: Uuid::nil(),
+            ..placement()
+        },
+        vending: vending(),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum VStep {
+    Drive(bool),
+    Duplicate,
+    Cancel,
+    Report(u8),
+}
+
+fn vstep() -> impl Strategy<Value = VStep> {
+    prop_oneof![
+        8 => prop::bool::weighted(0.15).prop_map(VStep::Drive),
+        1 => Just(VStep::Duplicate),
+        1 => Just(VStep::Cancel),
+        2 => (0u8..3).prop_map(VStep::Report),
+    ]
+}
+
+fn report(kind: u8) -> VendReport {
+    match kind {
+        0 => VendReport::Vended {
+            vend_id: Uuid::from_u128(9),
+        },
+        1 => VendReport::Failed {
+            reason: "motor_jam".into(),
+        },
+        _ => VendReport::TimedOut,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn vending_saga_settles_and_never_charges_for_an_undelivered_unit(
+        steps in proptest::collection::vec(vstep(), 0..40),
+        final_report in 0u8..3,
+    ) {
+        let mut s = OrderState::default();
+        let mut log = vec![];
+        run(&mut s, &mut log, &place_vending());
+        let mut at = 2;
+        let mut last = None;
+        let tail = std::iter::repeat_n(VStep::Drive(false), 20)
+            .chain(std::iter::once(VStep::Report(final_report)))
+            .chain(std::iter::repeat_n(VStep::Drive(false), 20));
+        for st in steps.iter().cloned().chain(tail) {
+            at += 1;
+            let cmd = match st {
+                VStep::Drive(fail) => match next_effect(&s) {
+                    Some(e) => { let c = outcome(&e, 1, fail, at); last = Some(c.clone()); c }
+                    None => continue,
+                },
+                VStep::Duplicate => match &last { Some(c) => c.clone(), None => continue },
+                VStep::Cancel => OrderCommand::Cancel { at },
+                // The machine only reports on a dispense it was sent.
+                VStep::Report(k) if s.awaiting_vend() => OrderCommand::VendReported { report: report(k), at },
+                VStep::Report(_) => continue,
+            };
+            run(&mut s, &mut log, &cmd);
+        }
+        for w in s.history.windows(2) {
+            prop_assert!(w[0].0.can_become(w[1].0), "illegal edge {:?} -> {:?}", w[0].0, w[1].0);
+        }
+        prop_assert!(s.is_settled(), "not settled: {:?}", s);
+        let vended = s.vending.as_ref().unwrap().state == VendState::Vended;
+        match s.status {
+            OrderStatus::Fulfilled => {
+                prop_assert!(vended);
+                prop_assert_eq!(s.payment.status, PaymentStatus::Captured);
+                prop_assert_eq!(s.lines[0].stage, LineStage::Committed);
+            }
+            OrderStatus::Cancelled => {
+                // Only a hard capture failure can leave a vended unit unpaid, and it says so.
+                prop_assert!(!vended || s.failure.as_ref().unwrap().code == FailureCode::PaymentError, "a vended unit was not charged");
+                prop_assert!(!matches!(s.payment.status, PaymentStatus::Authorized | PaymentStatus::Captured));
+                prop_assert!(s.lines[0].stage != LineStage::Reserved, "the hold was not released");
+            }
+            other => prop_assert!(false, "unexpected end status {:?}", other),
+        }
+        prop_assert_eq!(Order::replay(&log), s);
+    }
+}
+
+#[test]
+fn vending_happy_path_and_its_failure_codes() {
+    let drive = |s: &mut OrderState, log: &mut Vec<OrderEvent>| {
+        let mut kinds = vec![];
+        while let Some(e) = next_effect(s) {
+            kinds.push(match &e {
+                Effect::ReserveSlot { .. } => "reserve_slot",
+                Effect::Authorize { .. } => "authorize",
+                Effect::Dispense { .. } => "dispense",
+                Effect::Capture { .. } => "capture",
+                Effect::Void { .. } => "void",
+                Effect::ReleaseSlot { .. } => "release_slot",
+                _ => "other",
+            });
+            run(s, log, &outcome(&e, 1, false, 5));
+        }
+        kinds
+    };
+    let mut s = OrderState::default();
+    let mut log = vec![];
+    run(&mut s, &mut log, &place_vending());
+    assert_eq!(s.kind(), "vending");
+    assert_eq!(
+        drive(&mut s, &mut log),
+        ["reserve_slot", "authorize", "dispense"]
+    );
+    assert!(s.awaiting_vend() && !s.is_settled());
+    assert_eq!(vend_status(&s), Some("dispensing"));
+    // Cancelling while the machine dispenses is refused.
+    assert!(Order::decide(&s, &OrderCommand::Cancel { at: 6 }).is_err());
+    let mut ok = s.clone();
+    run(
+        &mut ok,
+        &mut log,
+        &OrderCommand::VendReported {
+            report: report(0),
+            at: 7,
+        },
+    );
+    assert_eq!(drive(&mut ok, &mut log), ["capture"]);
+    assert_eq!(ok.status, OrderStatus::Fulfilled);
+    assert_eq!(vend_status(&ok), Some("vended"));
+    for (k, code, status) in [
+        (1, FailureCode::VendFailed, "failed"),
+        (2, FailureCode::VendTimeout, "timed_out"),
+    ] {
+        let mut f = s.clone();
+        run(
+            &mut f,
+            &mut log,
+            &OrderCommand::VendReported {
+                report: report(k),
+                at: 7,
+            },
+        );
+        assert_eq!(drive(&mut f, &mut log), ["void", "release_slot"]);
+        assert_eq!(f.status, OrderStatus::Cancelled);
+        assert_eq!(f.failure.as_ref().unwrap().code, code);
+        assert_eq!(f.payment.status, PaymentStatus::Voided);
+        assert_eq!(vend_status(&f), Some(status));
     }
 }
 

@@ -11,9 +11,17 @@
 //!   descriptor set, so `grpcurl` can list and call services without the proto file.
 //! - [`health_service`]: the standard `grpc.health.v1.Health` service for `grpc_health_probe`.
 //!
-//! Not here yet: no `MachineGateway` implementation, and no gRPC listener. The session handler
-//! needs the machine actor (authentication, de-duplication, durable acks), which is not built;
-//! it and the `--grpc-addr` / `grpc.addr` listener will plug in here.
+//! - [`gateway`]: the `MachineGateway.Session` handler (Hello, Welcome, durable acks).
+//! - [`sessions`]: the live sessions of this node; where machine commands are pushed.
+//! - [`convert`]: wire messages to and from the machine aggregate's inputs and commands.
+//! - [`server`]: the listener (`--grpc-addr` / `grpc.addr`) serving all of the above.
+
+pub mod convert;
+pub mod gateway;
+pub mod server;
+pub mod sessions;
+
+pub use sessions::Sessions;
 
 /// The generated protobuf messages and services of `emporium.vending.v1`.
 #[allow(

@@ -72,33 +72,12 @@ pub async fn checkout(
     let key = key?;
     let raw = body?;
     let value: serde_json::Value = parse_json(&raw)?;
-    let fingerprint: [u8; 32] = {
-        let mut h = sha2::Sha256::new();
-        h.update(cart_id.as_bytes());
-        h.update(value.to_string().as_bytes());
-        h.finalize().into()
-    };
-    let tree = app.store.tree("checkout_idempotency")?;
-    let mut order_id = None;
-    if let Some(bytes) = tree.get(&key).map_err(crate::store::StoreError::from)? {
-        match codec::decode::<IdemRecord>(&bytes).map_err(|e| ApiError::internal(e.to_string()))? {
-            IdemRecord::Done { fingerprint: f, .. }
-            | IdemRecord::Started { fingerprint: f, .. }
-                if f != fingerprint =>
-            {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request",
-                ));
-            }
-            IdemRecord::Done { status, body, .. } => return Ok(replay(status, body)),
-            IdemRecord::Started { order_id: o, .. } => order_id = Some(o),
-        }
-    }
-    let order_id = match order_id {
-        Some(o) => o,
-        None => {
+    let fingerprint = fingerprint(cart_id.as_bytes(), &value);
+    let tree = app.store.tree(IDEMPOTENCY_TREE)?;
+    let order_id = match lookup(&tree, &key, fingerprint)? {
+        Prior::Replay(r) => return Ok(r),
+        Prior::Started(o) => o,
+        Prior::None => {
             let body: CheckoutBody =
                 serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
             let email = parse_email(&body.email)?;
@@ -125,39 +104,8 @@ pub async fn checkout(
                 .await
                 .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
             let new_id = Uuid::new_v4();
-            let started = codec::encode(&IdemRecord::Started {
-                fingerprint,
-                order_id: new_id,
-            });
-            // Claim the key atomically; a concurrent twin joins the winner's order.
-            match tree
-                .compare_and_swap(&key, None as Option<&[u8]>, Some(started))
-                .map_err(crate::store::StoreError::from)?
-            {
-                Ok(()) => {}
-                Err(cas) => {
-                    let current = cas
-                        .current
-                        .ok_or_else(|| ApiError::internal("idempotency record vanished"))?;
-                    return match codec::decode::<IdemRecord>(&current)
-                        .map_err(|e| ApiError::internal(e.to_string()))?
-                    {
-                        IdemRecord::Started { fingerprint: f, .. }
-                        | IdemRecord::Done { fingerprint: f, .. }
-                            if f != fingerprint =>
-                        {
-                            Err(ApiError::new(
-                                StatusCode::CONFLICT,
-                                "idempotency_key_reused",
-                                "this Idempotency-Key was used with a different request",
-                            ))
-                        }
-                        IdemRecord::Done { status, body, .. } => Ok(replay(status, body)),
-                        IdemRecord::Started { order_id, .. } => {
-                            respond(&app, &tree, &key, fingerprint, order_id).await
-                        }
-                    };
-                }
+            if let Some(r) = claim(&app, &tree, &key, fingerprint, new_id).await? {
+                return Ok(r);
             }
             let ttl = app.config.checkout.reservation_ttl_ms;
             let placement = Placement {
@@ -181,8 +129,83 @@ pub async fn checkout(
     respond(&app, &tree, &key, fingerprint, order_id).await
 }
 
+/// The sled tree of idempotency records (checkouts and vending purchases).
+pub(super) const IDEMPOTENCY_TREE: &str = "checkout_idempotency";
+
+/// What a key already stands for.
+pub(super) enum Prior {
+    /// Settled: the stored answer, byte for byte.
+    Replay(Response),
+    /// Claimed by a request whose order is still running.
+    Started(Uuid),
+    /// Unused.
+    None,
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request",
+    )
+}
+
+/// The fingerprint of a request: its target and its body.
+pub(super) fn fingerprint(scope: &[u8], body: &serde_json::Value) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(scope);
+    h.update(body.to_string().as_bytes());
+    h.finalize().into()
+}
+
+/// What `key` stands for; 409 `idempotency_key_reused` if it was used for another request.
+pub(super) fn lookup(
+    tree: &sled::Tree,
+    key: &str,
+    fingerprint: [u8; 32],
+) -> Result<Prior, ApiError> {
+    let Some(bytes) = tree.get(key).map_err(crate::store::StoreError::from)? else {
+        return Ok(Prior::None);
+    };
+    match codec::decode::<IdemRecord>(&bytes).map_err(|e| ApiError::internal(e.to_string()))? {
+        IdemRecord::Done { fingerprint: f, .. } | IdemRecord::Started { fingerprint: f, .. }
+            if f != fingerprint =>
+        {
+            Err(key_reused())
+        }
+        IdemRecord::Done { status, body, .. } => Ok(Prior::Replay(replay(status, body))),
+        IdemRecord::Started { order_id, .. } => Ok(Prior::Started(order_id)),
+    }
+}
+
+/// Claims `key` for `order_id` atomically. `Some(answer)` when a concurrent twin won the
+/// claim: the answer is the winner's order (or 409 if the twin's body differed).
+pub(super) async fn claim(
+    app: &App,
+    tree: &sled::Tree,
+    key: &str,
+    fingerprint: [u8; 32],
+    order_id: Uuid,
+) -> Result<Option<Response>, ApiError> {
+    let started = codec::encode(&IdemRecord::Started {
+        fingerprint,
+        order_id,
+    });
+    match tree
+        .compare_and_swap(key, None as Option<&[u8]>, Some(started))
+        .map_err(crate::store::StoreError::from)?
+    {
+        Ok(()) => Ok(None),
+        Err(_) => match lookup(tree, key, fingerprint)? {
+            Prior::Replay(r) => Ok(Some(r)),
+            Prior::Started(winner) => Ok(Some(respond(app, tree, key, fingerprint, winner).await?)),
+            Prior::None => Err(ApiError::internal("idempotency record vanished")),
+        },
+    }
+}
+
 /// Waits for the saga briefly; 201 once settled (and stored for replay), else 202.
-async fn respond(
+pub(super) async fn respond(
     app: &App,
     tree: &sled::Tree,
     key: &str,

@@ -2,7 +2,8 @@
 //!
 //! - [`error`]: `ApiError` and the mapping of every failure to a status (one place).
 //! - [`extract`]: bounded bodies, ids, operator auth, the idempotency key.
-//! - [`catalog`], [`carts`], [`checkout`], [`orders`], [`admin`]: handlers by resource.
+//! - [`catalog`], [`carts`], [`checkout`], [`orders`], [`admin`], [`machines`], [`vending`]:
+//!   handlers by resource.
 //! - [`views`]: the public JSON shapes.
 //! - [`server`]: the API behind load shedding and error recovery, and `serve`, which
 //!   hands it to the edge's listener.
@@ -24,9 +25,11 @@ pub mod context;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod machines;
 pub mod openapi;
 pub mod orders;
 pub mod server;
+pub mod vending;
 pub mod views;
 
 pub use server::{routes, serve};
@@ -91,6 +94,7 @@ macro_rules! route {
             .boxed()
     }};
 }
+pub(crate) use route;
 
 async fn live(_app: App) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &serde_json::json!({"status": "live"})))
@@ -431,7 +435,9 @@ fn api_and_templates(app: &App) -> (BoxedFilter<(Response,)>, Vec<&'static str>)
         |kind, id, p, q, a| admin::entity_events(a, kind, id, p, q)
     );
 
-    let filter = live
+    let filter = machines::routes(app, &mut n)
+        .or(live)
+        .unify()
         .or(ready)
         .unify()
         .or(metrics_route)

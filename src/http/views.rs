@@ -60,9 +60,20 @@ pub fn order(id: Uuid, o: &OrderState) -> Value {
             })
         })
         .collect();
+    let vending = o.vending.as_ref().map(|v| {
+        json!({
+            "machine_id": v.machine_id,
+            "slot": v.slot,
+            "deadline": rfc3339(v.deadline),
+            "status": crate::domain::order::vend_status(o),
+            "vend_id": v.vend_id,
+        })
+    });
     json!({
         "id": id,
-        "cart_id": p.map(|p| p.cart_id),
+        "kind": o.kind(),
+        "cart_id": p.filter(|_| o.vending.is_none()).map(|p| p.cart_id),
+        "vending": vending,
         "status": o.status.as_str(),
         "items": items,
         "total_minor": o.total_minor(),

@@ -33,6 +33,11 @@ pub enum Index {
     Products = 2,
     /// `user_id/inverted placement time/order_id`: a shopper's orders, newest first.
     UserOrders = 3,
+    /// Every registered machine id, for listing machines.
+    Machines = 4,
+    /// Machines that must be active after a restart: online, or holding app units,
+    /// pending commands or undelivered outcomes.
+    LiveMachines = 5,
 }
 
 #[derive(Debug, Clone)]
@@ -113,12 +118,19 @@ impl Journal {
                 source,
             }
         };
+        // A snapshot is a cache of the events, which are never deleted: one that does not
+        // decode (written by a version whose state had another shape) is skipped, and the
+        // entity is rebuilt from its events. Events themselves must always decode.
         let (mut state, snapshot_seq) = match self.tree.get(entity_prefix(b'S', A::KIND, id)?)? {
-            Some(bytes) => {
-                let snap: SnapshotRecord<A::State> =
-                    codec::decode(&bytes).map_err(|e| corrupt("snapshot".into(), e))?;
-                (snap.state, snap.seq)
-            }
+            Some(bytes) => match codec::decode::<SnapshotRecord<A::State>>(&bytes) {
+                Ok(snap) => (snap.state, snap.seq),
+                Err(error) => {
+                    tracing::warn!(kind = %A::KIND, id, %error, "snapshot does not decode; replaying every event");
+                    counter!("emporium_journal_snapshot_skipped_total", "kind" => A::KIND.as_str())
+                        .increment(1);
+                    (A::State::default(), 0)
+                }
+            },
             None => (A::State::default(), 0),
         };
         let mut seq = snapshot_seq;
@@ -260,6 +272,18 @@ impl Journal {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         self.tree.insert(event_key(kind, id, seq)?, bytes)?;
+        Ok(())
+    }
+
+    /// Test hook: writes raw bytes as an entity's snapshot (to simulate an old format).
+    #[doc(hidden)]
+    pub fn put_raw_snapshot(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tree.insert(entity_prefix(b'S', kind, id)?, bytes)?;
         Ok(())
     }
 

@@ -54,6 +54,28 @@ async fn append_then_load_with_and_without_snapshots() {
 }
 
 #[tokio::test]
+async fn a_snapshot_that_does_not_decode_is_skipped_and_the_events_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &opts()).unwrap();
+    let j = store.journal();
+    j.append::<Cart>(
+        "c1",
+        1,
+        &[(1, CartEvent::Created { owner: None }), (2, add(3))],
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
+    // A snapshot in a shape this version cannot read, claiming to cover both events.
+    j.put_raw_snapshot(EntityKind::Cart, "c1", &[codec::FORMAT_VERSION, 0xff, 0xff])
+        .unwrap();
+    let r = j.load::<Cart>("c1").unwrap();
+    assert_eq!((r.seq, r.snapshot_seq, r.events_replayed), (2, 0, 2));
+    assert_eq!(r.state.lines.values().next().unwrap().quantity, 3);
+}
+
+#[tokio::test]
 async fn a_corrupt_record_makes_only_its_entity_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &opts()).unwrap();

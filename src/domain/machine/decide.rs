@@ -357,3 +357,45 @@ pub(super) fn decide_reserve(
         deadline,
     }])
 }
+
+pub(super) fn decide_tick(
+    s: &MachineState,
+    now: Millis,
+    heartbeat_interval_ms: u64,
+    resend_after_ms: u64,
+) -> Vec<MachineEvent> {
+    let mut evs = vec![];
+    for order_id in super::expired_holds(s, now) {
+        evs.extend(close_dispense(
+            s,
+            order_id,
+            CommandStatus::Cancelled,
+            "vend_timeout",
+        ));
+        evs.push(MachineEvent::AppTimedOut { order_id });
+    }
+    let limit = heartbeat_interval_ms
+        .max(1)
+        .saturating_mul(SILENT_INTERVALS);
+    if s.online && now.saturating_sub(s.last_seen) >= limit {
+        evs.push(MachineEvent::WentOffline { at: now });
+    } else if s.online {
+        let closed: Vec<Uuid> = evs
+            .iter()
+            .filter_map(|e| match e {
+                MachineEvent::CommandClosed { command_id, .. } => Some(*command_id),
+                _ => None,
+            })
+            .collect();
+        evs.extend(
+            super::pending_resends(s, now, resend_after_ms)
+                .into_iter()
+                .filter(|id| !closed.contains(id))
+                .map(|command_id| MachineEvent::CommandResent {
+                    command_id,
+                    at: now,
+                }),
+        );
+    }
+    evs
+}

@@ -247,6 +247,29 @@ impl Aggregate for Machine {
                 slot,
                 deadline,
             } => decide_reserve(s, *order_id, *slot, *deadline)?,
+            C::Tick {
+                now,
+                heartbeat_interval_ms,
+                resend_after_ms,
+            } => decide_tick(s, *now, *heartbeat_interval_ms, *resend_after_ms),
+            C::ResendPending { at } => s
+                .pending
+                .iter()
+                .filter(|(_, r)| matches!(r.status, CommandStatus::Sent | CommandStatus::Busy))
+                .map(|(id, _)| MachineEvent::CommandResent {
+                    command_id: *id,
+                    at: *at,
+                })
+                .collect(),
+            C::AppNotified { order_id } => {
+                if s.notices.contains_key(order_id) {
+                    vec![MachineEvent::AppNotified {
+                        order_id: *order_id,
+                    }]
+                } else {
+                    vec![]
+                }
+            }
             C::ReleaseApp { order_id, reason } => {
                 if s.holds.contains_key(order_id) {
                     let mut evs = close_dispense(s, *order_id, CommandStatus::Cancelled, reason);
@@ -363,16 +386,35 @@ impl Aggregate for Machine {
                     },
                 );
             }
-            E::AppVendSucceeded { order_id, .. }
-            | E::AppVendFailed { order_id, .. }
-            | E::AppReleased { order_id, .. } => {
+            E::AppVendSucceeded { order_id, vend_id } => {
                 s.holds.remove(order_id);
+                s.notices
+                    .insert(*order_id, AppOutcome::Vended { vend_id: *vend_id });
+            }
+            E::AppVendFailed { order_id, reason } => {
+                s.holds.remove(order_id);
+                s.notices.insert(
+                    *order_id,
+                    AppOutcome::Failed {
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            E::AppReleased { order_id, .. } => {
+                s.holds.remove(order_id);
+            }
+            E::AppTimedOut { order_id } => {
+                s.holds.remove(order_id);
+                s.notices.insert(*order_id, AppOutcome::TimedOut);
+            }
+            E::AppNotified { order_id } => {
+                s.notices.remove(order_id);
             }
         }
     }
 
     fn can_passivate(s: &MachineState) -> bool {
-        !s.online && s.pending.is_empty() && s.holds.is_empty()
+        !s.online && s.pending.is_empty() && s.holds.is_empty() && s.notices.is_empty()
     }
 }
 
@@ -456,6 +498,21 @@ fn apply_message(s: &mut MachineState, at: Millis, message: &Message) {
     }
 }
 
+/// A machine id: 1 to 64 of `[A-Za-z0-9._-]`.
+pub fn valid_machine_id(s: &str) -> Result<(), Rejection> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        reject(
+            RejectionCode::Validation,
+            "machine id must be 1 to 64 characters of [A-Za-z0-9._-]",
+        )
+    }
+}
+
 /// Pending commands that are due for a resend: sent (or answered `Busy`) at least
 /// `timeout_ms` ago and not acked since. `Accepted` commands are not re-sent.
 pub fn pending_resends(s: &MachineState, now: Millis, timeout_ms: u64) -> Vec<Uuid> {
@@ -479,6 +536,32 @@ pub fn expired_holds(s: &MachineState, now: Millis) -> Vec<Uuid> {
 /// The earliest app-hold deadline, for the actor's timer.
 pub fn next_hold_deadline(s: &MachineState) -> Option<Millis> {
     s.holds.values().map(|h| h.deadline).min()
+}
+
+/// When [`MachineInput::Tick`] next has something to do: the earliest hold deadline, and
+/// while online the silence limit and the earliest command resend.
+pub fn next_tick(
+    s: &MachineState,
+    heartbeat_interval_ms: u64,
+    resend_after_ms: u64,
+) -> Option<Millis> {
+    let silent = s.online.then(|| {
+        s.last_seen
+            .saturating_add(heartbeat_interval_ms.saturating_mul(SILENT_INTERVALS))
+    });
+    let resend = if s.online {
+        s.pending
+            .values()
+            .filter(|r| matches!(r.status, CommandStatus::Sent | CommandStatus::Busy))
+            .map(|r| r.sent_at.saturating_add(resend_after_ms))
+            .min()
+    } else {
+        None
+    };
+    [next_hold_deadline(s), silent, resend]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// For shoppers: each slot's sku, price, and whether a unit can be bought (not locked and

@@ -730,3 +730,109 @@ fn recent_vends_are_bounded() {
 
 #[path = "props.rs"]
 mod props;
+
+#[test]
+fn tick_times_out_holds_marks_silent_machines_offline_and_resends() {
+    let mut s = machine();
+    ok(&mut s, reserve(7, 0, 500));
+    let dispense = MachineCommand::Dispense {
+        order_id: uid(7),
+        slot: 0,
+        deadline_unix_ms: 500,
+    };
+    ok(&mut s, issue(70, dispense, 20));
+    ok(&mut s, issue(71, MachineCommand::RequestAudit, 20));
+    ok(
+        &mut s,
+        MachineInput::Heartbeat {
+            seq: 1,
+            at: 400,
+            state: HeartbeatState::Idle,
+            temperature_dc: 40,
+            door_open: false,
+        },
+    );
+    // Timer due at the earliest of: hold deadline 500, silence 400 + 3*1000, resends 20 + 100.
+    assert_eq!(next_tick(&s, 1000, 100), Some(120));
+    let tick = |now| MachineInput::Tick {
+        now,
+        heartbeat_interval_ms: 1000,
+        resend_after_ms: 100,
+    };
+    let evs = ok(&mut s, tick(120));
+    let resent: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(e, MachineEvent::CommandResent { .. }))
+        .collect();
+    assert_eq!(
+        resent.len(),
+        2,
+        "both unacked commands are re-sent: {evs:?}"
+    );
+    // At the deadline the hold times out, its dispense is cancelled, the order gets a notice.
+    let evs = ok(&mut s, tick(500));
+    assert!(evs.contains(&MachineEvent::AppTimedOut { order_id: uid(7) }));
+    assert!(s.holds.is_empty());
+    assert_eq!(s.notices.get(&uid(7)), Some(&AppOutcome::TimedOut));
+    assert_eq!(
+        s.command(&uid(70)).unwrap().status,
+        CommandStatus::Cancelled
+    );
+    assert!(s.online);
+    // Silent for three intervals: offline, and no more resends while offline.
+    let evs = ok(&mut s, tick(3400));
+    assert_eq!(evs, vec![MachineEvent::WentOffline { at: 3400 }]);
+    assert_eq!(next_tick(&s, 1000, 100), None);
+    assert!(
+        !Machine::can_passivate(&s),
+        "an undelivered notice keeps it active"
+    );
+    ok(&mut s, MachineInput::AppNotified { order_id: uid(7) });
+    assert!(s.notices.is_empty());
+    // Telling it twice changes nothing.
+    assert!(ok(&mut s, MachineInput::AppNotified { order_id: uid(7) }).is_empty());
+}
+
+#[test]
+fn vend_outcomes_are_kept_for_the_order_until_notified() {
+    let mut s = machine();
+    ok(&mut s, reserve(1, 0, 10_000));
+    ok(&mut s, reserve(2, 1, 10_000));
+    ok(&mut s, app_vend(1, 11, 0, 1, true));
+    ok(&mut s, app_vend(2, 12, 1, 2, false));
+    assert_eq!(
+        s.notices.get(&uid(1)),
+        Some(&AppOutcome::Vended { vend_id: uid(11) })
+    );
+    assert!(matches!(
+        s.notices.get(&uid(2)),
+        Some(AppOutcome::Failed { .. })
+    ));
+    // A release by the order itself leaves no notice: the order already knows.
+    ok(&mut s, reserve(3, 2, 10_000));
+    ok(
+        &mut s,
+        MachineInput::ReleaseApp {
+            order_id: uid(3),
+            reason: "payment_declined".into(),
+        },
+    );
+    assert!(!s.notices.contains_key(&uid(3)));
+}
+
+#[test]
+fn a_new_session_resends_every_command_not_accepted() {
+    let mut s = machine();
+    ok(&mut s, issue(1, MachineCommand::RequestAudit, 20));
+    ok(&mut s, issue(2, MachineCommand::RequestAudit, 20));
+    ok(&mut s, ack(1, 2, AckStatus::Accepted));
+    let evs = ok(&mut s, MachineInput::ResendPending { at: 50 });
+    assert_eq!(
+        evs,
+        vec![MachineEvent::CommandResent {
+            command_id: uid(1),
+            at: 50
+        }]
+    );
+    assert_eq!(s.command(&uid(1)).unwrap().attempts, 2);
+}

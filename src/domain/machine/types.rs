@@ -201,6 +201,19 @@ pub struct AppHold {
     pub deadline: Millis,
 }
 
+/// How an app purchase ended at the machine, kept until its order has been told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppOutcome {
+    Vended {
+        vend_id: Uuid,
+    },
+    Failed {
+        reason: String,
+    },
+    /// The dispense deadline passed with no vend.
+    TimedOut,
+}
+
 /// The last [`MAX_RECENT_VENDS`] vend ids, oldest first, with a set for lookups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentVends {
@@ -256,6 +269,8 @@ pub struct MachineState {
     pub recent_commands: VecDeque<(Uuid, CommandRecord)>,
     /// App-purchase holds, by order id.
     pub holds: BTreeMap<Uuid, AppHold>,
+    /// Outcomes of app purchases whose orders have not been told yet (an outbox).
+    pub notices: BTreeMap<Uuid, AppOutcome>,
 }
 
 impl Default for MachineState {
@@ -276,6 +291,7 @@ impl Default for MachineState {
             pending: BTreeMap::new(),
             recent_commands: VecDeque::new(),
             holds: BTreeMap::new(),
+            notices: BTreeMap::new(),
         }
     }
 }
@@ -400,10 +416,27 @@ pub enum MachineInput {
         slot: u32,
         deadline: Millis,
     },
-    /// Drops an app hold (deadline passed, order cancelled) and cancels its `Dispense`.
+    /// Drops an app hold (the order gave up) and cancels its `Dispense`.
     ReleaseApp {
         order_id: Uuid,
         reason: String,
+    },
+    /// The timer: times out app holds past their deadline, marks the machine offline when
+    /// silent for [`SILENT_INTERVALS`] heartbeat intervals, and re-sends commands that were
+    /// not acked within `resend_after_ms` (only while online).
+    Tick {
+        now: Millis,
+        heartbeat_interval_ms: u64,
+        resend_after_ms: u64,
+    },
+    /// A new session opened: every command still waiting for the machine (not `Accepted`)
+    /// is sent again.
+    ResendPending {
+        at: Millis,
+    },
+    /// The order of an app purchase has been told its outcome.
+    AppNotified {
+        order_id: Uuid,
     },
 }
 
@@ -538,5 +571,13 @@ pub enum MachineEvent {
     AppReleased {
         order_id: Uuid,
         reason: String,
+    },
+    /// An app hold passed its deadline with no vend.
+    AppTimedOut {
+        order_id: Uuid,
+    },
+    /// The order of an app purchase was told its outcome.
+    AppNotified {
+        order_id: Uuid,
     },
 }

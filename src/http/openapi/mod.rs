@@ -2,6 +2,7 @@
 //! `utoipa`.
 //!
 //! - [`schemas`]: `ToSchema` types mirroring every request body and response JSON.
+//! - [`machines`]: the vending machine routes and their schemas.
 //! - [`paths`]: one `#[utoipa::path]` per route (on doc-only functions), with its
 //!   parameters, body, success answers and the 4xx answers of its handler.
 //! - here: [`ApiDoc`], which gathers them; [`BearerScheme`], the `bearer` (JWT) HTTP
@@ -11,6 +12,7 @@
 //! A test walks [`crate::http::route_templates`] and fails when a served route is missing
 //! from the document.
 
+pub mod machines;
 pub mod paths;
 pub mod schemas;
 
@@ -68,6 +70,15 @@ use warp::reply::Response;
         paths::fulfil_order,
         paths::refund_order,
         paths::entity_events,
+        machines::put_machine,
+        machines::rotate_machine_secret,
+        machines::list_machines,
+        machines::get_machine,
+        machines::put_planogram,
+        machines::issue_machine_command,
+        machines::get_machine_command,
+        machines::get_machine_slots,
+        machines::purchase_from_machine,
     ),
     components(schemas(schemas::ErrorBody, schemas::HealthStatus, schemas::EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -79,6 +90,7 @@ use warp::reply::Response;
         (name = "carts", description = "carts and checkout"),
         (name = "orders", description = "orders"),
         (name = "admin", description = "roles and the audit trail"),
+        (name = "machines", description = "vending machines and app purchases"),
     )
 )]
 pub struct ApiDoc;

@@ -348,6 +348,42 @@ pub enum FailureCode {
     Expired,
     CancelledByCustomer,
     CartUnavailable,
+    VendFailed,
+    VendTimeout,
+    MachineOffline,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    Cart,
+    Vending,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VendStatus {
+    Reserving,
+    Dispensing,
+    Vended,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+/// The vend of an order of kind `vending`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderVend {
+    pub machine_id: String,
+    pub slot: u32,
+    /// After this the machine must not dispense; RFC 3339 UTC.
+    #[schema(format = DateTime)]
+    pub deadline: String,
+    pub status: VendStatus,
+    /// The machine's id of the vend, once it dispensed.
+    #[schema(required = true)]
+    pub vend_id: Option<Uuid>,
 }
 
 /// Why an order was cancelled.
@@ -373,7 +409,14 @@ pub struct OrderHistoryEntry {
 #[serde(deny_unknown_fields)]
 pub struct Order {
     pub id: Uuid,
-    pub cart_id: Uuid,
+    /// `cart` for a checkout, `vending` for an app purchase at a machine.
+    pub kind: OrderKind,
+    /// The cart checked out; `null` for a vending order.
+    #[schema(required = true)]
+    pub cart_id: Option<Uuid>,
+    /// The machine, slot and vend of a vending order; `null` otherwise.
+    #[schema(required = true)]
+    pub vending: Option<OrderVend>,
     pub status: OrderStatus,
     pub items: Vec<LineItem>,
     pub total_minor: i64,

@@ -1,0 +1,212 @@
+//! Operator commands to a machine, and the shopper's app purchase from a machine slot.
+//!
+//! - `POST /v1/machines/{id}/commands`: issues `set_price`, `lock_slot`, `unlock_slot` or
+//!   `request_audit`; answers 202 with the command and its delivery status (`sent` until
+//!   the machine acks it; re-sent with the same id until then).
+//! - `GET /v1/machines/{id}/commands/{command_id}`: that command's delivery status.
+//! - `POST /v1/machines/{id}/purchase`: places an order of kind `vending` for one unit of a
+//!   slot. An offline machine is 409 `machine_offline` at once, before any order or charge.
+//!   Idempotent by `Idempotency-Key` like checkout; the answer follows the order contract
+//!   (201 once settled, else 202 while the machine dispenses).
+
+use super::checkout::{claim, fingerprint, lookup, respond, Prior, IDEMPOTENCY_TREE};
+use super::error::ApiError;
+use super::extract::{email as parse_email, parse_json, staff, uuid};
+use super::machines::{command_view, machine_id, not_found, registered};
+use super::{json, views};
+use crate::actors::entity::now_ms;
+use crate::app::App;
+use crate::auth::Principal;
+use crate::domain::machine::{Machine, MachineCommand, MachineInput};
+use crate::domain::order::{Order, OrderCommand, Placement, VendingPlacement};
+use crate::domain::user::User;
+use crate::payment::CardDetails;
+use serde::Deserialize;
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum CommandBody {
+    SetPrice {
+        slot: u32,
+        price_minor: i64,
+    },
+    LockSlot {
+        slot: u32,
+        #[serde(default)]
+        reason: String,
+    },
+    UnlockSlot {
+        slot: u32,
+    },
+    RequestAudit,
+}
+
+/// `POST /v1/machines/{id}/commands`.
+pub async fn issue_command(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    staff(&p?)?;
+    let id = machine_id(&id)?;
+    let b: CommandBody = parse_json(&body?)?;
+    let command = match b {
+        CommandBody::SetPrice { slot, price_minor } => {
+            MachineCommand::SetPrice { slot, price_minor }
+        }
+        CommandBody::LockSlot { slot, reason } => MachineCommand::LockSlot { slot, reason },
+        CommandBody::UnlockSlot { slot } => MachineCommand::UnlockSlot { slot },
+        CommandBody::RequestAudit => MachineCommand::RequestAudit,
+    };
+    registered(&app, &id).await?;
+    let command_id = Uuid::new_v4();
+    let applied = app
+        .router
+        .command::<Machine>(
+            &id,
+            MachineInput::IssueCommand {
+                command_id,
+                command,
+                at: now_ms(),
+            },
+        )
+        .await?;
+    let rec = applied
+        .state
+        .command(&command_id)
+        .ok_or_else(|| ApiError::internal("issued command missing from state"))?;
+    Ok(json(StatusCode::ACCEPTED, &command_view(&command_id, rec)))
+}
+
+/// `GET /v1/machines/{id}/commands/{command_id}`.
+pub async fn get_command(
+    app: App,
+    id: String,
+    command: String,
+    p: Result<Principal, ApiError>,
+) -> Result<Response, ApiError> {
+    staff(&p?)?;
+    let id = machine_id(&id)?;
+    let command_id = uuid("command id", &command)?;
+    let s = registered(&app, &id).await?;
+    let rec = s
+        .command(&command_id)
+        .ok_or_else(|| ApiError::not_found(format!("no command {command_id} at machine {id}")))?;
+    Ok(json(StatusCode::OK, &command_view(&command_id, rec)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurchaseBody {
+    slot: u32,
+    #[serde(default)]
+    email: Option<String>,
+    payment: CardDetails,
+}
+
+fn conflict(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, message)
+}
+
+/// `POST /v1/machines/{id}/purchase`.
+pub async fn purchase(
+    app: App,
+    id: String,
+    p: Result<Principal, ApiError>,
+    key: Result<String, ApiError>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let p = p?;
+    let id = machine_id(&id)?;
+    if p == Principal::Anonymous && !app.identity.allow_guest_checkout {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in to buy (guest checkout is off)",
+        ));
+    }
+    let key = key?;
+    let value: serde_json::Value = parse_json(&body?)?;
+    let fp = fingerprint(format!("machine:{id}").as_bytes(), &value);
+    let tree = app.store.tree(IDEMPOTENCY_TREE)?;
+    match lookup(&tree, &key, fp)? {
+        Prior::Replay(r) => return Ok(r),
+        Prior::Started(order_id) => return respond(&app, &tree, &key, fp, order_id).await,
+        Prior::None => {}
+    }
+    let b: PurchaseBody =
+        serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
+    let email = match (&b.email, p.user_id()) {
+        (Some(e), _) => parse_email(e)?,
+        (None, Some(user)) => app
+            .router
+            .get::<User>(&user.to_string())
+            .await?
+            .email
+            .unwrap_or_default(),
+        (None, None) => String::new(),
+    };
+    let machine = registered(&app, &id).await.map_err(|_| not_found(&id))?;
+    if !machine.online {
+        return Err(conflict(
+            "machine_offline",
+            format!("machine {id} is offline; nothing was charged"),
+        ));
+    }
+    let slot = machine
+        .planogram
+        .get(&b.slot)
+        .ok_or_else(|| ApiError::not_found(format!("machine {id} has no slot {}", b.slot)))?;
+    if slot.locked {
+        return Err(conflict(
+            "slot_locked",
+            format!("slot {} is locked", b.slot),
+        ));
+    }
+    if machine.available_units(b.slot) == 0 {
+        return Err(conflict(
+            "out_of_stock",
+            format!("slot {} has no units available", b.slot),
+        ));
+    }
+    let now = now_ms();
+    let (y, m) = views::year_month(now);
+    let method = app
+        .gateway
+        .tokenize(&b.payment, y, m)
+        .await
+        .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
+    let order_id = Uuid::new_v4();
+    if let Some(r) = claim(&app, &tree, &key, fp, order_id).await? {
+        return Ok(r);
+    }
+    let placement = Placement {
+        order_id,
+        cart_id: Uuid::nil(),
+        owner: p.user_id(),
+        email,
+        currency: app.config.shop.currency.clone(),
+        payment_method: method.token,
+        last4: method.last4,
+        placed_at: now,
+        expires_at: now + app.config.checkout.reservation_ttl_ms,
+    };
+    let vending = VendingPlacement {
+        machine_id: id,
+        slot: b.slot,
+        sku: slot.sku.clone(),
+        price_minor: slot.price_minor,
+        deadline: now + app.config.vending.dispense_timeout_ms,
+    };
+    app.router
+        .command::<Order>(
+            &order_id.to_string(),
+            OrderCommand::PlaceVending { placement, vending },
+        )
+        .await?;
+    respond(&app, &tree, &key, fp, order_id).await
+}
