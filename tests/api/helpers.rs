@@ -157,6 +157,8 @@ pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`; changes on every restart.
     pub address: String,
+    /// `127.0.0.1:PORT` of the gRPC listener; changes on every restart.
+    pub grpc_address: String,
     pub client: reqwest::Client,
     pub opts: AppOpts,
     root: tempfile::TempDir,
@@ -176,6 +178,7 @@ pub async fn spawn_app(opts: AppOpts) -> TestApp {
         .expect("http client");
     let mut app = TestApp {
         address: String::new(),
+        grpc_address: String::new(),
         client,
         opts,
         root,
@@ -203,6 +206,7 @@ impl TestApp {
     async fn start(&mut self) {
         assert!(self.child.is_none(), "server already running");
         let _ = std::fs::remove_file(self.addr_file());
+        let _ = std::fs::remove_file(self.data_dir().join("grpc.addr"));
         self.generation += 1;
         let out = File::create(
             self.root
@@ -219,6 +223,8 @@ impl TestApp {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
         cmd.arg("serve")
             .arg("--http-addr")
+            .arg("127.0.0.1:0")
+            .arg("--grpc-addr")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -260,6 +266,17 @@ impl TestApp {
             deadline.tick(Duration::from_millis(25)).await;
         };
         self.address = format!("http://{addr}");
+        // Written right after http.addr, before recovery starts.
+        let deadline = Deadline::new(Duration::from_secs(10), "the server to write grpc.addr");
+        self.grpc_address = loop {
+            if let Ok(s) = std::fs::read_to_string(self.data_dir().join("grpc.addr")) {
+                if let Ok(addr) = s.trim().parse::<std::net::SocketAddr>() {
+                    break addr.to_string();
+                }
+            }
+            self.assert_alive("before writing grpc.addr");
+            deadline.tick(Duration::from_millis(25)).await;
+        };
 
         // 2. Readiness: the store is open and recovery is done.
         let deadline = Deadline::new(Duration::from_secs(30), "GET /health/ready to return 200");

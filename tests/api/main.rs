@@ -21,3 +21,7 @@ mod edge;
 mod ownership;
 mod rbac;
 mod tokens;
+
+// Issue 4: vending machines over gRPC.
+mod machine_client;
+mod vending;

@@ -118,6 +118,17 @@ const TABLE: &[Row] = &[
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/login", r#"{"email":"{c_email}","password":"{password}"}"#),
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/refresh", r#"{"refresh_token":"{refresh}"}"#),
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/logout", r#"{"refresh_token":"{logout}"}"#),
+    // Vending machines: operators manage them; shoppers and guests see slots and buy.
+    // {vm} is registered and never connected, so every purchase is 409 machine_offline.
+    with([U, F, F, OK, OK],       "PUT",    "/v1/machines/{vm_new}", r#"{"name":"Set by {who}","location":"Lobby"}"#),
+    row([U, F, F, OK, OK],        "POST",   "/v1/machines/{vm}/secret"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/machines"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/machines/{vm}"),
+    with([U, F, F, OK, OK],       "PUT",    "/v1/machines/{vm}/planogram", r#"{"slots":[{"slot":1,"sku":"COLA","price_minor":150,"capacity":8,"level":8}]}"#),
+    with([U, F, F, OK, OK],       "POST",   "/v1/machines/{vm}/commands", r#"{"type":"request_audit"}"#),
+    row([U, F, F, OK, OK],        "GET",    "/v1/machines/{vm}/commands/{vm_cmd}"),
+    row([OK, OK, OK, OK, OK],     "GET",    "/v1/machines/{vm}/slots"),
+    with([Is(409), Is(409), Is(409), Is(409), Is(409)], "POST", "/v1/machines/{vm}/purchase", r#"{"slot":1,"email":"vend@rbac.example","payment":{"card_number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}"#),
     // The caller's own profile and orders.
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me"),
     with([U, OK, OK, OK, OK],     "PATCH",  "/v1/me", r#"{"name":"{who}"}"#),
@@ -244,7 +255,41 @@ async fn rbac_matrix() {
         logout[i] = app.login_ok(&c.id, c_email).await.refresh;
     }
 
+    // A vending machine with one slot, and a command issued to it.
+    let vm = app
+        .call(
+            Some(ADMIN_TOKEN),
+            "PUT",
+            "/v1/machines/rbac-vm",
+            Some(r#"{"name":"RBAC"}"#),
+        )
+        .await;
+    vm.expect(201);
+    app.call(
+        Some(ADMIN_TOKEN),
+        "PUT",
+        "/v1/machines/rbac-vm/planogram",
+        Some(r#"{"slots":[{"slot":1,"sku":"COLA","price_minor":150,"capacity":8,"level":8}]}"#),
+    )
+    .await
+    .expect(200);
+    let cmd = app
+        .call(
+            Some(ADMIN_TOKEN),
+            "POST",
+            "/v1/machines/rbac-vm/commands",
+            Some(r#"{"type":"request_audit"}"#),
+        )
+        .await;
+    let vm_cmd = cmd.expect(202)["command_id"].as_str().unwrap().to_owned();
+
     let mut fx = Fixture { values: vec![] };
+    fx.same("vm", "rbac-vm");
+    fx.same("vm_cmd", &vm_cmd);
+    fx.each(
+        "vm_new",
+        std::array::from_fn(|i| format!("rbac-vm-new-{i}")),
+    );
     fx.same("sku", "rbac-01");
     fx.same("adj_sku", "rbac-adj");
     fx.each("arch", arch.clone());

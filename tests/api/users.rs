@@ -53,7 +53,7 @@ impl TestApp {
     ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut rb = self.with_token(token, method, path);
-        if path.ends_with("/checkout") {
+        if path.ends_with("/checkout") || path.ends_with("/purchase") {
             rb = rb.header("Idempotency-Key", crate::helpers::new_key());
         }
         if let Some(b) = body {
