@@ -12,7 +12,8 @@
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
 //! - [`cluster`]: the seam where partitions and remote nodes will plug into the router.
 //! - [`telemetry`]: tracing and Prometheus metrics.
-//! - [`grpc`]: the vending machine gRPC contract (`emporium.vending.v1`), health and reflection.
+//! - [`grpc`]: the vending machine gateway (`emporium.vending.v1`), health and reflection.
+//! - [`sim`]: `emporium vm-sim`, a tonic client simulating many vending machines.
 
 pub mod actors;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod grpc;
 pub mod http;
 pub mod payment;
 pub mod router;
+pub mod sim;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;

@@ -41,11 +41,14 @@ enum Command {
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
     },
+    /// Simulate vending machines against a gateway (demos, tests, load).
+    VmSim(emporium::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::VmSim(args) => vm_sim(args),
         Command::Serve {
             config,
             http_addr,
@@ -146,5 +149,42 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Runs the simulator; exits non-zero if no machine ever connected, a secret was refused,
+/// or a stream failed in a way `--flaky` did not inject.
+fn vm_sim(args: emporium::sim::SimArgs) -> ExitCode {
+    emporium::telemetry::init_tracing(LogFormat::Text, "warn");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vm-sim: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(emporium::sim::run(args)) {
+        Ok(summary) => {
+            println!("{summary}");
+            let unexpected: u64 = summary
+                .stream_errors
+                .iter()
+                .filter(|(k, _)| k.as_str() != "Cancelled")
+                .map(|(_, v)| v)
+                .sum();
+            if summary.sessions_opened == 0 || summary.auth_failures > 0 || unexpected > 0 {
+                eprintln!("vm-sim: the run had errors (see above)");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("vm-sim: {e}");
+            ExitCode::from(2)
+        }
     }
 }

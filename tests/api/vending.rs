@@ -463,3 +463,60 @@ async fn commands_are_resent_until_acked_and_done_updates_state() {
     .await
     .expect_error(403, "forbidden");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vm_sim_binary_registers_connects_sells_and_survives_drops() {
+    let app = spawn_app(AppOpts::new()).await;
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .args(["vm-sim", "--gateway"])
+        .arg(format!("http://{}", app.grpc_address))
+        .arg("--http")
+        .arg(&app.address)
+        .args([
+            "--machines",
+            "3",
+            "--sales-per-min",
+            "600",
+            "--flaky",
+            "--flaky-mean-s",
+            "1",
+        ])
+        .args(["--duration", "4s", "--id-prefix", "t"])
+        .arg("--json")
+        .arg(out.path())
+        .env("EMPORIUM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("vm-sim finished in time")
+        .expect("vm-sim ran");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.path()).unwrap()).unwrap();
+    assert!(
+        summary["sessions_opened"].as_u64().unwrap() >= 3,
+        "{summary}"
+    );
+    assert_eq!(summary["auth_failures"], 0);
+    let sold = summary["vends_ok"].as_u64().unwrap();
+    assert!(sold > 0, "{summary}");
+    let listed = app.admin_get("/v1/machines").await;
+    let items = listed.expect(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 3);
+    // Sales the server counted are sales the machines made, never more (drops replay,
+    // never double count); the last few may still have been in flight at the stop.
+    let counted: u64 = items
+        .iter()
+        .map(|m| m["sales"]["units"].as_u64().unwrap())
+        .sum();
+    assert!(
+        counted <= sold && counted > 0,
+        "server {counted}, machines {sold}"
+    );
+}
