@@ -43,6 +43,17 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A stream error's kind for the summary: its gRPC code, with the message's start for
+/// `Unknown` (transport failures all arrive as `Unknown`).
+fn error_kind(s: &tonic::Status) -> String {
+    if s.code() == Code::Unknown {
+        let m: String = s.message().chars().take(60).collect();
+        format!("Unknown: {m}")
+    } else {
+        format!("{:?}", s.code())
+    }
+}
+
 /// The answer to a command: maybe a vend to report, and the ack status. Pure.
 pub fn answer(
     kind: &Kind,
@@ -120,8 +131,8 @@ pub struct SimMachine {
 
 /// Why a session ended.
 enum End {
-    /// Reconnect after a backoff.
-    Retry,
+    /// Reconnect after a backoff; why the session ended (`None`: a drop we injected).
+    Retry(Option<String>),
     /// The server refused the secret: stop this machine.
     Unauthenticated,
 }
@@ -159,7 +170,14 @@ impl SimMachine {
                     tracing::error!(machine = %self.id, "the gateway refused this machine's secret; stopping it");
                     return;
                 }
-                End::Retry => {
+                End::Retry(why) => {
+                    // Failures while stopping are the stop itself, not the gateway's.
+                    if *stop.borrow() {
+                        return;
+                    }
+                    if let Some(kind) = why {
+                        stats.errors.record(&kind);
+                    }
                     stats.reconnects.inc();
                     let jitter = rand::rng().random_range(0.5..1.5);
                     tokio::select! {
@@ -182,10 +200,7 @@ impl SimMachine {
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,
-            Err(_) => {
-                stats.errors.record("connect");
-                return End::Retry;
-            }
+            Err(_) => return End::Retry(Some("connect".into())),
         };
         let mut client = MachineGatewayClient::new(channel);
         let (tx, rx) = mpsc::channel::<MachineMessage>(1024);
@@ -201,7 +216,7 @@ impl SimMachine {
             })),
         };
         if tx.send(hello).await.is_err() {
-            return End::Retry;
+            return End::Retry(Some("send".into()));
         }
         let outbound =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
@@ -209,24 +224,15 @@ impl SimMachine {
         let mut inbound = match call {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(s)) if s.code() == Code::Unauthenticated => return End::Unauthenticated,
-            Ok(Err(s)) => {
-                stats.errors.record(&format!("{:?}", s.code()));
-                return End::Retry;
-            }
-            Err(_) => {
-                stats.errors.record("hello_timeout");
-                return End::Retry;
-            }
+            Ok(Err(s)) => return End::Retry(Some(error_kind(&s))),
+            Err(_) => return End::Retry(Some("hello_timeout".into())),
         };
         let welcome = match tokio::time::timeout(Duration::from_secs(10), inbound.message()).await {
             Ok(Ok(Some(pb::ServerMessage {
                 body: Some(server_message::Body::Welcome(w)),
             }))) => w,
             Ok(Err(s)) if s.code() == Code::Unauthenticated => return End::Unauthenticated,
-            _ => {
-                stats.errors.record("no_welcome");
-                return End::Retry;
-            }
+            _ => return End::Retry(Some("no_welcome".into())),
         };
         stats.sessions.inc();
         stats.online.add(1);
@@ -246,7 +252,7 @@ impl SimMachine {
         self.journal.ack(welcome.acked_seq);
         for m in self.journal.unacked() {
             if tx.send(m.clone()).await.is_err() {
-                return End::Retry;
+                return End::Retry(Some("send".into()));
             }
             stats.sent.inc();
             stats.replayed.inc();
@@ -285,19 +291,19 @@ impl SimMachine {
                 }
                 () = &mut flaky, if drop_after.is_some() => {
                     stats.injected_drops.inc();
-                    return End::Retry;
+                    return End::Retry(None);
                 }
                 m = inbound.message() => match m {
                     Ok(Some(m)) => self.on_server(m, stats, b),
-                    Ok(None) => { stats.errors.record("stream_ended"); return End::Retry }
-                    Err(s) => { stats.errors.record(&format!("{:?}", s.code())); return End::Retry }
+                    Ok(None) => return End::Retry(Some("stream_ended".into())),
+                    Err(s) => return End::Retry(Some(error_kind(&s))),
                 },
             };
             for body in out {
                 let m = self.journal.push(body, now_ms());
                 stats.max_unacked.max(self.journal.len() as u64);
                 if tx.send(m).await.is_err() {
-                    return End::Retry;
+                    return End::Retry(Some("send".into()));
                 }
                 stats.sent.inc();
             }

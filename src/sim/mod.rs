@@ -120,6 +120,25 @@ pub fn default_slots() -> BTreeMap<u32, SimSlot> {
     .collect()
 }
 
+/// Sends, waiting out 429 and 503 (as `Retry-After` says, at most 8 attempts).
+async fn send(rb: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    for _ in 0..8 {
+        let attempt = rb.try_clone().ok_or("request cannot be retried")?;
+        let r = attempt.send().await.map_err(|e| e.to_string())?;
+        if !matches!(r.status().as_u16(), 429 | 503) {
+            return Ok(r);
+        }
+        let wait = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait.clamp(1, 30))).await;
+    }
+    Err("still throttled after 8 attempts".into())
+}
+
 async fn register_one(
     client: &reqwest::Client,
     http: &str,
@@ -131,25 +150,23 @@ async fn register_one(
         message,
     };
     let url = format!("{}/v1/machines/{id}", http.trim_end_matches('/'));
-    let r = client
-        .put(&url)
-        .bearer_auth(token)
-        .json(&json!({"name": format!("Simulated {id}"), "location": "vm-sim"}))
-        .send()
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    let r = send(
+        client
+            .put(&url)
+            .bearer_auth(token)
+            .json(&json!({"name": format!("Simulated {id}"), "location": "vm-sim"})),
+    )
+    .await
+    .map_err(err)?;
     let status = r.status();
     let body: Value = r.json().await.map_err(|e| err(e.to_string()))?;
     let secret = match (status.as_u16(), body["secret"].as_str()) {
         (201, Some(s)) => s.to_owned(),
         // Registered before: rotate to learn a secret.
         (200, _) => {
-            let r = client
-                .post(format!("{url}/secret"))
-                .bearer_auth(token)
-                .send()
+            let r = send(client.post(format!("{url}/secret")).bearer_auth(token))
                 .await
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(err)?;
             let v: Value = r.json().await.map_err(|e| err(e.to_string()))?;
             v["secret"]
                 .as_str()
@@ -162,13 +179,14 @@ async fn register_one(
         .iter()
         .map(|(n, s)| json!({"slot": n, "sku": s.sku, "price_minor": s.price_minor, "capacity": s.level, "level": s.level}))
         .collect();
-    let r = client
-        .put(format!("{url}/planogram"))
-        .bearer_auth(token)
-        .json(&json!({ "slots": slots }))
-        .send()
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    let r = send(
+        client
+            .put(format!("{url}/planogram"))
+            .bearer_auth(token)
+            .json(&json!({ "slots": slots })),
+    )
+    .await
+    .map_err(err)?;
     if !r.status().is_success() {
         return Err(err(format!("planogram: {}", r.status())));
     }
