@@ -6,6 +6,7 @@ use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::cart::Cart;
+use crate::domain::machine::Machine;
 use crate::domain::order::Order;
 use crate::domain::payment::Payment;
 use crate::domain::product::Product;
@@ -37,7 +38,7 @@ fn split_variant(v: Value) -> (String, Value) {
 }
 
 /// Fields that never leave the server, even to operators: credential hashes.
-const SECRET_FIELDS: &[&str] = &["password_hash", "token_hash"];
+const SECRET_FIELDS: &[&str] = &["password_hash", "token_hash", "secret_hash"];
 
 fn redact(v: &mut Value) {
     if let Value::Object(m) = v {
@@ -83,7 +84,7 @@ pub async fn entity_events(
     staff(&p?)?;
     let kind = EntityKind::parse(&kind).ok_or_else(|| {
         ApiError::validation(
-            "kind must be one of product, cart, sku, inventory, order, payment, user",
+            "kind must be one of product, cart, sku, inventory, order, payment, user, machine",
         )
     })?;
     let list = match kind {
@@ -93,8 +94,10 @@ pub async fn entity_events(
         EntityKind::Order => events::<Order>(&app, &uuid("order id", &id)?.to_string(), &q)?,
         EntityKind::Payment => events::<Payment>(&app, &id, &q)?,
         EntityKind::User => events::<User>(&app, &uuid("user id", &id)?.to_string(), &q)?,
+        // LowStock, sales, commands and alarms; the secret hash is redacted.
+        EntityKind::Machine => events::<Machine>(&app, &super::machines::machine_id(&id)?, &q)?,
         // Email claims are keyed by a hash and sessions hold token hashes: not exposed.
-        EntityKind::Email | EntityKind::Session | EntityKind::Machine => {
+        EntityKind::Email | EntityKind::Session => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))

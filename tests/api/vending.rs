@@ -441,6 +441,17 @@ async fn commands_are_resent_until_acked_and_done_updates_state() {
     assert_eq!(slot_of(&m, 1)["price_minor"], 999);
     assert_eq!(m["pending_commands"], json!([]));
 
+    // The machine's journal is the audit trail: the command's events, no secret hash.
+    let trail = app
+        .admin_get("/v1/admin/entities/machine/vm-k/events")
+        .await;
+    let trail = trail.expect(200).to_string();
+    assert!(
+        trail.contains("CommandIssued") && trail.contains("SlotPriceSet"),
+        "{trail}"
+    );
+    assert!(trail.contains("[redacted]") && !trail.contains(&secret_hash_of(&secret)));
+
     // Bad commands: unknown type, unknown slot, and shoppers may not send any.
     app.admin_post(
         "/v1/machines/vm-k/commands",
@@ -519,4 +530,8 @@ async fn the_vm_sim_binary_registers_connects_sells_and_survives_drops() {
         counted <= sold && counted > 0,
         "server {counted}, machines {sold}"
     );
+}
+
+fn secret_hash_of(secret: &str) -> String {
+    emporium::grpc::gateway::secret_hash(secret)
 }

@@ -413,7 +413,7 @@ pub fn refund_order() {}
     security(("bearer" = [])),
     params(
         ("kind" = EntityKind, Path, description = "the entity kind"),
-        ("id" = String, Path, description = "a SKU for `product` and `sku`/`inventory`, a UUID for `cart`, `order` and `user`"),
+        ("id" = String, Path, description = "a SKU for `product` and `sku`/`inventory`, a UUID for `cart`, `order` and `user`, a machine id for `machine`"),
         ("after_seq" = Option<u64>, Query, minimum = 0, description = "only events after this sequence number"),
         ("limit" = Option<u32>, Query, minimum = 0, description = "most events to return (default 1000, at most 10000)"),
     ),

@@ -454,6 +454,7 @@ pub enum EntityKind {
     Order,
     Payment,
     User,
+    Machine,
 }
 
 /// One journalled event.
