@@ -1,9 +1,12 @@
 //! The cluster seam. Today emporium runs on one node and every partition is local.
 //!
-//! What is here is what later work builds on and must never change: the mapping from an
-//! entity to its partition, a stable hash of `(kind, id)` with a fixed algorithm and
-//! seed. Membership, the partition map, forwarding and handoff are not built yet; the
-//! router is the place they plug in (see `docs/ARCHITECTURE.md`).
+//! What is here is what later work builds on: the mapping from an entity to its partition,
+//! a stable hash of `(kind, id)` with a fixed algorithm and seed that must never change,
+//! and [`placement`], the pure partition map and its fewest-moves rebalance. Membership,
+//! agreement on the epoch, forwarding and handoff are not built yet; the router is the
+//! place they plug in (see `docs/ARCHITECTURE.md`).
+
+pub mod placement;
 
 use crate::domain::EntityKind;
 
@@ -27,11 +30,20 @@ mod tests {
 
     #[test]
     fn partition_hash_is_pinned() {
-        // These values are part of the on-disk contract of a cluster.
+        // These values are part of the on-disk contract of a cluster. They were computed
+        // by an independent FNV-1a implementation (Python) over `kind byte ++ id`.
+        assert_eq!(partition_of(EntityKind::Cart, "a", 64), 44);
+        assert_eq!(partition_of(EntityKind::Cart, "cart-42", 64), 44);
+        assert_eq!(partition_of(EntityKind::Sku, "MUG-BLUE", 64), 12);
         assert_eq!(
-            partition_of(EntityKind::Cart, "a", 64),
-            partition_of(EntityKind::Cart, "a", 64)
+            partition_of(
+                EntityKind::Order,
+                "6f1c2b4e-8a0d-4c1e-9b7a-3d2f1e0c9b8a",
+                1024
+            ),
+            43
         );
+        assert_eq!(partition_of(EntityKind::Machine, "vm-1", 64), 47);
         let spread: std::collections::HashSet<u32> = (0..1000)
             .map(|i| partition_of(EntityKind::Cart, &i.to_string(), 64))
             .collect();
