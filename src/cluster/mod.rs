@@ -2,10 +2,12 @@
 //!
 //! What is here is what later work builds on: the mapping from an entity to its partition,
 //! a stable hash of `(kind, id)` with a fixed algorithm and seed that must never change,
-//! and [`placement`], the pure partition map and its fewest-moves rebalance. Membership,
-//! agreement on the epoch, forwarding and handoff are not built yet; the router is the
-//! place they plug in (see `docs/ARCHITECTURE.md`).
+//! [`placement`], the pure partition map and its fewest-moves rebalance, and [`detector`],
+//! the pure heartbeat failure detector. The node server, agreement on the epoch,
+//! forwarding and handoff are not built yet; the router is the place they plug in (see
+//! `docs/ARCHITECTURE.md`).
 
+pub mod detector;
 pub mod placement;
 
 use crate::domain::EntityKind;
