@@ -43,12 +43,15 @@ enum Command {
     },
     /// Simulate vending machines against a gateway (demos, tests, load).
     VmSim(emporium::sim::SimArgs),
+    /// Operate a cluster through any member's HTTP edge.
+    Cluster(emporium::cluster::cli::ClusterArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::VmSim(args) => vm_sim(args),
+        Command::Cluster(args) => emporium::cluster::cli::run(args),
         Command::Serve {
             config,
             http_addr,
@@ -115,6 +118,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     std::fs::write(data_dir.join("grpc.addr"), grpc_local.to_string())?;
     tracing::info!(addr = %local, data_dir = %data_dir.display(), "http listening");
     tracing::info!(addr = %grpc_local, "grpc listening");
+    if let Some(c) = &app.cluster {
+        c.start(local, &data_dir).await?;
+    }
     let recovering = app.clone();
     tokio::spawn(async move { recovering.recover().await });
     // One signal stops both listeners.

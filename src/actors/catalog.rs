@@ -50,6 +50,11 @@ impl Catalog {
         );
     }
 
+    /// Forgets a product (its partition moved to another node).
+    pub fn remove(&self, sku: &str) {
+        self.entries.write().retain(|k, _| k.as_str() != sku);
+    }
+
     pub fn contains(&self, sku: &Sku) -> bool {
         self.entries.read().contains_key(sku)
     }

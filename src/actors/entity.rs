@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The result of an accepted command: the state after it, and the events it produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 pub struct Applied<A: Aggregate> {
     pub state: A::State,
     pub events: Vec<A::Event>,
@@ -45,6 +46,10 @@ pub enum EntityMsg<A: Aggregate> {
     #[cfg(test)]
     Panic,
 }
+
+// Entity messages never leave the node (only the per-node cluster agent is
+// remote-capable), so they are local-only messages under ractor's `cluster` feature.
+impl<A: Aggregate> ractor::Message for EntityMsg<A> {}
 
 /// Settings shared by every entity of a kind.
 pub struct EntityConfig {

@@ -17,4 +17,4 @@ pub mod order_saga;
 pub mod vending_steps;
 
 pub use behavior::{Behavior, NoBehavior};
-pub use entity::{Applied, EntityActor, EntityMsg};
+pub use entity::{Applied, CommandReply, EntityActor, EntityMsg};

@@ -24,6 +24,7 @@ pub struct Config {
     pub log: LogConfig,
     pub grpc: GrpcConfig,
     pub vending: VendingConfig,
+    pub cluster: crate::cluster::config::ClusterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,7 +355,7 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("EMPORIUM_")
                 .split("__")
-                .ignore(&["admin_token"]),
+                .ignore(&["admin_token", "cluster_cookie"]),
         );
         if let Ok(token) = std::env::var("EMPORIUM_ADMIN_TOKEN") {
             fig = fig.merge(Serialized::default("auth.admin_token", token));
@@ -371,8 +372,9 @@ impl Config {
         if let Some(f) = overrides.log_format {
             fig = fig.merge(Serialized::default("log.format", f));
         }
-        let cfg: Config = fig.extract().map_err(Box::new)?;
+        let mut cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.validate()?;
+        cfg.cluster.resolve().map_err(ConfigError::Value)?;
         Ok(cfg)
     }
 

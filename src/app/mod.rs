@@ -5,6 +5,7 @@
 //! bind HTTP, then resume every unsettled order (bounded concurrency) and only then
 //! report ready. Shutdown: stop accepting, finish in-flight requests, flush the store.
 
+pub mod cluster_local;
 pub mod config;
 pub mod demo;
 pub mod root;
@@ -56,6 +57,8 @@ pub struct App {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The vending machine sessions open on this node.
     pub sessions: Arc<crate::grpc::Sessions>,
+    /// This node in its cluster (`cluster.enabled`), else `None`.
+    pub cluster: Option<crate::cluster::Cluster>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
 }
@@ -129,10 +132,25 @@ impl App {
         let emails = start.kind::<EmailClaim>(Arc::new(NoBehavior)).await?;
         let sessions = start.kind::<Session>(Arc::new(NoBehavior)).await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
+        let cluster = if config.cluster.enabled {
+            Some(crate::cluster::Cluster::open(
+                config.cluster.clone(),
+                &store,
+            )?)
+        } else {
+            None
+        };
+        let sink = Arc::new(cluster_local::ClusterSink {
+            sessions: machine_sessions.clone(),
+            cluster: OnceLock::new(),
+        });
+        if let Some(c) = &cluster {
+            let _ = sink.cluster.set(c.clone());
+        }
         let machines = start
             .kind::<Machine>(Arc::new(MachineBehavior::new(
                 router_cell.clone(),
-                machine_sessions.clone(),
+                sink,
                 MachineTiming {
                     heartbeat_interval_ms: u64::from(config.vending.heartbeat_interval_s) * 1000,
                     resend_after_ms: config.vending.command_resend_ms,
@@ -148,8 +166,19 @@ impl App {
             .with(emails)
             .with(sessions)
             .with(machines)
+            .cluster(cluster.clone())
             .build();
         let _ = router_cell.set(router.clone());
+        if let Some(c) = &cluster {
+            c.set_local(Arc::new(cluster_local::ClusterLocal {
+                router: router.clone(),
+                store: store.clone(),
+                catalog: catalog.clone(),
+                sessions: machine_sessions.clone(),
+                cluster: c.clone(),
+                resume_concurrency: config.checkout.resume_concurrency,
+            }));
+        }
         Ok(Self {
             config: Arc::new(config),
             router,
@@ -160,6 +189,7 @@ impl App {
             identity,
             metrics,
             sessions: machine_sessions,
+            cluster,
             ready: Arc::new(AtomicBool::new(false)),
             root,
         })

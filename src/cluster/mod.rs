@@ -7,8 +7,20 @@
 //! forwarding and handoff are not built yet; the router is the place they plug in (see
 //! `docs/ARCHITECTURE.md`).
 
+pub mod cli;
+pub mod config;
 pub mod detector;
+pub mod handoff;
+pub mod map;
+pub mod node;
+pub mod paxos;
 pub mod placement;
+pub mod propose;
+pub mod runtime;
+pub mod transport;
+pub mod wire;
+
+pub use node::{Cluster, Placement};
 
 use crate::domain::EntityKind;
 

@@ -45,7 +45,7 @@ impl CartState {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CartCommand {
     Create {
         owner: Option<Uuid>,

@@ -100,6 +100,10 @@ impl EntityKind {
             Self::Machine => "machine",
         }
     }
+    /// The kind of a journal key byte, if it names one.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.byte() == b)
+    }
     pub fn byte(self) -> u8 {
         match self {
             Self::Product => 1,

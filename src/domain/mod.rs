@@ -36,7 +36,7 @@ pub trait Aggregate: Send + Sync + 'static {
     /// Which kind of entity this is; part of the journal key.
     const KIND: EntityKind;
     type State: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
-    type Command: Clone + Debug + Send + Sync + 'static;
+    type Command: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
     type Event: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
 
     fn decide(state: &Self::State, cmd: &Self::Command) -> Result<Vec<Self::Event>, Rejection>;
@@ -59,7 +59,7 @@ pub trait Aggregate: Send + Sync + 'static {
 }
 
 /// Why a command was refused. A rejection is a reply, not a failure: the actor stays up.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, serde::Deserialize)]
 #[error("{code:?}: {message}")]
 pub struct Rejection {
     pub code: RejectionCode,

@@ -392,7 +392,7 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum OrderCommand {
     Place(Placement),
     // Outcomes of effects, reported by the shell.

@@ -26,7 +26,7 @@ pub struct PaymentState {
     pub decline_code: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PaymentCommand {
     /// `decline` carries the issuer's decline code, decided by the gateway.
     Authorize {

@@ -67,7 +67,7 @@ impl ProductState {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ProductCommand {
     /// Create or replace the product. Upserting an archived product restores it.
     /// `by` is who did it, for the audit trail.

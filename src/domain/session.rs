@@ -20,7 +20,7 @@ pub struct SessionState {
     pub expires_at: Millis,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum SessionCommand {
     Start {
         user_id: Uuid,

@@ -60,7 +60,7 @@ pub enum ReleaseReason {
     Expired,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StockCommand {
     /// An operator adjustment: goods received (+) or written off (-).
     Adjust {

@@ -50,7 +50,7 @@ impl UserState {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum UserCommand {
     Register {
         email: String,
@@ -159,7 +159,7 @@ pub struct EmailClaimState {
     pub user_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimEmail {
     pub user_id: Uuid,
 }

@@ -74,6 +74,7 @@ fn route_status(e: RouteError) -> Status {
             Status::unavailable("the machine actor did not answer in time; reconnect")
         }
         RouteError::Unavailable { reason, .. } => Status::unavailable(reason),
+        RouteError::NotOwner { .. } => Status::unavailable("partition_moving: retry"),
     }
 }
 

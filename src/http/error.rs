@@ -116,10 +116,21 @@ impl From<RouteError> for ApiError {
                 let code = match reason.split(':').next().unwrap_or_default() {
                     "entity_quarantined" => "entity_quarantined",
                     "entity_restarting" => "entity_restarting",
+                    "no_quorum" => "no_quorum",
+                    "partition_unavailable" => "partition_unavailable",
+                    "partition_moving" => "partition_moving",
+                    "cluster_joining" => "cluster_joining",
+                    "overloaded" => "overloaded",
                     _ => "entity_unavailable",
                 };
                 ApiError::unavailable(code, reason, retry_after)
             }
+            // Only forwarded requests see it, and they never reach an edge.
+            RouteError::NotOwner { .. } => ApiError::unavailable(
+                "partition_moving",
+                "the partition is moving; retry",
+                Duration::from_secs(1),
+            ),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod cluster;
 pub mod context;
 pub mod edge;
 pub mod error;
@@ -101,7 +102,8 @@ async fn live(_app: App) -> Result<Response, ApiError> {
 }
 
 async fn ready(app: App) -> Result<Response, ApiError> {
-    if app.is_ready() {
+    let joined = app.cluster.as_ref().is_none_or(|c| c.map().is_some());
+    if app.is_ready() && joined {
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({"status": "ready"}),
@@ -436,6 +438,8 @@ fn api_and_templates(app: &App) -> (BoxedFilter<(Response,)>, Vec<&'static str>)
     );
 
     let filter = machines::routes(app, &mut n)
+        .or(cluster::routes(app, &mut n))
+        .unify()
         .or(live)
         .unify()
         .or(ready)

@@ -88,7 +88,7 @@ impl Simulator {
         Ok(Self {
             journal: store.journal().clone(),
             methods: store.tree("payment_methods")?,
-            keys: store.tree("payment_idempotency")?,
+            keys: store.tree(IDEMPOTENCY_TREE)?,
             store: store.clone(),
             latency,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -200,7 +200,13 @@ impl PaymentGateway for Simulator {
                 },
                 processing_error: matches!(behavior, CardBehavior::ProcessingError),
             };
-            let token = format!("pm_{}", uuid::Uuid::new_v4().simple());
+            // The token carries the method, so a node that did not tokenize the card (the
+            // order's owner in a cluster) can still charge it; the tree is the record.
+            let token = format!(
+                "pm_{}_{}",
+                hex::encode(codec::encode(&method)),
+                uuid::Uuid::new_v4().simple()
+            );
             self.methods
                 .insert(&token, codec::encode(&method))
                 .map_err(|e| CardError::Store(e.to_string()))?;
@@ -232,11 +238,14 @@ impl PaymentGateway for Simulator {
                     Some(b) => codec::decode(&b).map_err(|e| PaymentError::Invalid {
                         message: e.to_string(),
                     })?,
-                    None => {
-                        return Err(PaymentError::Invalid {
-                            message: "unknown payment method".into(),
-                        })
-                    }
+                    None => match method_from_token(&method) {
+                        Some(m) => m,
+                        None => {
+                            return Err(PaymentError::Invalid {
+                                message: "unknown payment method".into(),
+                            })
+                        }
+                    },
                 };
             if stored.processing_error {
                 return Err(PaymentError::Retryable {
@@ -245,7 +254,7 @@ impl PaymentGateway for Simulator {
             }
             // The intent id is derived from the key, so a replay after a crash between
             // the two writes lands on the same intent.
-            let intent = format!("pi_{}", &hex::encode(sha2_256(key.as_bytes()))[..24]);
+            let intent = intent_of(&key);
             let cmd = PaymentCommand::Authorize {
                 amount_minor,
                 last4: stored.last4,
@@ -277,6 +286,32 @@ impl PaymentGateway for Simulator {
         Box::pin(self.call(key, authorization, PaymentCommand::Refund { amount_minor }))
     }
 }
+
+/// The method a token carries (tokens made before tokens carried one hold none).
+fn method_from_token(token: &str) -> Option<StoredMethod> {
+    let hexed = token.strip_prefix("pm_")?.split('_').next()?;
+    codec::decode(&hex::decode(hexed).ok()?).ok()
+}
+
+/// The intent an idempotency key's authorization creates.
+fn intent_of(key: &str) -> String {
+    format!("pi_{}", &hex::encode(sha2_256(key.as_bytes()))[..24])
+}
+
+/// The ledger records that belong to an order, for moving the order to another node:
+/// the idempotency keys of its payment steps, and the intent its authorization created.
+pub fn order_ledger_keys(order_id: uuid::Uuid) -> (Vec<String>, String) {
+    use crate::domain::order::OrderState;
+    let keys: Vec<String> = ["authorize", "capture", "void", "refund"]
+        .iter()
+        .map(|step| OrderState::payment_key(order_id, step))
+        .collect();
+    let intent = intent_of(&keys[0]);
+    (keys, intent)
+}
+
+/// The tree of the simulator's idempotency records.
+pub const IDEMPOTENCY_TREE: &str = "payment_idempotency";
 
 fn sha2_256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;

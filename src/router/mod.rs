@@ -1,11 +1,13 @@
 //! The router: the only way to reach an entity. Callers name a `(kind, id)` and a
 //! command; the router finds (or activates) the owner and asks it with a deadline.
 //!
-//! Today every entity is local. The cluster layer plugs in here: `(kind, id)` →
-//! partition → owner node, forwarding to the owner's router when it is remote. Callers
-//! do not change, because they never hold an actor handle.
+//! With a cluster, `(kind, id)` → partition → owner node: a local owner is asked
+//! directly (through its partition's gate), a remote owner through its node's agent
+//! ([`remote`]). Callers do not change, because they never hold an actor handle.
 
-use crate::actors::{Applied, EntityMsg};
+pub mod remote;
+
+use crate::actors::{Applied, CommandReply, EntityMsg};
 use crate::domain::{Aggregate, EntityKind, Rejection};
 use crate::supervision::kind::ActivationError;
 use crate::supervision::KindRuntime;
@@ -27,6 +29,9 @@ pub enum RouteError {
         retry_after: Duration,
         reason: String,
     },
+    /// A forwarded request reached a node that does not own the entity at `epoch`.
+    #[error("this node does not own the entity at epoch {epoch}")]
+    NotOwner { epoch: u64 },
 }
 
 impl From<ActivationError> for RouteError {
@@ -52,6 +57,8 @@ pub struct Router {
 
 struct Inner {
     kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
+    remote: HashMap<EntityKind, Arc<dyn remote::RemoteKind>>,
+    cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
 }
 
@@ -60,18 +67,31 @@ const MAX_REROUTES: usize = 3;
 
 pub struct RouterBuilder {
     kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
+    remote: HashMap<EntityKind, Arc<dyn remote::RemoteKind>>,
+    cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
 }
 
 impl RouterBuilder {
     pub fn with<A: Aggregate>(mut self, rt: Arc<KindRuntime<A>>) -> Self {
         self.kinds.insert(A::KIND, rt);
+        self.remote.insert(
+            A::KIND,
+            Arc::new(remote::Kind::<A>(std::marker::PhantomData)),
+        );
+        self
+    }
+    /// Routes through `cluster`: entities owned elsewhere are forwarded to their owner.
+    pub fn cluster(mut self, cluster: Option<crate::cluster::Cluster>) -> Self {
+        self.cluster = cluster;
         self
     }
     pub fn build(self) -> Router {
         Router {
             inner: Arc::new(Inner {
                 kinds: self.kinds,
+                remote: self.remote,
+                cluster: self.cluster,
                 ask_timeout: self.ask_timeout,
             }),
         }
@@ -82,6 +102,8 @@ impl Router {
     pub fn builder(ask_timeout: Duration) -> RouterBuilder {
         RouterBuilder {
             kinds: HashMap::new(),
+            remote: HashMap::new(),
+            cluster: None,
             ask_timeout,
         }
     }
@@ -100,23 +122,60 @@ impl Router {
             .unwrap_or_else(|| panic!("kind {} is not registered with the router", A::KIND))
     }
 
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.inner.cluster.as_ref()
+    }
+
     /// Sends a command to `(A::KIND, id)` and waits for its (durable) outcome.
     pub async fn command<A: Aggregate>(
         &self,
         id: &str,
         cmd: A::Command,
     ) -> Result<Applied<A>, RouteError> {
+        self.command_at::<A>(id, cmd, false).await
+    }
+
+    pub(crate) async fn command_at<A: Aggregate>(
+        &self,
+        id: &str,
+        cmd: A::Command,
+        forwarded: bool,
+    ) -> Result<Applied<A>, RouteError> {
+        let op = self.cluster_op(|| {
+            crate::cluster::wire::EntityOp::Command(crate::store::codec::encode(&cmd))
+        });
         let reply = self
-            .ask::<A, _>(id, self.inner.ask_timeout, move |r| {
-                EntityMsg::Command(cmd.clone(), r)
-            })
+            .routed::<A, CommandReply<A>>(
+                id,
+                self.inner.ask_timeout,
+                remote::Access {
+                    write: true,
+                    forwarded,
+                    op,
+                },
+                move |r| EntityMsg::Command(cmd.clone(), r),
+            )
             .await?;
         reply.map_err(RouteError::Rejected)
     }
 
     /// The current state of `(A::KIND, id)`.
     pub async fn get<A: Aggregate>(&self, id: &str) -> Result<A::State, RouteError> {
-        self.ask::<A, _>(id, self.inner.ask_timeout, EntityMsg::Get)
+        self.get_at::<A>(id, false).await
+    }
+
+    pub(crate) async fn get_at<A: Aggregate>(
+        &self,
+        id: &str,
+        forwarded: bool,
+    ) -> Result<A::State, RouteError> {
+        let op = self.cluster_op(|| crate::cluster::wire::EntityOp::Get);
+        let access = remote::Access {
+            write: false,
+            forwarded,
+            op,
+        };
+        self.routed::<A, _>(id, self.inner.ask_timeout, access, EntityMsg::Get)
             .await
     }
 
@@ -126,7 +185,25 @@ impl Router {
         id: &str,
         wait: Duration,
     ) -> Result<Option<A::State>, RouteError> {
-        match self.ask::<A, _>(id, wait, EntityMsg::WaitSettled).await {
+        self.wait_settled_at::<A>(id, wait, false).await
+    }
+
+    pub(crate) async fn wait_settled_at<A: Aggregate>(
+        &self,
+        id: &str,
+        wait: Duration,
+        forwarded: bool,
+    ) -> Result<Option<A::State>, RouteError> {
+        let op = self.cluster_op(|| crate::cluster::wire::EntityOp::WaitSettled);
+        let access = remote::Access {
+            write: false,
+            forwarded,
+            op,
+        };
+        match self
+            .routed::<A, _>(id, wait, access, EntityMsg::WaitSettled)
+            .await
+        {
             Ok(s) => Ok(Some(s)),
             Err(RouteError::Timeout) => Ok(None),
             Err(e) => Err(e),
@@ -134,11 +211,24 @@ impl Router {
     }
 
     /// Activates `(A::KIND, id)` without a request (used to resume sagas at start-up).
+    /// With a cluster, only an entity this node owns is activated.
     pub async fn activate<A: Aggregate>(&self, id: &str) -> Result<(), RouteError> {
+        if let Some(c) = &self.inner.cluster {
+            if !c.owns(A::KIND, id) {
+                return Ok(());
+            }
+        }
         self.runtime::<A>()
             .actor(id, self.inner.ask_timeout)
             .await?;
         Ok(())
+    }
+
+    fn cluster_op(
+        &self,
+        op: impl FnOnce() -> crate::cluster::wire::EntityOp,
+    ) -> Option<crate::cluster::wire::EntityOp> {
+        self.inner.cluster.as_ref().map(|_| op())
     }
 
     async fn ask<A, R>(

@@ -291,4 +291,41 @@ impl Journal {
     pub async fn durable(&self) -> Result<(), StoreError> {
         Ok(self.commit.durable().await?)
     }
+
+    /// The raw tree, for moving whole partitions between nodes.
+    pub fn raw(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// The prefix of every record of one entity in `space` (`E` events, `S` snapshot).
+    pub fn entity_prefix(space: u8, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
+        entity_prefix(space, kind, id)
+    }
+}
+
+/// The entity a journal key belongs to: its own events and snapshot, and the index
+/// entries that point at it.
+pub fn entity_of_key(key: &[u8]) -> Option<(EntityKind, String)> {
+    match key.first()? {
+        b'E' | b'S' => {
+            let kind = EntityKind::from_byte(*key.get(1)?)?;
+            let len = usize::from(*key.get(2)?);
+            let id = key.get(3..3 + len)?;
+            Some((kind, String::from_utf8_lossy(id).into_owned()))
+        }
+        b'I' => {
+            let rest = String::from_utf8_lossy(key.get(2..)?).into_owned();
+            match *key.get(1)? {
+                1 => Some((EntityKind::Order, rest)),
+                2 => Some((EntityKind::Product, rest)),
+                3 => rest
+                    .rsplit('/')
+                    .next()
+                    .map(|o| (EntityKind::Order, o.to_owned())),
+                4 | 5 => Some((EntityKind::Machine, rest)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }

@@ -148,6 +148,23 @@ impl<A: Aggregate> KindRuntime<A> {
         }
     }
 
+    /// Stops the live actors whose id `select` picks, letting each finish what it holds.
+    pub async fn drain_where(
+        &self,
+        select: &(dyn Fn(&str) -> bool + Send + Sync),
+        timeout: Duration,
+    ) {
+        let actors: Vec<_> = self
+            .registry
+            .active_ids()
+            .into_iter()
+            .filter(|(id, _)| select(id))
+            .map(|(_, a)| a)
+            .collect();
+        let waits = actors.iter().map(|a| a.drain_and_wait(Some(timeout)));
+        futures::future::join_all(waits).await;
+    }
+
     /// Stops every live actor of this kind, letting each finish what it holds.
     pub async fn drain_all(&self, timeout: Duration) {
         let actors = self.registry.active();

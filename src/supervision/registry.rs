@@ -152,6 +152,18 @@ impl<M> Registry<M> {
             .collect()
     }
 
+    /// Live actors with their ids, for stopping a partition's entities.
+    pub fn active_ids(&self) -> Vec<(String, ActorRef<M>)> {
+        self.slots
+            .lock()
+            .iter()
+            .filter_map(|(id, s)| match s {
+                Slot::Active(r) => Some((id.clone(), r.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn active_count(&self) -> usize {
         self.owners.lock().len()
     }

@@ -23,6 +23,8 @@ pub struct AppOpts {
     pub env: Vec<(String, String)>,
     /// Do not set `EMPORIUM_ADMIN_TOKEN` (the server must generate one).
     pub no_admin_token: bool,
+    /// A TOML configuration file's contents, passed with `--config`.
+    pub config: Option<String>,
 }
 
 impl AppOpts {
@@ -37,6 +39,11 @@ impl AppOpts {
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn config(mut self, toml: impl Into<String>) -> Self {
+        self.config = Some(toml.into());
         self
     }
 
@@ -194,6 +201,14 @@ impl TestApp {
         self.root.path().join("data")
     }
 
+    /// The bound cluster transport address (`cluster.addr`), once written.
+    pub fn cluster_addr(&self) -> Option<String> {
+        std::fs::read_to_string(self.data_dir().join("cluster.addr"))
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
     fn addr_file(&self) -> PathBuf {
         self.data_dir().join("http.addr")
     }
@@ -236,6 +251,11 @@ impl TestApp {
             .stderr(Stdio::from(err));
         if self.opts.demo {
             cmd.arg("--demo");
+        }
+        if let Some(toml) = &self.opts.config {
+            let path = self.root.path().join("node.toml");
+            std::fs::write(&path, toml).expect("writing the config file");
+            cmd.arg("--config").arg(path);
         }
         // Hermetic: nothing from the outer environment configures the child.
         for (key, _) in std::env::vars_os()

@@ -23,5 +23,6 @@ mod rbac;
 mod tokens;
 
 // Issue 4: vending machines over gRPC.
+mod cluster;
 mod machine_client;
 mod vending;

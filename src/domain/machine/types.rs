@@ -327,7 +327,7 @@ impl MachineState {
 }
 
 /// The aggregate's commands (`MachineCommand` is the one sent down to the machine).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MachineInput {
     /// Idempotent for the same name, location and secret hash; a conflict otherwise.
     Register {

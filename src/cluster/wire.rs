@@ -1,0 +1,160 @@
+//! The cluster protocol: every request and reply between nodes, in one versioned envelope
+//! encoded with the storage codec (itself versioned by a leading byte).
+//!
+//! ractor_cluster dispatches remote messages by variant name and silently drops what
+//! it cannot decode, so the actor message itself is only `bytes in, bytes out`; the
+//! protocol evolves here, behind [`PROTOCOL`], and a peer that speaks another version
+//! gets a clear error back instead of a silent drop.
+
+use super::map::{ClusterMap, MemberInfo, Refusal};
+use super::paxos::{MetaMsg, MetaReply};
+use crate::domain::machine::MachineCommand;
+use crate::store::codec;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Bumped when a request or reply changes shape incompatibly.
+pub const PROTOCOL: u16 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub protocol: u16,
+    pub body: T,
+}
+
+/// What an entity request asks of the owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum EntityOp {
+    /// A codec-encoded `A::Command`.
+    Command(Vec<u8>),
+    Get,
+    WaitSettled,
+    Activate,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Heartbeat {
+        from: String,
+        epoch: u64,
+    },
+    GetMap,
+    Join {
+        name: String,
+        info: MemberInfo,
+    },
+    Meta(MetaMsg),
+    Entity {
+        kind: u8,
+        id: String,
+        op: EntityOp,
+        /// The caller's remaining deadline.
+        timeout_ms: u64,
+        /// The caller's epoch: an owner that no longer owns the partition says so.
+        epoch: u64,
+    },
+    Handoff(HandoffChunk),
+    /// A command for a vending machine whose session may be on this node.
+    PushMachine {
+        machine_id: String,
+        command_id: uuid::Uuid,
+        command: MachineCommand,
+    },
+}
+
+/// One bounded piece of a partition's data.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HandoffChunk {
+    pub partition: u32,
+    /// The epoch that marked the partition moving; chunks of another epoch are refused.
+    pub epoch: u64,
+    /// 0 for the first chunk: the receiver then clears what it holds of the partition.
+    pub seq: u32,
+    /// `(tree, key, value)`.
+    pub records: Vec<(String, Vec<u8>, Vec<u8>)>,
+}
+
+/// Why a forwarded entity request was not answered by its entity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum RemoteError {
+    Timeout,
+    Unavailable {
+        retry_after_ms: u64,
+        reason: String,
+    },
+    /// The receiver does not own the partition at its epoch (carried).
+    NotOwner {
+        epoch: u64,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Heartbeat {
+        epoch: u64,
+    },
+    Map(Option<ClusterMap>),
+    Joined(Result<ClusterMap, JoinError>),
+    Meta(MetaReply),
+    /// A codec-encoded reply of the entity operation.
+    Entity(Result<Vec<u8>, RemoteError>),
+    HandoffStored(Result<(), String>),
+    Pushed(bool),
+    /// The receiver could not handle the request at all.
+    Error(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("the cluster cannot change now: {0}")]
+    Unavailable(String),
+}
+
+pub fn encode<T: Serialize>(body: T) -> Vec<u8> {
+    codec::encode(&Envelope {
+        protocol: PROTOCOL,
+        body,
+    })
+}
+
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let env: Envelope<T> = codec::decode(bytes).map_err(|e| format!("undecodable: {e}"))?;
+    if env.protocol != PROTOCOL {
+        return Err(format!(
+            "protocol {} is not supported (this node speaks {PROTOCOL})",
+            env.protocol
+        ));
+    }
+    Ok(env.body)
+}
+
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_other_versions_are_refused() {
+        let b = encode(Request::Heartbeat {
+            from: "a".into(),
+            epoch: 7,
+        });
+        match decode::<Request>(&b).unwrap() {
+            Request::Heartbeat { from, epoch } => assert_eq!((from.as_str(), epoch), ("a", 7)),
+            other => panic!("{other:?}"),
+        }
+        let other = codec::encode(&Envelope {
+            protocol: PROTOCOL + 1,
+            body: Request::GetMap,
+        });
+        assert!(decode::<Request>(&other)
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(decode::<Request>(&[1, 2, 3]).is_err());
+    }
+}

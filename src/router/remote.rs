@@ -1,0 +1,271 @@
+//! Routing across nodes: the placement decision for every request, forwarding to the
+//! owner's agent with the caller's remaining deadline, holding requests while their
+//! partition is handed off, and running requests forwarded here.
+//!
+//! A forwarded request is never forwarded again: a node that no longer owns the entity
+//! answers `NotOwner` with its epoch, and the caller refreshes its map and retries within
+//! its deadline. Every failure reaches the caller as a [`RouteError`]; nothing is
+//! dropped silently.
+
+use super::{RouteError, Router};
+use crate::actors::{CommandReply, EntityMsg};
+use crate::cluster::transport::CallError;
+use crate::cluster::wire::{EntityOp, RemoteError, Request, Response};
+use crate::cluster::Placement;
+use crate::domain::Aggregate;
+use crate::store::codec;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a request reaches its entity.
+pub struct Access {
+    pub write: bool,
+    /// Forwarded here by another node: run it only if this node owns the entity.
+    pub forwarded: bool,
+    /// The request as it travels to another node (only with a cluster).
+    pub op: Option<EntityOp>,
+}
+
+/// Pause between looks at a partition that is being handed off.
+const HOLD: Duration = Duration::from_millis(20);
+
+impl Router {
+    pub(super) async fn routed<A, R>(
+        &self,
+        id: &str,
+        timeout: Duration,
+        access: Access,
+        build: impl Fn(ractor::RpcReplyPort<R>) -> EntityMsg<A>,
+    ) -> Result<R, RouteError>
+    where
+        A: Aggregate,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (Some(cluster), Some(op)) = (self.inner.cluster.as_ref(), access.op) else {
+            return self.ask::<A, R>(id, timeout, build).await;
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let held = |reason: String| -> Result<(), RouteError> {
+                if remaining <= HOLD {
+                    Err(RouteError::Unavailable {
+                        retry_after: Duration::from_secs(1),
+                        reason,
+                    })
+                } else {
+                    Ok(())
+                }
+            };
+            match cluster.place(A::KIND, id, access.write) {
+                Placement::Local(guard) => {
+                    let r = self.ask::<A, R>(id, remaining, &build).await;
+                    drop(guard);
+                    return r;
+                }
+                Placement::Refuse {
+                    reason,
+                    retry_after,
+                } => {
+                    return Err(RouteError::Unavailable {
+                        retry_after,
+                        reason,
+                    })
+                }
+                Placement::Hold { reason } => held(reason)?,
+                Placement::Remote { node, epoch } => {
+                    if access.forwarded {
+                        return Err(RouteError::NotOwner { epoch });
+                    }
+                    let req = Request::Entity {
+                        kind: A::KIND.byte(),
+                        id: id.to_owned(),
+                        op: op.clone(),
+                        timeout_ms: crate::cluster::wire::millis(remaining),
+                        epoch,
+                    };
+                    // The owner answers within `remaining`; the margin covers the trip.
+                    let reply = cluster
+                        .call(&node, req, remaining + Duration::from_millis(200))
+                        .await;
+                    match reply {
+                        Ok(Response::Entity(Ok(bytes))) => {
+                            return codec::decode::<R>(&bytes).map_err(|e| {
+                                RouteError::Unavailable {
+                                    retry_after: Duration::from_secs(1),
+                                    reason: format!(
+                                        "entity_unavailable: undecodable reply from {node}: {e}"
+                                    ),
+                                }
+                            })
+                        }
+                        Ok(Response::Entity(Err(RemoteError::Timeout))) => {
+                            return Err(RouteError::Timeout)
+                        }
+                        Ok(Response::Entity(Err(RemoteError::NotOwner { epoch: theirs }))) => {
+                            if theirs > cluster.epoch() {
+                                let t = Duration::from_millis(cluster.config().call_timeout_ms);
+                                if let Ok(Response::Map(Some(m))) =
+                                    cluster.call(&node, Request::GetMap, t.min(remaining)).await
+                                {
+                                    cluster.adopt(m).await;
+                                }
+                            }
+                            held(format!("partition_moving: {node} no longer owns {id}"))?;
+                        }
+                        Ok(Response::Entity(Err(RemoteError::Unavailable {
+                            retry_after_ms,
+                            reason,
+                        }))) => {
+                            if reason.starts_with("partition_moving") {
+                                held(reason)?;
+                            } else {
+                                return Err(RouteError::Unavailable {
+                                    retry_after: Duration::from_millis(retry_after_ms),
+                                    reason,
+                                });
+                            }
+                        }
+                        Ok(other) => {
+                            return Err(RouteError::Unavailable {
+                                retry_after: Duration::from_secs(1),
+                                reason: format!(
+                                    "entity_unavailable: unexpected reply from {node}: {other:?}"
+                                ),
+                            })
+                        }
+                        // The outcome of a command that timed out on the way is unknown.
+                        Err(CallError::Timeout(_)) => return Err(RouteError::Timeout),
+                        Err(e) => held(format!("partition_unavailable: {e}"))?,
+                    }
+                }
+            }
+            tokio::time::sleep(HOLD.min(remaining)).await;
+        }
+    }
+
+    /// Runs a request another node forwarded here.
+    pub async fn serve_forwarded(
+        &self,
+        kind: crate::domain::EntityKind,
+        id: String,
+        op: EntityOp,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let Some(k) = self.inner.remote.get(&kind).cloned() else {
+            return Err(RemoteError::Unavailable {
+                retry_after_ms: 1000,
+                reason: format!("entity_unavailable: kind {kind} is not served here"),
+            });
+        };
+        k.run(self.clone(), id, op, timeout).await
+    }
+
+    /// Stops every live actor `owned` selects, in every kind.
+    pub async fn drain(
+        &self,
+        owned: &(dyn Fn(crate::domain::EntityKind, &str) -> bool + Send + Sync),
+    ) {
+        for k in self.inner.remote.values() {
+            k.drain(self, owned, self.inner.ask_timeout).await;
+        }
+    }
+}
+
+fn to_remote(e: RouteError) -> RemoteError {
+    match e {
+        RouteError::Timeout => RemoteError::Timeout,
+        RouteError::NotOwner { epoch } => RemoteError::NotOwner { epoch },
+        RouteError::Unavailable {
+            retry_after,
+            reason,
+        } => RemoteError::Unavailable {
+            retry_after_ms: crate::cluster::wire::millis(retry_after),
+            reason,
+        },
+        RouteError::Rejected(r) => RemoteError::Unavailable {
+            retry_after_ms: 0,
+            reason: format!("entity_unavailable: unexpected rejection {r}"),
+        },
+    }
+}
+
+/// One kind's side of forwarding, erased over the aggregate type.
+pub trait RemoteKind: Send + Sync + 'static {
+    fn run(
+        &self,
+        router: Router,
+        id: String,
+        op: EntityOp,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, RemoteError>>;
+    fn drain<'a>(
+        &'a self,
+        router: &'a Router,
+        owned: &'a (dyn Fn(crate::domain::EntityKind, &str) -> bool + Send + Sync),
+        timeout: Duration,
+    ) -> BoxFuture<'a, ()>;
+}
+
+pub struct Kind<A>(pub std::marker::PhantomData<fn() -> A>);
+
+impl<A: Aggregate> RemoteKind for Kind<A> {
+    fn run(
+        &self,
+        router: Router,
+        id: String,
+        op: EntityOp,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, RemoteError>> {
+        Box::pin(async move {
+            match op {
+                EntityOp::Command(bytes) => {
+                    let cmd: A::Command =
+                        codec::decode(&bytes).map_err(|e| RemoteError::Unavailable {
+                            retry_after_ms: 0,
+                            reason: format!("entity_unavailable: undecodable command: {e}"),
+                        })?;
+                    let reply: CommandReply<A> = match router.command_at::<A>(&id, cmd, true).await
+                    {
+                        Ok(applied) => Ok(applied),
+                        Err(RouteError::Rejected(r)) => Err(r),
+                        Err(e) => return Err(to_remote(e)),
+                    };
+                    Ok(codec::encode(&reply))
+                }
+                EntityOp::Get => router
+                    .get_at::<A>(&id, true)
+                    .await
+                    .map(|s| codec::encode(&s))
+                    .map_err(to_remote),
+                EntityOp::WaitSettled => {
+                    match router.wait_settled_at::<A>(&id, timeout, true).await {
+                        Ok(Some(s)) => Ok(codec::encode(&s)),
+                        Ok(None) => Err(RemoteError::Timeout),
+                        Err(e) => Err(to_remote(e)),
+                    }
+                }
+                EntityOp::Activate => router
+                    .activate::<A>(&id)
+                    .await
+                    .map(|()| codec::encode(&()))
+                    .map_err(to_remote),
+            }
+        })
+    }
+
+    fn drain<'a>(
+        &'a self,
+        router: &'a Router,
+        owned: &'a (dyn Fn(crate::domain::EntityKind, &str) -> bool + Send + Sync),
+        timeout: Duration,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let select = |id: &str| owned(A::KIND, id);
+            router.runtime::<A>().drain_where(&select, timeout).await;
+        })
+    }
+}
