@@ -1,11 +1,17 @@
-//! The cluster seam. Today emporium runs on one node and every partition is local.
+//! The cluster: partitioned ownership of entities over ractor_cluster.
 //!
-//! What is here is what later work builds on: the mapping from an entity to its partition,
-//! a stable hash of `(kind, id)` with a fixed algorithm and seed that must never change,
-//! [`placement`], the pure partition map and its fewest-moves rebalance, and [`detector`],
-//! the pure heartbeat failure detector. The node server, agreement on the epoch,
-//! forwarding and handoff are not built yet; the router is the place they plug in (see
-//! `docs/ARCHITECTURE.md`).
+//! - [`partition_of`]: the entity → partition hash (fixed algorithm and seed, never
+//!   changes between versions);
+//! - [`map`], [`placement`]: the versioned cluster map and its balanced, fewest-moves
+//!   changes; [`paxos`], [`propose`]: agreement on each epoch by a majority;
+//! - [`transport`], [`wire`]: the node server, our listener and dialer, the one
+//!   remote-capable agent per node and the versioned protocol;
+//! - [`node`], [`runtime`], [`detector`]: this node's view (map, health, quorum,
+//!   partition gates), heartbeats, joins and the handling of peer requests;
+//! - [`handoff`]: moving a partition's data to its next owner;
+//! - [`cli`], [`config`]: `emporium cluster ...` and `[cluster]`.
+//!
+//! `docs/ARCHITECTURE.md` explains why at most one node writes a partition.
 
 pub mod cli;
 pub mod config;

@@ -194,9 +194,10 @@ mod tests {
     struct Proposer {
         ballot: Ballot,
         own: ClusterMap,
-        promises: Vec<Option<(Ballot, ClusterMap)>>,
+        /// Promises and acceptances by acceptor: each counts once.
+        promises: BTreeMap<usize, Option<(Ballot, ClusterMap)>>,
         phase2: Option<ClusterMap>,
-        accepts: usize,
+        accepts: std::collections::BTreeSet<usize>,
     }
 
     proptest! {
@@ -213,7 +214,7 @@ mod tests {
             let mut ps: Vec<Proposer> = (0..proposers).map(|i| Proposer {
                 ballot: Ballot { round: 1, node: format!("p{i}") },
                 own: value(&b, &format!("p{i}")),
-                promises: Vec::new(), phase2: None, accepts: 0,
+                promises: BTreeMap::new(), phase2: None, accepts: Default::default(),
             }).collect();
             let mut chosen: BTreeMap<usize, ClusterMap> = BTreeMap::new();
             let majority = b.majority();
@@ -226,15 +227,16 @@ mod tests {
                     // Start a new round.
                     pr.ballot.round += bump;
                     pr.promises.clear();
-                    pr.accepts = 0;
+                    pr.accepts.clear();
                 }
                 match pr.phase2.clone() {
                     None => {
                         let (r, _) = acc[a].handle(MetaMsg::Prepare { epoch: b.epoch + 1, ballot: pr.ballot.clone() });
                         if let MetaReply::Promise { accepted } = r {
-                            pr.promises.push(accepted);
+                            pr.promises.insert(a, accepted);
                             if pr.promises.len() >= majority {
-                                pr.phase2 = Some(choose_value(&pr.promises, pr.own.clone()));
+                                let seen: Vec<_> = pr.promises.values().cloned().collect();
+                                pr.phase2 = Some(choose_value(&seen, pr.own.clone()));
                             }
                         }
                     }
@@ -242,8 +244,8 @@ mod tests {
                         let (r, _) = acc[a].handle(MetaMsg::Accept { ballot: pr.ballot.clone(), map: v.clone() });
                         match r {
                             MetaReply::Accepted => {
-                                pr.accepts += 1;
-                                if pr.accepts >= majority {
+                                pr.accepts.insert(a);
+                                if pr.accepts.len() >= majority {
                                     chosen.insert(p, v);
                                 }
                             }
@@ -251,7 +253,7 @@ mod tests {
                                 // Preempted: start over with a higher round.
                                 pr.phase2 = None;
                                 pr.promises.clear();
-                                pr.accepts = 0;
+                                pr.accepts.clear();
                                 pr.ballot.round += 1;
                             }
                         }

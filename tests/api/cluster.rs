@@ -383,3 +383,181 @@ async fn an_isolated_node_stops_writing_and_nothing_is_written_twice() {
     }
     assert_single_journal(&nodes, "sku", &sku).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_machine_on_one_node_sells_through_its_actor_on_another() {
+    use crate::machine_client::{connect, heartbeat, register_machine, wait_order};
+    const MACHINE: u8 = 9;
+    let nodes = cluster_of(3, false).await;
+    let st = status(&nodes[0]).await;
+    // Its actor lives on node2; it dials node1; the shopper buys through node3.
+    let id = (0..10_000)
+        .map(|i| format!("vm-x{i}"))
+        .find(|m| owner_of(&st, MACHINE, m) == "node2")
+        .unwrap();
+    let secret = register_machine(&nodes[2], &id, 2, 5).await;
+    let mut s = connect(&nodes[0].grpc_address, &id, &secret, 0)
+        .await
+        .expect("session on node1");
+    s.send(1, heartbeat()).await;
+    s.wait_ack(1).await;
+    let mut seq = 1;
+    let buyer = {
+        let url = nodes[2].url(&format!("/v1/machines/{id}/purchase"));
+        let client = nodes[2].client.clone();
+        tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("Idempotency-Key", new_key())
+                .json(&json!({"slot": 1, "email": "buyer@example.com",
+                    "payment": {"card_number": GOOD_CARD, "exp_month": 12, "exp_year": 2040, "cvc": "123"}}))
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::read(r).await
+        })
+    };
+    let (order_id, slot) = crate::vending::vend_for_dispense(&mut s, &mut seq, true).await;
+    assert_eq!(slot, 1);
+    let placed = buyer.await.unwrap();
+    assert!(matches!(placed.status, 201 | 202), "{}", placed.text);
+    let o = wait_order(&nodes[1], &order_id, "the order to be fulfilled", |o| {
+        o["status"] == "fulfilled"
+    })
+    .await;
+    assert_eq!(o["payment"]["status"], "captured", "{o}");
+    let m = nodes[0]
+        .admin_get(&format!("/v1/machines/{id}"))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(m["sales"]["units"], 1, "{m}");
+}
+
+/// Sends a request until it gets an answer that is not 503 (at most 40 tries, 100 ms
+/// apart), as a client honouring `Retry-After` would.
+async fn retrying(
+    client: &reqwest::Client,
+    build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> crate::helpers::Resp {
+    let mut last = None;
+    for _ in 0..40 {
+        let r = crate::helpers::read(build(client).send().await.expect("request")).await;
+        if r.status != 503 {
+            return r;
+        }
+        last = Some(r);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last.expect("tried")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fourth_node_joins_under_load_without_losing_a_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut nodes = cluster_of(3, false).await;
+    let st = status(&nodes[0]).await;
+    let sku = sku_on(&st, "JOIN", "node1");
+    nodes[0].stocked_product(&sku, 100, 1000).await;
+    let addrs: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let sku = sku.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let (mut acked, mut orders, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+            let mut i = 0usize;
+            while !stop.load(Ordering::Acquire) && i < 2000 {
+                let a = &addrs[i % addrs.len()];
+                let r = retrying(&client, |c| c.post(format!("{a}/v1/carts"))).await;
+                if r.status != 201 {
+                    failures.push(format!("create: {} {}", r.status, r.text));
+                    break;
+                }
+                let cart = r.json["id"].as_str().unwrap().to_owned();
+                let b = &addrs[(i + 1) % addrs.len()];
+                let q = (i % 3) as i64 + 1;
+                let r = retrying(&client, |c| {
+                    c.post(format!("{b}/v1/carts/{cart}/items"))
+                        .json(&json!({"sku": sku, "quantity": q}))
+                })
+                .await;
+                if r.status != 200 {
+                    failures.push(format!("add: {} {}", r.status, r.text));
+                    break;
+                }
+                acked.push((cart.clone(), q));
+                if i % 5 == 0 {
+                    let key = new_key();
+                    let r = retrying(&client, |c| {
+                        c.post(format!("{b}/v1/carts/{cart}/checkout"))
+                            .header("Idempotency-Key", &key)
+                            .json(&checkout_body(GOOD_CARD))
+                    })
+                    .await;
+                    if !matches!(r.status, 201 | 202) {
+                        failures.push(format!("checkout: {} {}", r.status, r.text));
+                        break;
+                    }
+                    orders.push((r.json["id"].as_str().unwrap().to_owned(), q));
+                }
+                i += 1;
+            }
+            (acked, orders, failures)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seed = nodes[0].cluster_addr().unwrap();
+    nodes.push(start_node("node4", &[seed], false).await);
+    let settled = wait_settled(&nodes, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Release);
+    let (acked, orders, failures) = load.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "client operations failed: {failures:?}"
+    );
+    assert!(acked.len() > 10, "the load ran: {}", acked.len());
+    let counts: Vec<u64> = settled["partitions_per_node"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 4);
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "{settled}"
+    );
+    // Every acknowledged write is there, read through the new node.
+    for (cart, q) in &acked {
+        let c = nodes[3].cart(cart).await;
+        assert_eq!(quantity_of(&c, &sku), *q, "cart {cart}: {c}");
+    }
+    // Every order settles and stock is conserved.
+    let mut sold = 0;
+    for (id, q) in &orders {
+        let o = nodes[3]
+            .wait_order_terminal(id, Duration::from_secs(30))
+            .await;
+        assert_eq!(o["status"], "paid", "{o}");
+        sold += q;
+    }
+    let inv = nodes[2].inventory(&sku).await;
+    assert_eq!((inv.on_hand, inv.reserved), (1000 - sold, 0));
+    // The handoff time is exported.
+    let mut handoffs = 0.0;
+    for n in &nodes[..3] {
+        let text = n.metrics_text().await;
+        handoffs += crate::domain::samples(&text, "emporium_cluster_handoff_seconds_count")
+            .into_iter()
+            .map(|(_, v)| v)
+            .sum::<f64>();
+    }
+    assert!(handoffs >= 16.0, "handoffs exported: {handoffs}");
+}

@@ -118,6 +118,11 @@ const TABLE: &[Row] = &[
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/login", r#"{"email":"{c_email}","password":"{password}"}"#),
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/refresh", r#"{"refresh_token":"{refresh}"}"#),
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/logout", r#"{"refresh_token":"{logout}"}"#),
+    // Cluster: operators read it, admins change it (this node runs alone: 409).
+    row([U, F, F, OK, OK],        "GET",    "/v1/cluster"),
+    row([U, F, F, F, Is(409)],    "POST",   "/v1/cluster/leave"),
+    with([U, F, F, F, Is(409)],   "POST",   "/v1/cluster/remove", r#"{"node":"node9","force":true}"#),
+    with([U, F, F, F, Is(409)],   "POST",   "/v1/cluster/fault", r#"{"blackhole":false}"#),
     // Vending machines: operators manage them; shoppers and guests see slots and buy.
     // {vm} is registered and never connected, so every purchase is 409 machine_offline.
     with([U, F, F, OK, OK],       "PUT",    "/v1/machines/{vm_new}", r#"{"name":"Set by {who}","location":"Lobby"}"#),

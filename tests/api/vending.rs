@@ -200,7 +200,11 @@ async fn replayed_vends_count_exactly_once() {
 }
 
 /// Answers the next Dispense like a machine: the vend, then the command ack.
-async fn vend_for_dispense(s: &mut Session, seq: &mut u64, success: bool) -> (String, u32) {
+pub(crate) async fn vend_for_dispense(
+    s: &mut Session,
+    seq: &mut u64,
+    success: bool,
+) -> (String, u32) {
     let c = s
         .wait_command(|c| matches!(c.kind, Some(command::Kind::Dispense(_))))
         .await;

@@ -12,6 +12,7 @@
 //! A test walks [`crate::http::route_templates`] and fails when a served route is missing
 //! from the document.
 
+pub mod cluster;
 pub mod machines;
 pub mod paths;
 pub mod schemas;
@@ -79,6 +80,10 @@ use warp::reply::Response;
         machines::get_machine_command,
         machines::get_machine_slots,
         machines::purchase_from_machine,
+        cluster::cluster_status,
+        cluster::cluster_leave,
+        cluster::cluster_remove,
+        cluster::cluster_fault,
     ),
     components(schemas(schemas::ErrorBody, schemas::HealthStatus, schemas::EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -91,6 +96,7 @@ use warp::reply::Response;
         (name = "orders", description = "orders"),
         (name = "admin", description = "roles and the audit trail"),
         (name = "machines", description = "vending machines and app purchases"),
+        (name = "cluster", description = "members, partitions and handoffs"),
     )
 )]
 pub struct ApiDoc;
