@@ -452,31 +452,40 @@ async fn retrying(
     last.expect("tried")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_fourth_node_joins_under_load_without_losing_a_write() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    let mut nodes = cluster_of(3, false).await;
-    let st = status(&nodes[0]).await;
-    let sku = sku_on(&st, "JOIN", "node1");
-    nodes[0].stocked_product(&sku, 100, 1000).await;
-    let addrs: Vec<String> = nodes.iter().map(|n| n.address.clone()).collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        let sku = sku.clone();
-        tokio::spawn(async move {
+/// A client that keeps creating carts, adding items and checking out (every fifth
+/// cart) through rotating nodes, retrying on 503, until stopped.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<LoadResult>,
+}
+
+#[derive(Default)]
+struct LoadResult {
+    /// `(cart, quantity)` of every acknowledged add.
+    acked: Vec<(String, i64)>,
+    /// `(order, quantity)` of every accepted checkout.
+    orders: Vec<(String, i64)>,
+    failures: Vec<String>,
+}
+
+impl Load {
+    fn start(addrs: Vec<String>, sku: String) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap();
-            let (mut acked, mut orders, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+            let mut out = LoadResult::default();
             let mut i = 0usize;
-            while !stop.load(Ordering::Acquire) && i < 2000 {
+            while !flag.load(Ordering::Acquire) && i < 5000 {
                 let a = &addrs[i % addrs.len()];
                 let r = retrying(&client, |c| c.post(format!("{a}/v1/carts"))).await;
                 if r.status != 201 {
-                    failures.push(format!("create: {} {}", r.status, r.text));
+                    out.failures
+                        .push(format!("create: {} {}", r.status, r.text));
                     break;
                 }
                 let cart = r.json["id"].as_str().unwrap().to_owned();
@@ -488,11 +497,13 @@ async fn a_fourth_node_joins_under_load_without_losing_a_write() {
                 })
                 .await;
                 if r.status != 200 {
-                    failures.push(format!("add: {} {}", r.status, r.text));
+                    out.failures.push(format!("add: {} {}", r.status, r.text));
                     break;
                 }
-                acked.push((cart.clone(), q));
+                out.acked.push((cart.clone(), q));
                 if i % 5 == 0 {
+                    // Retries go to the same node with the same key (the edge keeps
+                    // idempotency records).
                     let key = new_key();
                     let r = retrying(&client, |c| {
                         c.post(format!("{b}/v1/carts/{cart}/checkout"))
@@ -501,63 +512,141 @@ async fn a_fourth_node_joins_under_load_without_losing_a_write() {
                     })
                     .await;
                     if !matches!(r.status, 201 | 202) {
-                        failures.push(format!("checkout: {} {}", r.status, r.text));
+                        out.failures
+                            .push(format!("checkout: {} {}", r.status, r.text));
                         break;
                     }
-                    orders.push((r.json["id"].as_str().unwrap().to_owned(), q));
+                    out.orders
+                        .push((r.json["id"].as_str().unwrap().to_owned(), q));
                 }
                 i += 1;
             }
-            (acked, orders, failures)
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seed = nodes[0].cluster_addr().unwrap();
-    nodes.push(start_node("node4", &[seed], false).await);
-    let settled = wait_settled(&nodes, 4).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Release);
-    let (acked, orders, failures) = load.await.unwrap();
-    assert!(
-        failures.is_empty(),
-        "client operations failed: {failures:?}"
-    );
-    assert!(acked.len() > 10, "the load ran: {}", acked.len());
+            out
+        });
+        Self { stop, task }
+    }
+
+    async fn finish(self) -> LoadResult {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let out = self.task.await.unwrap();
+        assert!(
+            out.failures.is_empty(),
+            "client operations failed: {:?}",
+            out.failures
+        );
+        assert!(out.acked.len() > 10, "the load ran: {}", out.acked.len());
+        out
+    }
+}
+
+/// After a membership change under load: balanced within one, every acknowledged write
+/// present (read through `reader`), every order paid, stock conserved.
+async fn check_after(
+    settled: &Value,
+    members: usize,
+    reader: &TestApp,
+    sku: &str,
+    stock: i64,
+    out: &LoadResult,
+) {
     let counts: Vec<u64> = settled["partitions_per_node"]
         .as_object()
         .unwrap()
         .values()
         .map(|v| v.as_u64().unwrap())
         .collect();
-    assert_eq!(counts.len(), 4);
+    assert_eq!(counts.len(), members, "{settled}");
     assert!(
         counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
         "{settled}"
     );
-    // Every acknowledged write is there, read through the new node.
-    for (cart, q) in &acked {
-        let c = nodes[3].cart(cart).await;
-        assert_eq!(quantity_of(&c, &sku), *q, "cart {cart}: {c}");
+    for (cart, q) in &out.acked {
+        let c = reader.cart(cart).await;
+        assert_eq!(quantity_of(&c, sku), *q, "cart {cart}: {c}");
     }
-    // Every order settles and stock is conserved.
     let mut sold = 0;
-    for (id, q) in &orders {
-        let o = nodes[3]
+    for (id, q) in &out.orders {
+        let o = reader
             .wait_order_terminal(id, Duration::from_secs(30))
             .await;
         assert_eq!(o["status"], "paid", "{o}");
         sold += q;
     }
-    let inv = nodes[2].inventory(&sku).await;
-    assert_eq!((inv.on_hand, inv.reserved), (1000 - sold, 0));
-    // The handoff time is exported.
-    let mut handoffs = 0.0;
-    for n in &nodes[..3] {
-        let text = n.metrics_text().await;
-        handoffs += crate::domain::samples(&text, "emporium_cluster_handoff_seconds_count")
+    let inv = reader.inventory(sku).await;
+    assert_eq!((inv.on_hand, inv.reserved), (stock - sold, 0));
+}
+
+/// Handoffs recorded in `emporium_cluster_handoff_seconds` across `nodes`.
+async fn handoffs_exported(nodes: &[TestApp]) -> f64 {
+    let mut n = 0.0;
+    for node in nodes {
+        let text = node.metrics_text().await;
+        n += crate::domain::samples(&text, "emporium_cluster_handoff_seconds_count")
             .into_iter()
             .map(|(_, v)| v)
             .sum::<f64>();
     }
-    assert!(handoffs >= 16.0, "handoffs exported: {handoffs}");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fourth_node_joins_under_load_without_losing_a_write() {
+    let mut nodes = cluster_of(3, false).await;
+    let st = status(&nodes[0]).await;
+    let sku = sku_on(&st, "JOIN", "node1");
+    nodes[0].stocked_product(&sku, 100, 1000).await;
+    let load = Load::start(
+        nodes.iter().map(|n| n.address.clone()).collect(),
+        sku.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seed = nodes[0].cluster_addr().unwrap();
+    nodes.push(start_node("node4", &[seed], false).await);
+    let settled = wait_settled(&nodes, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = load.finish().await;
+    check_after(&settled, 4, &nodes[3], &sku, 1000, &out).await;
+    let n = handoffs_exported(&nodes[..3]).await;
+    assert!(n >= 16.0, "handoffs exported: {n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_drains_under_load_without_losing_a_write() {
+    let nodes = cluster_of(3, false).await;
+    let st = status(&nodes[0]).await;
+    let sku = sku_on(&st, "DRAIN", "node3");
+    nodes[0].stocked_product(&sku, 100, 1000).await;
+    let load = Load::start(
+        nodes.iter().map(|n| n.address.clone()).collect(),
+        sku.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let drained = nodes[2].admin_post("/v1/cluster/leave", None).await;
+    assert_eq!(drained.expect(202)["node"], "node3");
+    // node3 hands everything off, then leaves the map.
+    let deadline = Deadline::new(Duration::from_secs(60), "node3 to leave the map");
+    let settled = loop {
+        let s = status(&nodes[0]).await;
+        let gone = s["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 2 && m.iter().all(|x| x["name"] != "node3"));
+        if gone && s["moving"].as_array().is_some_and(Vec::is_empty) {
+            break s;
+        }
+        deadline.tick(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = load.finish().await;
+    check_after(&settled, 2, &nodes[0], &sku, 1000, &out).await;
+    let n = handoffs_exported(&nodes[2..]).await;
+    assert!(n >= 21.0, "handoffs exported by node3: {n}");
+    // What node3 held is gone from its store: the journal moved with its partitions.
+    for (cart, _) in out.acked.iter().take(50) {
+        if owner_of(&st, CART, cart) == "node3" {
+            assert_single_journal(&nodes[..2], "cart", cart).await;
+            let r = nodes[2].events("cart", cart).await;
+            let none = r.status != 200 || r.json["events"].as_array().is_none_or(Vec::is_empty);
+            assert!(none, "node3 still holds {cart}: {}", r.text);
+        }
+    }
 }
