@@ -45,6 +45,29 @@ settled() { # node members
 }
 wait_settled() { for _ in $(seq 1 3000); do settled "$1" "$2" && return 0; sleep 0.05; done; echo "not settled" >&2; exit 1; }
 
+create_carts() { # http-addr count
+  python3 - "$1" "$2" <<'PY'
+import http.client, sys, threading, time
+addr, total = sys.argv[1], int(sys.argv[2])
+host, port = addr.split(":")
+lock = threading.Lock(); left = [total]; errors = {}
+def worker():
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    while True:
+        with lock:
+            if left[0] == 0: return
+            left[0] -= 1
+        c.request("POST", "/v1/carts", headers={"Content-Length": "0"})
+        r = c.getresponse(); r.read()
+        if r.status != 201:
+            with lock: errors[r.status] = errors.get(r.status, 0) + 1
+t = time.time()
+ts = [threading.Thread(target=worker) for _ in range(32)]
+[x.start() for x in ts]; [x.join() for x in ts]
+print(f"created {total - sum(errors.values())} carts in {time.time()-t:.1f} s, errors by status: {errors or 'none'}")
+PY
+}
+
 start node1 ""
 SEED=$(cat "$WORK/node1/data/cluster.addr")
 start node2 "$SEED"; wait_settled node1 2
@@ -74,14 +97,8 @@ for kind in local forwarded; do
 done
 
 # --- handoff time with N carts -------------------------------------------------------
-cat > "$WORK/create.lua" <<LUA
-wrk.method = "POST"
-local per = math.ceil($CARTS / 2)
-local done = 0
-function response(status) done = done + 1; if done >= per then wrk.thread:stop() end end
-LUA
-echo "== creating $CARTS carts through node1 (wrk -t2 -c64, POST /v1/carts)"
-wrk -t2 -c64 -d600s -s "$WORK/create.lua" "http://$N1/v1/carts" | grep -E "requests in|Requests/sec|Non-2xx"
+echo "== creating $CARTS carts through node1 (32 keep-alive clients, POST /v1/carts)"
+create_carts "$N1" "$CARTS"
 T0=$(date +%s.%N)
 start node4 "$SEED"
 wait_settled node1 4
@@ -93,7 +110,7 @@ parts = recs = 0; ms = []
 for f in glob.glob(work + "/node[123]/log"):
     for line in open(f):
         if '"partition handed off"' in line and '"to":"node4"' in line:
-            d = json.loads(line)["fields"]; parts += 1; recs += int(d["records"]); ms.append(int(d["ms"]))
+            d = json.loads(line); d = d.get("fields", d); parts += 1; recs += int(d["records"]); ms.append(int(d["ms"]))
 ms.sort()
 print(f"join of node4: {parts} partitions, {recs} records moved; from node4 start to a settled 4-node map: {t1-t0:.2f} s; per-partition handoff ms: median {ms[len(ms)//2] if ms else '-'}, max {ms[-1] if ms else '-'}")
 PY
@@ -112,3 +129,27 @@ for round in 1 2 3; do
   PIDS+=($!); echo $! > "$WORK/node3/pid"
   wait_settled node1 4
 done
+
+# --- drain of a node holding about CARTS entities -------------------------------------
+for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; PIDS=()
+start drain1 ""
+DSEED=$(cat "$WORK/drain1/data/cluster.addr")
+start drain2 "$DSEED"; wait_settled drain1 2
+echo "== a 2-node cluster; creating $((2 * CARTS)) carts through drain1"
+create_carts "$(http drain1)" $((2 * CARTS))
+T0=$(date +%s.%N)
+curl -fs -X POST -H "Authorization: Bearer $EMPORIUM_ADMIN_TOKEN" "http://$(http drain2)/v1/cluster/leave" >/dev/null
+for _ in $(seq 1 6000); do
+  status drain1 | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if len(s['members'])==1 and not s['moving'] else 1)" && break
+  sleep 0.05
+done
+T1=$(date +%s.%N)
+python3 - "$WORK" "$T0" "$T1" <<'PY'
+import json, sys
+work, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+parts = recs = 0
+for line in open(work + "/drain2/log"):
+    if '"partition handed off"' in line:
+        d = json.loads(line); d = d.get("fields", d); parts += 1; recs += int(d["records"])
+print(f"drain of drain2: {parts} partitions, {recs} records moved; from POST /v1/cluster/leave to drain2 out of the map: {t1-t0:.2f} s")
+PY

@@ -650,3 +650,55 @@ async fn a_node_drains_under_load_without_losing_a_write() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_node_is_removed_by_force_and_its_partitions_restart_empty() {
+    let mut nodes = cluster_of(3, false).await;
+    let st = status(&nodes[0]).await;
+    let sku = sku_on(&st, "LOST", "node1");
+    nodes[0].stocked_product(&sku, 100, 0).await;
+    let carts = carts_with(&nodes, &sku, 30).await;
+    let body = json!({"node": "node3", "force": true});
+    // Only a node that is down can be removed, and only with force.
+    nodes[0]
+        .admin_post("/v1/cluster/remove", Some(&body))
+        .await
+        .expect_error(409, "node_not_down");
+    nodes[2].kill();
+    wait_status_of(&nodes[0], "node3", "down", Duration::from_secs(15)).await;
+    nodes[0]
+        .admin_post("/v1/cluster/remove", Some(&json!({"node": "node3"})))
+        .await
+        .expect_error(400, "validation");
+    let r = nodes[0].admin_post("/v1/cluster/remove", Some(&body)).await;
+    assert!(r.expect(200)["warning"].as_str().unwrap().contains("lost"));
+    let settled = wait_settled(&nodes[..2], 2).await;
+    assert_eq!(
+        settled["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| *o == "node3")
+            .count(),
+        0
+    );
+    // node3's carts are gone (their partitions restart empty once the fence passes);
+    // every other cart is intact.
+    for (i, (cart, q)) in carts.iter().enumerate() {
+        let via = &nodes[i % 2];
+        let deadline = Deadline::new(Duration::from_secs(15), "the fence to pass");
+        loop {
+            let r = via.get(&format!("/v1/carts/{cart}")).await;
+            if r.status == 503 {
+                deadline.tick(Duration::from_millis(100)).await;
+                continue;
+            }
+            if owner_of(&st, CART, cart) == "node3" {
+                r.expect_error(404, "not_found");
+            } else {
+                assert_eq!(quantity_of(r.expect(200), &sku), *q);
+            }
+            break;
+        }
+    }
+}
