@@ -354,7 +354,7 @@ impl Cluster {
             if is && map.forced.contains_key(&(p as u32)) {
                 self.inner.gates[p]
                     .serve_after
-                    .store(now + self.inner.cfg.failure_timeout_ms, Ordering::Release);
+                    .store(now + self.fence_ms(), Ordering::Release);
             }
         }
         tracing::info!(
@@ -374,6 +374,14 @@ impl Cluster {
                 local.partitions_changed(gained, lost);
             }
         }
+    }
+
+    /// How long a force-reassigned partition stays fenced on its new owner: the failure
+    /// timeout (a cut-off node stops counting its peers by then), plus two heartbeat
+    /// rounds of their deadlines for a peer that accepted the change to learn it and
+    /// stop answering the removed node at the old epoch.
+    pub fn fence_ms(&self) -> u64 {
+        self.inner.cfg.failure_timeout_ms + 4 * self.inner.cfg.heartbeat_interval_ms
     }
 
     /// Keeps the detector's member list equal to the map's; new members start down
@@ -431,8 +439,10 @@ impl Cluster {
         let epochs = self.inner.peer_epochs.lock().clone();
         let mut votes = usize::from(map.members.contains_key(&self.inner.name));
         for name in map.members.keys().filter(|n| **n != self.inner.name) {
-            let same_epoch = epochs.get(name) == Some(&map.epoch);
-            if same_epoch && self.health(name) != Health::Down {
+            // A peer that answered at a newer epoch does not count until this node has
+            // that map: it may no longer consider this node an owner (or a member).
+            let not_ahead = epochs.get(name).is_some_and(|e| *e <= map.epoch);
+            if not_ahead && self.health(name) != Health::Down {
                 votes += 1;
             }
         }
