@@ -95,6 +95,20 @@ for kind in local forwarded; do
   echo "== GET /v1/carts/{id} through node1, cart owned by $([ $kind = local ] && echo node1 || echo node2) ($kind): wrk -t2 -c32 -d${DUR}s --latency"
   wrk -t2 -c32 -d"${DUR}s" --latency "http://$N1/v1/carts/$id" | grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors"
 done
+echo "== remote ask (node1's emporium_cluster_remote_ask_seconds: send to reply, both hops and the owner's work)"
+curl -fs "http://$N1/metrics" | python3 -c "
+import re, sys
+b = [(float('inf') if m.group(1) == '+Inf' else float(m.group(1)), float(m.group(2)))
+     for m in re.finditer(r'^emporium_cluster_remote_ask_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)', sys.stdin.read(), re.M)]
+b.sort(); total = b[-1][1]
+def q(f):  # histogram_quantile: linear within the bucket
+    want, lo, prev = f * total, 0.0, 0.0
+    for le, c in b:
+        if c >= want:
+            return lo + (le - lo) * ((want - prev) / (c - prev) if c > prev else 0)
+        lo, prev = le, c
+print(f'remote asks {int(total)}; p50 {q(0.5)*1000:.2f} ms, p99 {q(0.99)*1000:.2f} ms (interpolated within histogram buckets)')
+"
 
 # --- handoff time with N carts -------------------------------------------------------
 echo "== creating $CARTS carts through node1 (32 keep-alive clients, POST /v1/carts)"

@@ -88,9 +88,12 @@ impl Router {
                         epoch,
                     };
                     // The owner answers within `remaining`; the margin covers the trip.
+                    let sent = std::time::Instant::now();
                     let reply = cluster
                         .call(&node, req, remaining + Duration::from_millis(200))
                         .await;
+                    metrics::histogram!("emporium_cluster_remote_ask_seconds")
+                        .record(sent.elapsed().as_secs_f64());
                     match reply {
                         Ok(Response::Entity(Ok(bytes))) => {
                             return codec::decode::<R>(&bytes).map_err(|e| {
