@@ -79,23 +79,8 @@ impl crate::cluster::node::Local for ClusterLocal {
                 .filter_map(Result::ok)
                 .filter(|id| gained.contains(&of(EntityKind::Machine, id)))
                 .collect();
-            use futures::StreamExt;
-            futures::stream::iter(orders)
-                .for_each_concurrent(concurrency, |id| {
-                    let r = router.clone();
-                    async move {
-                        let _ = r.activate::<Order>(&id).await;
-                    }
-                })
-                .await;
-            futures::stream::iter(machines)
-                .for_each_concurrent(concurrency, |id| {
-                    let r = router.clone();
-                    async move {
-                        let _ = r.activate::<Machine>(&id).await;
-                    }
-                })
-                .await;
+            super::resume_ids::<Order>(&router, orders, concurrency).await;
+            super::resume_ids::<Machine>(&router, machines, concurrency).await;
         });
     }
 

@@ -224,17 +224,7 @@ impl App {
             })
             .collect();
         let count = ids.len();
-        let router = self.router.clone();
-        futures::stream::iter(ids)
-            .for_each_concurrent(self.config.checkout.resume_concurrency.max(1), |id| {
-                let router = router.clone();
-                async move {
-                    if let Err(e) = router.activate::<A>(&id).await {
-                        tracing::error!(kind = %A::KIND, %id, error = %e, "could not resume");
-                    }
-                }
-            })
-            .await;
+        resume_ids::<A>(&self.router, ids, self.config.checkout.resume_concurrency).await;
         count
     }
 
@@ -246,6 +236,25 @@ impl App {
             tracing::error!(error = %e, "final flush failed");
         }
     }
+}
+
+/// Activates `ids` of kind `A`, at most `concurrency` at once (start-up recovery, and
+/// partitions gained from another node).
+pub(crate) async fn resume_ids<A: crate::domain::Aggregate>(
+    router: &Router,
+    ids: Vec<String>,
+    concurrency: usize,
+) {
+    futures::stream::iter(ids)
+        .for_each_concurrent(concurrency.max(1), |id| {
+            let router = router.clone();
+            async move {
+                if let Err(e) = router.activate::<A>(&id).await {
+                    tracing::error!(kind = %A::KIND, %id, error = %e, "could not resume");
+                }
+            }
+        })
+        .await;
 }
 
 /// What every kind's runtime starts with.

@@ -111,7 +111,7 @@ impl Cluster {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(partition = p, error = %e, "reading the partition failed; retrying later");
-                self.end_handoff(p, false);
+                self.end_handoff(p);
                 return;
             }
         };
@@ -127,7 +127,7 @@ impl Cluster {
             loop {
                 if !self.still_moving(p, &to) {
                     tracing::warn!(partition = p, "handoff cancelled by a newer map");
-                    self.end_handoff(p, false);
+                    self.end_handoff(p);
                     return;
                 }
                 let req = Request::Handoff(HandoffChunk {
@@ -197,10 +197,10 @@ impl Cluster {
             metrics::counter!("emporium_cluster_handoff_records_total").increment(total as u64);
             tracing::info!(partition = p, to = %to, records = total, ms = started.elapsed().as_millis() as u64, "partition handed off");
         }
-        self.end_handoff(p, moved);
+        self.end_handoff(p);
     }
 
-    fn end_handoff(&self, p: u32, _done: bool) {
+    fn end_handoff(&self, p: u32) {
         self.inner.gates[p as usize]
             .frozen
             .store(false, Ordering::Release);
