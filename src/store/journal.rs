@@ -57,6 +57,8 @@ pub enum StoreError {
     },
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    #[error("store file: {0}")]
+    Io(#[from] std::io::Error),
     #[error(transparent)]
     Commit(#[from] CommitError),
     #[error("entity id is too long ({0} bytes)")]
@@ -164,11 +166,11 @@ impl Journal {
         snapshot: Option<&A::State>,
         index_ops: &[IndexOp],
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut ops = Vec::with_capacity(events.len() + index_ops.len() + 1);
         let mut seq = first_seq;
         for (at, event) in events {
             let rec = EventRecord { at: *at, event };
-            batch.insert(event_key(A::KIND, id, seq)?, codec::encode(&rec));
+            ops.push((event_key(A::KIND, id, seq)?, Some(codec::encode(&rec))));
             seq += 1;
         }
         if let Some(state) = snapshot {
@@ -176,16 +178,16 @@ impl Journal {
                 seq: seq - 1,
                 state,
             };
-            batch.insert(entity_prefix(b'S', A::KIND, id)?, codec::encode(&rec));
+            ops.push((entity_prefix(b'S', A::KIND, id)?, Some(codec::encode(&rec))));
         }
         for op in index_ops {
-            match op {
-                IndexOp::Put(ix, key) => batch.insert(index_key(*ix, key), &[] as &[u8]),
-                IndexOp::Remove(ix, key) => batch.remove(index_key(*ix, key)),
-            }
+            ops.push(match op {
+                IndexOp::Put(ix, key) => (index_key(*ix, key), Some(Vec::new())),
+                IndexOp::Remove(ix, key) => (index_key(*ix, key), None),
+            });
         }
-        self.tree.apply_batch(batch)?;
-        self.commit.durable().await?;
+        // The writer thread applies them in one atomic batch with other writers' records.
+        self.commit.write(ops).await?;
         Ok(())
     }
 

@@ -40,12 +40,17 @@ impl Store {
             // Durability comes from our own group commit; no timer flushes.
             .flush_every_ms(None)
             .open()?;
+        // sled keeps its log in one file, `<path>/db`; the writer fdatasyncs it.
+        let log = std::fs::File::open(dir.join("sled").join("db"))?;
+        let tree = db.open_tree("journal")?;
         let commit = GroupCommit::start(
             db.clone(),
+            tree.clone(),
+            log,
             opts.group_commit_max_batch,
             opts.group_commit_queue,
         );
-        let journal = Journal::new(db.open_tree("journal")?, commit.clone());
+        let journal = Journal::new(tree, commit.clone());
         Ok(Self {
             db,
             journal,
