@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod loadgen;
 pub mod payment;
 pub mod router;
 pub mod sim;

@@ -45,6 +45,8 @@ enum Command {
     VmSim(emporium::sim::SimArgs),
     /// Operate a cluster through any member's HTTP edge.
     Cluster(emporium::cluster::cli::ClusterArgs),
+    /// Drive an HTTP edge with a shopper mix and report throughput, latency and errors.
+    Loadgen(emporium::loadgen::LoadgenArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::VmSim(args) => vm_sim(args),
         Command::Cluster(args) => emporium::cluster::cli::run(args),
+        Command::Loadgen(args) => loadgen(args),
         Command::Serve {
             config,
             http_addr,
@@ -192,5 +195,43 @@ fn vm_sim(args: emporium::sim::SimArgs) -> ExitCode {
             eprintln!("vm-sim: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Runs the load generator; exits 1 when the run had errors or unbalanced stock, 2 when
+/// it could not start.
+fn loadgen(args: emporium::loadgen::LoadgenArgs) -> ExitCode {
+    let json = args.json.clone();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = match rt.block_on(emporium::loadgen::run(args)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", report.text());
+    if let Some(path) = json {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
