@@ -44,9 +44,21 @@ pub enum StartError {
     Spawn(String),
 }
 
-/// Everything the edge needs. Cheap to clone.
+/// Everything the edge needs. Cheap to clone: one shared [`AppParts`] behind an `Arc`
+/// (a clone per request and per route used to copy a dozen handles; see
+/// `docs/BENCHMARKS.md`). Fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of an [`App`].
+pub struct AppParts {
     pub config: Arc<Config>,
     pub router: Router,
     pub store: Store,
@@ -179,7 +191,7 @@ impl App {
                 resume_concurrency: config.checkout.resume_concurrency,
             }));
         }
-        Ok(Self {
+        Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),
             router,
             store,
@@ -192,7 +204,7 @@ impl App {
             cluster,
             ready: Arc::new(AtomicBool::new(false)),
             root,
-        })
+        })))
     }
 
     pub fn is_ready(&self) -> bool {
