@@ -63,7 +63,7 @@ wait_for() { # wait_for SECONDS CMD...: bounded wait until CMD succeeds
 }
 
 echo "== machine"
-echo "nproc: $(nproc); memory: $(free -g | awk '/Mem:/{print $2}') GiB; disk: $(df -h "$work" | awk 'NR==2{print $1" "$2}') ($(lsblk -ndo ROTA "$(df "$work" | awk 'NR==2{print $1}')" 2>/dev/null | sed 's/1/rotational/;s/0/non-rotational/' || echo unknown))"
+echo "nproc: $(nproc); memory: $(free -g | awk '/Mem:/{print $2}') GiB; disk: $(df -h "$work" | awk 'NR==2{print $1" "$2}') ($(lsblk -ndo ROTA "$(df "$work" | awk 'NR==2{print $1}')" 2>/dev/null | tr -d ' ' | sed 's/1/rotational/;s/0/non-rotational/' || echo unknown))"
 echo "redis: $(redis-server --version | awk '{print $3}'); postgres: $("$pg_bin/postgres" --version | awk '{print $3}')"
 
 echo "== start emporium, Redis, PostgreSQL and hello on loopback"
@@ -88,7 +88,8 @@ pg_port=$(free_port)
 pg_data="$work/pg"
 mkdir -p "$pg_data" && chown postgres "$pg_data"
 runuser -u postgres -- "$pg_bin/initdb" -D "$pg_data" -A trust -U postgres >"$work/initdb.log" 2>&1
-runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data" -l "$work/pg.log" -w -t 60 \
+mkdir -p "$work/pglog" && chown postgres "$work/pglog"
+runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data" -l "$work/pglog/pg.log" -w -t 60 \
   -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_data -c synchronous_commit=on -c fsync=on -c max_connections=200" \
   start >/dev/null
 psql_() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -qAt "$@"; }

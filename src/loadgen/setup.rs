@@ -254,10 +254,7 @@ mod tests {
             ..ok
         };
         assert!(!lost.balanced());
-        let oversold = StockCheck {
-            oversold: 1,
-            ..ok
-        };
+        let oversold = StockCheck { oversold: 1, ..ok };
         assert!(!oversold.balanced());
         assert_eq!(
             cart_id(br#"{"id":"abc","lines":[]}"#).as_deref(),

@@ -114,15 +114,30 @@ fn writer(
                 }
             }
         }
+        let phase = |name: &'static str, since: Instant| {
+            histogram!("emporium_journal_cycle_phase_seconds", "phase" => name)
+                .record(since.elapsed().as_secs_f64());
+        };
         let result = (if keys > 0 {
-            journal.apply_batch(batch)
+            let t = Instant::now();
+            let applied = journal.apply_batch(batch);
+            phase("apply", t);
+            applied
         } else {
             Ok(())
         })
-        .and_then(|()| db.flush())
+        .and_then(|()| {
+            let t = Instant::now();
+            let flushed = db.flush();
+            phase("flush", t);
+            flushed
+        })
         .map_err(|e| e.to_string())
         .and_then(|bytes| {
-            log.sync_data()
+            let t = Instant::now();
+            let synced = log.sync_data();
+            phase("fdatasync", t);
+            synced
                 .map(|()| bytes)
                 .map_err(|e| format!("fdatasync of the sled log: {e}"))
         });
