@@ -7,6 +7,11 @@ use emporium::app::App;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc malloc: see `docs/BENCHMARKS.md` (allocation was the top
+/// user-space cost of the request path).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "emporium",
