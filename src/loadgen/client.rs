@@ -72,24 +72,17 @@ impl Conn {
 
     /// Sends one request and reads the whole answer, within the timeout.
     pub async fn send(&mut self, method: &http::Method, path: &str, body: Option<Bytes>) -> Reply {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, &self.host);
-        if let Some(t) = &self.token {
-            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        match self
+            .builder(method, path)
+            .body(Full::new(body.unwrap_or_default()))
+        {
+            Ok(req) => self.send_request(req).await,
+            Err(e) => Reply::Io(format!("request: {e}")),
         }
-        if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let req = match req.body(Full::new(body.unwrap_or_default())) {
-            Ok(r) => r,
-            Err(e) => return Reply::Io(format!("request: {e}")),
-        };
-        self.send_request(req).await
     }
 
-    /// Sends a prepared request (for extra headers such as `Idempotency-Key`).
+    /// A request to `path` with the connection's headers (host, JSON, bearer token), for
+    /// callers that add their own (such as `Idempotency-Key`).
     pub fn builder(&self, method: &http::Method, path: &str) -> http::request::Builder {
         let b = http::Request::builder()
             .method(method)
@@ -102,6 +95,7 @@ impl Conn {
         }
     }
 
+    /// Sends a request made with [`Conn::builder`] and reads the whole answer.
     pub async fn send_request(&mut self, req: http::Request<Full<Bytes>>) -> Reply {
         let timeout = self.timeout;
         let result = tokio::time::timeout(timeout, async {
