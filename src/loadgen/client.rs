@@ -33,8 +33,8 @@ impl Reply {
 
 /// A user's connection; it re-dials after a failure.
 pub struct Conn {
+    /// `host:port`: dialled, and sent as the `Host` header.
     addr: String,
-    host: String,
     token: Option<String>,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
@@ -45,7 +45,6 @@ impl Conn {
     pub fn new(addr: &str, token: Option<String>, timeout: Duration) -> Self {
         Self {
             addr: addr.to_string(),
-            host: addr.to_string(),
             token,
             timeout,
             sender: None,
@@ -87,7 +86,7 @@ impl Conn {
         let b = http::Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::HOST, &self.host)
+            .header(http::header::HOST, &self.addr)
             .header(http::header::CONTENT_TYPE, "application/json");
         match &self.token {
             Some(t) => b.header(http::header::AUTHORIZATION, format!("Bearer {t}")),

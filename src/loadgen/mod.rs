@@ -110,36 +110,28 @@ pub async fn run(args: LoadgenArgs) -> Result<RunReport, String> {
             .ok_or(
                 "this mix creates products first: pass --admin-token or set EMPORIUM_ADMIN_TOKEN",
             )?;
-        Some(
-            setup::prepare(setup::SetupArgs {
-                addr: &addr,
-                admin_token: token,
-                mix: args.mix,
-                seed: args.seed,
-                products: args.products,
-                stock: args.stock,
-                carts: args.carts,
-                timeout: args.timeout,
-            })
-            .await?,
-        )
+        setup::prepare(setup::SetupArgs {
+            addr: &addr,
+            admin_token: token,
+            mix: args.mix,
+            seed: args.seed,
+            products: args.products,
+            stock: args.stock,
+            carts: args.carts,
+            timeout: args.timeout,
+        })
+        .await?
     } else {
-        None
+        setup::Catalog::default()
     };
     let start = Instant::now();
     let plan = Arc::new(Plan {
         mix: args.mix,
         addr: addr.clone(),
         path: args.path.clone(),
-        skus: catalog.as_ref().map(|c| c.skus.clone()).unwrap_or_default(),
-        categories: catalog
-            .as_ref()
-            .map(|c| c.categories.clone())
-            .unwrap_or_default(),
-        carts: catalog
-            .as_ref()
-            .map(|c| c.carts.clone())
-            .unwrap_or_default(),
+        skus: catalog.skus.clone(),
+        categories: catalog.categories.clone(),
+        carts: catalog.carts.clone(),
         timeout: args.timeout,
         start,
         end: start + args.duration,
@@ -165,14 +157,14 @@ pub async fn run(args: LoadgenArgs) -> Result<RunReport, String> {
     let elapsed = start.elapsed();
     progress.abort();
     let summary = rec.summary(elapsed);
-    let stock = match (&catalog, args.mix) {
-        (Some(c), Mix::Checkout | Mix::Boutique) => {
+    let stock = match args.mix {
+        Mix::Checkout | Mix::Boutique => {
             let paid: Vec<u64> = plan
                 .paid_units
                 .iter()
                 .map(|a| a.load(Ordering::Relaxed))
                 .collect();
-            Some(setup::check_stock(&addr, c, &paid, args.timeout).await?)
+            Some(setup::check_stock(&addr, &catalog, &paid, args.timeout).await?)
         }
         _ => None,
     };
@@ -183,7 +175,7 @@ pub async fn run(args: LoadgenArgs) -> Result<RunReport, String> {
         users: args.users,
         rate: args.rate,
         duration_s: args.duration.as_secs_f64(),
-        setup_s: catalog.as_ref().map(|c| c.setup_s).unwrap_or(0.0),
+        setup_s: catalog.setup_s,
         summary,
         stock,
         clean,

@@ -10,7 +10,9 @@ use http::Method;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// What the workers use: SKUs, categories and pre-made carts.
+/// What the workers use: SKUs, categories and pre-made carts (empty for mixes that
+/// need no setup).
+#[derive(Default)]
 pub struct Catalog {
     pub skus: Vec<String>,
     pub categories: Vec<String>,
