@@ -131,10 +131,15 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     }
     let recovering = app.clone();
     tokio::spawn(async move { recovering.recover().await });
-    // One signal stops both listeners.
+    // One signal stops both listeners; so does a failed store (fail-stop), after which
+    // the process exits non-zero so its supervisor restarts it from what is on disk.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let health = app.store.health().clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = health.failed() => tracing::error!("stopping: the store failed"),
+        }
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -145,6 +150,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
         emporium::grpc::server::serve(&app, grpc_listener, stopped(stop_rx.clone())),
     );
     app.shutdown().await;
+    if let Some(reason) = app.store.health().reason() {
+        return Err(format!("the store failed: {reason}").into());
+    }
     served.map_err(|e| format!("http edge: {e}"))?;
     grpc_served.map_err(|e| format!("grpc: {e}"))?;
     tracing::info!("stopped cleanly");

@@ -12,8 +12,8 @@
 //! lost and no second actor exists while the first still runs.
 
 use super::behavior::Behavior;
-use crate::domain::{Aggregate, Millis, Rejection};
-use crate::store::Journal;
+use crate::domain::{Aggregate, Millis, Rejection, RejectionCode};
+use crate::store::{Journal, StoreError};
 use crate::supervision::registry::Registry;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -128,10 +128,25 @@ impl<A: Aggregate> EntityActor<A> {
         let at = now_ms();
         let stamped: Vec<(Millis, A::Event)> = events.iter().map(|e| (at, e.clone())).collect();
         let index_ops = st.args.behavior.index_ops(&st.args.id, &events, &st.state);
-        st.args
+        match st
+            .args
             .journal
             .append::<A>(&st.args.id, first, &stamped, snapshot, &index_ops)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // Refused before the journal: nothing was written, so undo the in-memory
+            // apply by reloading, and answer with a rejection rather than a restart.
+            Err(e @ StoreError::TooLarge { .. }) => {
+                tracing::warn!(kind = %A::KIND, id = %st.args.id, error = %e, "command refused: record too large");
+                st.state = st.args.journal.load::<A>(&st.args.id)?.state;
+                return Ok(Err(Rejection::new(
+                    RejectionCode::EntityTooLarge,
+                    e.to_string(),
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
         st.seq = last;
         if snapshot.is_some() {
             st.snapshot_seq = last;

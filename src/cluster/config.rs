@@ -107,9 +107,15 @@ impl ClusterConfig {
                     .into(),
             );
         }
-        if self.handoff_concurrency == 0 || self.handoff_chunk_bytes < 1024 || self.max_inbound == 0
+        if self.handoff_concurrency == 0
+            || self.handoff_chunk_bytes < 1024
+            || self.handoff_chunk_bytes > crate::store::codec::MAX_CHUNK_BYTES
+            || self.max_inbound == 0
         {
-            return Err("cluster.handoff_concurrency, handoff_chunk_bytes (>= 1024) and max_inbound must be positive".into());
+            return Err(format!(
+                "cluster.handoff_concurrency and max_inbound must be positive, and handoff_chunk_bytes 1024..={}",
+                crate::store::codec::MAX_CHUNK_BYTES
+            ));
         }
         Ok(())
     }

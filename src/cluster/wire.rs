@@ -119,13 +119,22 @@ pub fn encode<T: Serialize>(body: T) -> Vec<u8> {
     })
 }
 
+/// Decodes a frame from a peer. The codec's byte limit holds, so no length prefix can make
+/// it allocate beyond [`codec::DECODE_LIMIT_BYTES`]; a frame that does not decode is
+/// counted (`emporium_cluster_bad_frames_total`) and answered as an error or dropped by
+/// the caller, and the node stays up.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let env: Envelope<T> = codec::decode(bytes).map_err(|e| format!("undecodable: {e}"))?;
+    let bad = |why: String| {
+        metrics::counter!("emporium_cluster_bad_frames_total").increment(1);
+        tracing::warn!(bytes = bytes.len(), error = %why, "dropped a cluster frame that does not decode");
+        why
+    };
+    let env: Envelope<T> = codec::decode(bytes).map_err(|e| bad(format!("undecodable: {e}")))?;
     if env.protocol != PROTOCOL {
-        return Err(format!(
+        return Err(bad(format!(
             "protocol {} is not supported (this node speaks {PROTOCOL})",
             env.protocol
-        ));
+        )));
     }
     Ok(env.body)
 }
@@ -156,5 +165,39 @@ mod tests {
             .unwrap_err()
             .contains("not supported"));
         assert!(decode::<Request>(&[1, 2, 3]).is_err());
+    }
+
+    /// A 2^40 length prefix spliced in at every position of a real frame (so it lands on
+    /// each string, byte and sequence length): each decode is an error, never an
+    /// allocation that aborts the process.
+    #[test]
+    fn a_huge_length_prefix_anywhere_in_a_frame_is_an_error() {
+        let frame = encode(Request::Entity {
+            kind: 1,
+            id: "cart-1".into(),
+            op: EntityOp::Command(vec![1, 2, 3]),
+            timeout_ms: 500,
+            epoch: 3,
+        });
+        let mut huge = vec![0xFD];
+        huge.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        for at in 1..frame.len() {
+            let mut bad = frame[..at].to_vec();
+            bad.extend_from_slice(&huge);
+            bad.extend_from_slice(&frame[at..]);
+            let _ = decode::<Request>(&bad);
+            bad.truncate(at + huge.len());
+            let _ = decode::<Request>(&bad);
+        }
+        // In place of the id's length: a string of a terabyte is refused.
+        let pos = frame
+            .windows(6)
+            .position(|w| w == b"cart-1")
+            .expect("the id is in the frame")
+            - 1;
+        let mut bad = frame[..pos].to_vec();
+        bad.extend_from_slice(&huge);
+        bad.extend_from_slice(&frame[pos + 1..]);
+        assert!(decode::<Request>(&bad).unwrap_err().contains("undecodable"));
     }
 }

@@ -91,6 +91,8 @@ pub enum RejectionCode {
     Conflict,
     /// A credential is not (or no longer) valid.
     Unauthorized,
+    /// The change would make a stored record exceed the store's record limit.
+    EntityTooLarge,
 }
 
 impl RejectionCode {
@@ -106,6 +108,7 @@ impl RejectionCode {
             Self::ProductArchived => "product_archived",
             Self::Conflict => "conflict",
             Self::Unauthorized => "unauthorized",
+            Self::EntityTooLarge => "entity_too_large",
         }
     }
 }

@@ -44,6 +44,14 @@ impl ApiError {
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
     }
+    /// The store failed (fail-stop): no write is acknowledged until the node restarts.
+    pub fn store_failed(reason: impl std::fmt::Display) -> Self {
+        Self::unavailable(
+            "store_failed",
+            format!("the store failed and accepts no writes until this node restarts: {reason}"),
+            Duration::from_secs(5),
+        )
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::unavailable("unavailable", message, Duration::from_secs(1))
     }
@@ -90,7 +98,8 @@ impl From<Rejection> for ApiError {
             | C::CartEmpty
             | C::InvalidTransition
             | C::ProductArchived
-            | C::Conflict => StatusCode::CONFLICT,
+            | C::Conflict
+            | C::EntityTooLarge => StatusCode::CONFLICT,
             C::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         Self::new(status, r.code.as_str(), r.message)
@@ -137,6 +146,11 @@ impl From<RouteError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::group_commit::CommitError;
+        if let crate::store::StoreError::Commit(CommitError::Failed(r) | CommitError::Flush(r)) = &e
+        {
+            return ApiError::store_failed(r);
+        }
         tracing::error!(error = %e, "store error at the edge");
         ApiError::unavailable("store_unavailable", e.to_string(), Duration::from_secs(1))
     }

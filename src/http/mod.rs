@@ -102,6 +102,9 @@ async fn live(_app: App) -> Result<Response, ApiError> {
 }
 
 async fn ready(app: App) -> Result<Response, ApiError> {
+    if let Some(reason) = app.store.health().reason() {
+        return Err(ApiError::store_failed(reason));
+    }
     let joined = app.cluster.as_ref().is_none_or(|c| c.map().is_some());
     if app.is_ready() && joined {
         Ok(json(

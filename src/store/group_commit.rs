@@ -16,19 +16,28 @@
 //! sled's own flush syncs with `sync_file_range`, which neither flushes the device's
 //! write cache nor persists the file's size; the `fdatasync` after it does both.
 //!
+//! Every cycle also makes sled's blob files durable before the log ([`super::blobs`]).
+//!
+//! Fail-stop ([`super::health`]): the first apply, flush, blob-sync or `fdatasync` error
+//! poisons the store. That cycle's writers get the error, and every later write is
+//! refused at once without touching sled, so no write after the fault is acknowledged.
+//!
 //! Writes to other trees (idempotency keys, the payment ledger, the cluster acceptor)
 //! are made by their owners and then wait on [`GroupCommit::durable`], which rides the
 //! next cycle's flush. The queue is bounded: when it is full, writers wait.
 
+use super::blobs::BlobSync;
+use super::health::StoreHealth;
 use metrics::{counter, histogram};
 use std::fs::File;
+use std::path::PathBuf;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// One key of a journal write: a value to insert, or `None` to remove the key.
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
 
-type Ack = oneshot::Sender<Result<(), String>>;
+type Ack = oneshot::Sender<Result<(), CommitError>>;
 
 struct Write {
     ops: Vec<Op>,
@@ -39,14 +48,27 @@ struct Write {
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Write>,
+    health: StoreHealth,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
+    /// This write's own cycle failed to reach the disk.
     #[error("the store flush failed: {0}")]
     Flush(String),
+    /// An earlier cycle failed; the store accepts no write until the process restarts.
+    #[error("the store has failed and accepts no writes: {0}")]
+    Failed(String),
     #[error("the store is closed")]
     Closed,
+}
+
+/// Where the writer thread finds sled's files.
+pub struct LogFiles {
+    /// sled's main log file (`<sled dir>/db`), `fdatasync`ed every cycle.
+    pub log: File,
+    /// sled's directory, holding `blobs/`.
+    pub sled_dir: PathBuf,
 }
 
 impl GroupCommit {
@@ -56,28 +78,46 @@ impl GroupCommit {
     pub fn start(
         db: sled::Db,
         journal: sled::Tree,
-        log: File,
+        files: LogFiles,
         max_batch: usize,
         queue: usize,
+        health: StoreHealth,
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Write>(queue.max(1));
+        let writer_health = health.clone();
         std::thread::Builder::new()
             .name("emporium-flusher".into())
-            .spawn(move || writer(db, journal, log, rx, max_batch.max(1)))
+            .spawn(move || {
+                Writer {
+                    db,
+                    journal,
+                    log: files.log,
+                    blobs: BlobSync::new(files.sled_dir.clone()),
+                    faults: Faults::new(&files.sled_dir),
+                    health: writer_health,
+                }
+                .run(rx, max_batch.max(1))
+            })
             .expect("spawn the flusher thread");
-        Self { tx }
+        Self { tx, health }
+    }
+
+    /// The health this writer poisons on its first failure.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// Applies `ops` to the journal atomically and waits until they are on disk.
     pub async fn write(&self, ops: Vec<Op>) -> Result<(), CommitError> {
+        if let Some(reason) = self.health.reason() {
+            return Err(CommitError::Failed(reason));
+        }
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Write { ops, ack })
             .await
             .map_err(|_| CommitError::Closed)?;
-        rx.await
-            .map_err(|_| CommitError::Closed)?
-            .map_err(CommitError::Flush)
+        rx.await.map_err(|_| CommitError::Closed)?
     }
 
     /// Waits until everything written before this call (to any tree) is on disk.
@@ -86,26 +126,61 @@ impl GroupCommit {
     }
 }
 
-fn writer(
+struct Writer {
     db: sled::Db,
     journal: sled::Tree,
     log: File,
-    mut rx: mpsc::Receiver<Write>,
-    max_batch: usize,
-) {
-    let mut cycle: Vec<Write> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
-        cycle.push(first);
-        while cycle.len() < max_batch {
-            match rx.try_recv() {
-                Ok(w) => cycle.push(w),
-                Err(_) => break,
+    blobs: BlobSync,
+    faults: Faults,
+    health: StoreHealth,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Write>, max_batch: usize) {
+        let mut cycle: Vec<Write> = Vec::with_capacity(max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            cycle.push(first);
+            while cycle.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(w) => cycle.push(w),
+                    Err(_) => break,
+                }
+            }
+            // Poisoned: refuse without touching sled, so nothing after the fault can
+            // become durable and be mistaken for acknowledged.
+            if let Some(reason) = self.health.reason() {
+                for w in cycle.drain(..) {
+                    let _ = w.ack.send(Err(CommitError::Failed(reason.clone())));
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let result = self.commit(&mut cycle);
+            histogram!("emporium_journal_flush_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            histogram!("emporium_journal_fsync_batch_size").record(cycle.len() as f64);
+            let answer = match result {
+                Ok(bytes) => {
+                    counter!("emporium_journal_bytes_written_total").increment(bytes as u64);
+                    Ok(())
+                }
+                Err(e) => {
+                    counter!("emporium_journal_flush_errors_total").increment(1);
+                    self.health.fail(&e);
+                    Err(e)
+                }
+            };
+            for w in cycle.drain(..) {
+                let _ = w.ack.send(answer.clone().map_err(CommitError::Flush));
             }
         }
-        let started = Instant::now();
+    }
+
+    /// One cycle: one atomic batch, the flush, the new blob files, then the log.
+    fn commit(&mut self, cycle: &mut [Write]) -> Result<usize, String> {
         let mut batch = sled::Batch::default();
         let mut keys = 0usize;
-        for w in &mut cycle {
+        for w in cycle.iter_mut() {
             for (k, v) in w.ops.drain(..) {
                 keys += 1;
                 match v {
@@ -118,42 +193,57 @@ fn writer(
             histogram!("emporium_journal_cycle_phase_seconds", "phase" => name)
                 .record(since.elapsed().as_secs_f64());
         };
-        let result = (if keys > 0 {
+        if keys > 0 {
             let t = Instant::now();
-            let applied = journal.apply_batch(batch);
+            self.journal
+                .apply_batch(batch)
+                .map_err(|e| format!("sled apply: {e}"))?;
             phase("apply", t);
-            applied
-        } else {
-            Ok(())
-        })
-        .and_then(|()| {
-            let t = Instant::now();
-            let flushed = db.flush();
-            phase("flush", t);
-            flushed
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            let t = Instant::now();
-            let synced = log.sync_data();
-            phase("fdatasync", t);
-            synced
-                .map(|()| bytes)
-                .map_err(|e| format!("fdatasync of the sled log: {e}"))
-        });
-        histogram!("emporium_journal_flush_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        histogram!("emporium_journal_fsync_batch_size").record(cycle.len() as f64);
-        match &result {
-            Ok(bytes) => counter!("emporium_journal_bytes_written_total").increment(*bytes as u64),
-            Err(e) => {
-                counter!("emporium_journal_flush_errors_total").increment(1);
-                tracing::error!(error = %e, "store flush failed");
-            }
         }
-        let answer = result.map(|_| ());
-        for w in cycle.drain(..) {
-            let _ = w.ack.send(answer.clone());
+        let t = Instant::now();
+        let bytes = self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
+        phase("flush", t);
+        let t = Instant::now();
+        self.blobs
+            .sync_new()
+            .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
+        phase("blobs", t);
+        let t = Instant::now();
+        self.faults
+            .fdatasync()
+            .and_then(|()| self.log.sync_data())
+            .map_err(|e| format!("fdatasync of the sled log: {e}"))?;
+        phase("fdatasync", t);
+        Ok(bytes)
+    }
+}
+
+/// The test-only fault hook: a file named `fail-next-fdatasync` in sled's directory makes
+/// the next cycle's `fdatasync` fail (and is removed). Compiled only into debug builds or
+/// with the `fault-injection` feature; release builds have no hook.
+struct Faults {
+    #[cfg(any(debug_assertions, feature = "fault-injection"))]
+    trigger: PathBuf,
+}
+
+impl Faults {
+    /// The trigger file's name inside sled's directory.
+    #[cfg(any(debug_assertions, feature = "fault-injection"))]
+    pub const TRIGGER: &'static str = "fail-next-fdatasync";
+
+    fn new(_sled_dir: &std::path::Path) -> Self {
+        Self {
+            #[cfg(any(debug_assertions, feature = "fault-injection"))]
+            trigger: _sled_dir.join(Self::TRIGGER),
         }
+    }
+
+    fn fdatasync(&self) -> std::io::Result<()> {
+        #[cfg(any(debug_assertions, feature = "fault-injection"))]
+        if std::fs::remove_file(&self.trigger).is_ok() {
+            tracing::warn!("fault hook: failing this fdatasync");
+            return Err(std::io::Error::other("injected fdatasync failure"));
+        }
+        Ok(())
     }
 }

@@ -63,6 +63,13 @@ pub enum StoreError {
     Commit(#[from] CommitError),
     #[error("entity id is too long ({0} bytes)")]
     IdTooLong(usize),
+    /// A record would exceed [`codec::MAX_RECORD_BYTES`]: refused before the journal.
+    #[error("{kind}/{id}: {source}")]
+    TooLarge {
+        kind: EntityKind,
+        id: String,
+        source: CodecError,
+    },
 }
 
 /// An entity rebuilt from its snapshot and the events after it.
@@ -166,11 +173,17 @@ impl Journal {
         snapshot: Option<&A::State>,
         index_ops: &[IndexOp],
     ) -> Result<(), StoreError> {
+        let too_large = |source| StoreError::TooLarge {
+            kind: A::KIND,
+            id: id.to_owned(),
+            source,
+        };
         let mut ops = Vec::with_capacity(events.len() + index_ops.len() + 1);
         let mut seq = first_seq;
         for (at, event) in events {
             let rec = EventRecord { at: *at, event };
-            ops.push((event_key(A::KIND, id, seq)?, Some(codec::encode(&rec))));
+            let bytes = codec::encode_bounded(&rec).map_err(too_large)?;
+            ops.push((event_key(A::KIND, id, seq)?, Some(bytes)));
             seq += 1;
         }
         if let Some(state) = snapshot {
@@ -178,7 +191,8 @@ impl Journal {
                 seq: seq - 1,
                 state,
             };
-            ops.push((entity_prefix(b'S', A::KIND, id)?, Some(codec::encode(&rec))));
+            let bytes = codec::encode_bounded(&rec).map_err(too_large)?;
+            ops.push((entity_prefix(b'S', A::KIND, id)?, Some(bytes)));
         }
         for op in index_ops {
             ops.push(match op {

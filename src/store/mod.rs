@@ -1,16 +1,22 @@
 //! Storage: the embedded sled database, its event journal, group commit and codec.
 //!
-//! - [`codec`]: serde + bincode with a version byte; the only place bytes are made.
+//! - [`codec`]: serde + bincode with a version byte and a byte limit; the only place
+//!   bytes are made.
 //! - [`group_commit`]: one flusher thread, one fsync for many writers.
+//! - [`blobs`]: fsyncs sled's large-record files before a cycle answers.
+//! - [`health`]: fail-stop; the first storage error poisons the store.
 //! - [`journal`]: events, snapshots and indexes of every entity.
 //! - [`Store`]: opens the database and hands out the journal and the other trees
 //!   (idempotency records, the payment gateway ledger).
 
+pub mod blobs;
 pub mod codec;
 pub mod group_commit;
+pub mod health;
 pub mod journal;
 
 pub use group_commit::GroupCommit;
+pub use health::StoreHealth;
 pub use journal::{Index, IndexOp, Journal, Recovered, StoreError};
 
 use std::path::Path;
@@ -40,15 +46,18 @@ impl Store {
             // Durability comes from our own group commit; no timer flushes.
             .flush_every_ms(None)
             .open()?;
-        // sled keeps its log in one file, `<path>/db`; the writer fdatasyncs it.
-        let log = std::fs::File::open(dir.join("sled").join("db"))?;
+        // sled keeps its log in one file, `<path>/db`; the writer fdatasyncs it, after
+        // the blob files in `<path>/blobs/`.
+        let sled_dir = dir.join("sled");
+        let log = std::fs::File::open(sled_dir.join("db"))?;
         let tree = db.open_tree("journal")?;
         let commit = GroupCommit::start(
             db.clone(),
             tree.clone(),
-            log,
+            group_commit::LogFiles { log, sled_dir },
             opts.group_commit_max_batch,
             opts.group_commit_queue,
+            StoreHealth::default(),
         );
         let journal = Journal::new(tree, commit.clone());
         Ok(Self {
@@ -60,6 +69,11 @@ impl Store {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// Whether the store is still accepting writes (fail-stop).
+    pub fn health(&self) -> &StoreHealth {
+        self.commit.health()
     }
 
     /// Opens (or creates) a named tree for a component's own records.
@@ -84,8 +98,12 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// Flushes synchronously; used at shutdown.
+    /// Flushes synchronously; used at shutdown. A failed store is not flushed: what it
+    /// holds in memory after the fault must not reach the disk as if acknowledged.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        if let Some(reason) = self.health().reason() {
+            return Err(group_commit::CommitError::Failed(reason).into());
+        }
         self.db.flush()?;
         Ok(())
     }
