@@ -94,8 +94,17 @@ fn main() {
         if !only_large {
             run("small records", "P-SMALL", 200, 200).await;
         }
-        for kib in [8usize, 12, 16, 24, 32, 64].into_iter().filter(|_| !only_large) {
-            run(&format!("{kib} KiB records"), &format!("P-MID-{kib}"), 40, kib << 10).await;
+        for kib in [8usize, 12, 16, 24, 32, 64]
+            .into_iter()
+            .filter(|_| !only_large)
+        {
+            run(
+                &format!("{kib} KiB records"),
+                &format!("P-MID-{kib}"),
+                40,
+                kib << 10,
+            )
+            .await;
         }
         run("one large record", "P-LARGE", 1, 300 << 10).await;
         store.durable().await.expect("durable");

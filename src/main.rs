@@ -6,6 +6,7 @@ use emporium::app::config::{Config, LogFormat, Overrides};
 use emporium::app::App;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// mimalloc instead of glibc malloc: see `docs/BENCHMARKS.md` (allocation was the top
 /// user-space cost of the request path).
@@ -131,14 +132,20 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     }
     let recovering = app.clone();
     tokio::spawn(async move { recovering.recover().await });
-    // One signal stops both listeners; so does a failed store (fail-stop), after which
-    // the process exits non-zero so its supervisor restarts it from what is on disk.
+    // One signal stops both listeners. So does a failed store (fail-stop): the node
+    // first answers for one shutdown grace with readiness 503 and writes refused (so a
+    // load balancer drains it rather than meeting refused connections), then stops and
+    // exits non-zero, so its supervisor restarts it from what is really on disk.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let health = app.store.health().clone();
+    let grace = Duration::from_millis(app.config.http.shutdown_grace_ms);
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown_signal() => {}
-            () = health.failed() => tracing::error!("stopping: the store failed"),
+            () = health.failed() => {
+                tracing::error!(grace_ms = grace.as_millis() as u64, "the store failed: draining, then exiting");
+                tokio::time::sleep(grace).await;
+            }
         }
         let _ = stop_tx.send(true);
     });

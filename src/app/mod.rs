@@ -179,6 +179,7 @@ impl App {
             .with(sessions)
             .with(machines)
             .cluster(cluster.clone())
+            .store_health(store.health().clone())
             .build();
         let _ = router_cell.set(router.clone());
         if let Some(c) = &cluster {

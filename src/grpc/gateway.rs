@@ -75,6 +75,9 @@ fn route_status(e: RouteError) -> Status {
         }
         RouteError::Unavailable { reason, .. } => Status::unavailable(reason),
         RouteError::NotOwner { .. } => Status::unavailable("partition_moving: retry"),
+        RouteError::StoreFailed(reason) => Status::unavailable(format!(
+            "store_failed: no ack until the node restarts: {reason}"
+        )),
     }
 }
 

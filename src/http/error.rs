@@ -130,10 +130,12 @@ impl From<RouteError> for ApiError {
                     "partition_moving" => "partition_moving",
                     "cluster_joining" => "cluster_joining",
                     "overloaded" => "overloaded",
+                    "store_failed" => "store_failed",
                     _ => "entity_unavailable",
                 };
                 ApiError::unavailable(code, reason, retry_after)
             }
+            RouteError::StoreFailed(reason) => ApiError::store_failed(reason),
             // Only forwarded requests see it, and they never reach an edge.
             RouteError::NotOwner { .. } => ApiError::unavailable(
                 "partition_moving",

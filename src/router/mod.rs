@@ -32,6 +32,9 @@ pub enum RouteError {
     /// A forwarded request reached a node that does not own the entity at `epoch`.
     #[error("this node does not own the entity at epoch {epoch}")]
     NotOwner { epoch: u64 },
+    /// The owner's store failed (fail-stop): no write is acknowledged until it restarts.
+    #[error("the store failed: {0}")]
+    StoreFailed(String),
 }
 
 impl From<ActivationError> for RouteError {
@@ -60,6 +63,7 @@ struct Inner {
     remote: HashMap<EntityKind, Arc<dyn remote::RemoteKind>>,
     cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
+    store: Option<crate::store::StoreHealth>,
 }
 
 /// How many times a request is re-routed when its actor stopped between lookup and send.
@@ -70,6 +74,7 @@ pub struct RouterBuilder {
     remote: HashMap<EntityKind, Arc<dyn remote::RemoteKind>>,
     cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
+    store: Option<crate::store::StoreHealth>,
 }
 
 impl RouterBuilder {
@@ -86,6 +91,11 @@ impl RouterBuilder {
         self.cluster = cluster;
         self
     }
+    /// Refuses local commands once `health` has failed (fail-stop).
+    pub fn store_health(mut self, health: crate::store::StoreHealth) -> Self {
+        self.store = Some(health);
+        self
+    }
     pub fn build(self) -> Router {
         Router {
             inner: Arc::new(Inner {
@@ -93,6 +103,7 @@ impl RouterBuilder {
                 remote: self.remote,
                 cluster: self.cluster,
                 ask_timeout: self.ask_timeout,
+                store: self.store,
             }),
         }
     }
@@ -105,6 +116,7 @@ impl Router {
             remote: HashMap::new(),
             cluster: None,
             ask_timeout,
+            store: None,
         }
     }
 
@@ -141,6 +153,7 @@ impl Router {
         cmd: A::Command,
         forwarded: bool,
     ) -> Result<Applied<A>, RouteError> {
+        self.store_ok()?;
         let op = self.cluster_op(|| {
             crate::cluster::wire::EntityOp::Command(crate::store::codec::encode(&cmd))
         });
@@ -224,6 +237,15 @@ impl Router {
         Ok(())
     }
 
+    /// A failed store takes no command: refused here, before anything is queued. (A
+    /// forwarded command is refused by the owner's router, whose store it would hit.)
+    fn store_ok(&self) -> Result<(), RouteError> {
+        match self.inner.store.as_ref().and_then(|h| h.reason()) {
+            Some(reason) => Err(RouteError::StoreFailed(reason)),
+            None => Ok(()),
+        }
+    }
+
     fn cluster_op(
         &self,
         op: impl FnOnce() -> crate::cluster::wire::EntityOp,
@@ -253,11 +275,12 @@ impl Router {
                 // The actor took the message and died before answering: the outcome is
                 // unknown, so say so rather than retry a possibly applied command.
                 Ok(CallResult::SenderError) => {
+                    self.store_ok()?;
                     return Err(RouteError::Unavailable {
                         retry_after: Duration::from_secs(1),
                         reason: "entity_restarting: the entity failed while handling the request"
                             .into(),
-                    })
+                    });
                 }
                 // The actor stopped (passivated) before admitting the message: nothing
                 // was applied, so route again to its successor.

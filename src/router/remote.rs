@@ -189,6 +189,10 @@ fn to_remote(e: RouteError) -> RemoteError {
             retry_after_ms: crate::cluster::wire::millis(retry_after),
             reason,
         },
+        RouteError::StoreFailed(reason) => RemoteError::Unavailable {
+            retry_after_ms: 5000,
+            reason: format!("store_failed: {reason}"),
+        },
         RouteError::Rejected(r) => RemoteError::Unavailable {
             retry_after_ms: 0,
             reason: format!("entity_unavailable: unexpected rejection {r}"),

@@ -31,6 +31,8 @@ use super::health::StoreHealth;
 use metrics::{counter, histogram};
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,6 +51,7 @@ struct Write {
 pub struct GroupCommit {
     tx: mpsc::Sender<Write>,
     health: StoreHealth,
+    blobs_synced: Arc<AtomicU64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,8 @@ impl GroupCommit {
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Write>(queue.max(1));
         let writer_health = health.clone();
+        let blobs_synced = Arc::new(AtomicU64::new(0));
+        let counted = blobs_synced.clone();
         std::thread::Builder::new()
             .name("emporium-flusher".into())
             .spawn(move || {
@@ -95,11 +100,21 @@ impl GroupCommit {
                     blobs: BlobSync::new(files.sled_dir.clone()),
                     faults: Faults::new(&files.sled_dir),
                     health: writer_health,
+                    blobs_synced: counted,
                 }
                 .run(rx, max_batch.max(1))
             })
             .expect("spawn the flusher thread");
-        Self { tx, health }
+        Self {
+            tx,
+            health,
+            blobs_synced,
+        }
+    }
+
+    /// How many of sled's blob files the writer has fsync'd since the store opened.
+    pub fn blobs_synced(&self) -> u64 {
+        self.blobs_synced.load(Ordering::Relaxed)
     }
 
     /// The health this writer poisons on its first failure.
@@ -133,6 +148,7 @@ struct Writer {
     blobs: BlobSync,
     faults: Faults,
     health: StoreHealth,
+    blobs_synced: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -204,9 +220,12 @@ impl Writer {
         let bytes = self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
         phase("flush", t);
         let t = Instant::now();
-        self.blobs
+        let synced = self
+            .blobs
             .sync_new()
             .map_err(|e| format!("fsync of sled's blob files: {e}"))?;
+        self.blobs_synced
+            .fetch_add(synced as u64, Ordering::Relaxed);
         phase("blobs", t);
         let t = Instant::now();
         self.faults

@@ -71,6 +71,11 @@ impl Store {
         &self.journal
     }
 
+    /// How many of sled's blob files the writer has fsync'd since the store opened.
+    pub fn blobs_synced(&self) -> u64 {
+        self.commit.blobs_synced()
+    }
+
     /// Whether the store is still accepting writes (fail-stop).
     pub fn health(&self) -> &StoreHealth {
         self.commit.health()

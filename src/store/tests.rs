@@ -179,3 +179,74 @@ async fn indexes_put_and_remove_atomically_with_events() {
     .unwrap();
     assert_eq!(j.index_keys(Index::OpenOrders).count(), 0);
 }
+
+/// A record above sled's inline limit goes to its own blob file; the writer fsyncs that
+/// file (and `blobs/`) in the same cycle, before the append returns, and it reads back
+/// after a reopen. `docs/RELIABILITY.md` has the strace of the same write.
+#[tokio::test]
+async fn a_record_above_the_inline_limit_is_in_a_synced_blob_before_the_ack() {
+    use crate::domain::product::{Product, ProductEvent, ProductSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let big = ProductEvent::Updated {
+        spec: ProductSpec {
+            name: "big".into(),
+            description: Some("d".repeat(300 << 10)),
+            price_minor: 1,
+            category: "c".into(),
+            tags: vec![],
+        },
+        by: "test".into(),
+    };
+    {
+        let store = Store::open(dir.path(), &opts()).unwrap();
+        assert_eq!(store.blobs_synced(), 0);
+        store
+            .journal()
+            .append::<Product>("P-BIG", 1, &[(1, big.clone())], None, &[])
+            .await
+            .unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("sled/blobs"))
+            .unwrap()
+            .count();
+        assert!(blobs >= 1, "sled wrote the record to a blob file");
+        assert!(
+            store.blobs_synced() >= 1,
+            "the writer fsync'd the blob before the append returned"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let store = Store::open(dir.path(), &opts()).unwrap();
+    let events = store.journal().events::<Product>("P-BIG", 0, 10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].2 == big, "the large record reads back whole");
+}
+
+/// A record the codec would refuse to decode is refused on the way in, typed, and
+/// nothing of that append reaches the journal.
+#[tokio::test]
+async fn a_record_above_the_store_limit_is_refused_before_the_journal() {
+    use crate::domain::product::{Product, ProductEvent, ProductSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &opts()).unwrap();
+    let huge = ProductEvent::Updated {
+        spec: ProductSpec {
+            name: "huge".into(),
+            description: Some("d".repeat(codec::MAX_RECORD_BYTES)),
+            price_minor: 1,
+            category: "c".into(),
+            tags: vec![],
+        },
+        by: "test".into(),
+    };
+    let small = ProductEvent::Archived { by: "t".into() };
+    let err = store
+        .journal()
+        .append::<Product>("P-HUGE", 1, &[(1, small), (2, huge)], None, &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(!store
+        .journal()
+        .exists(EntityKind::Product, "P-HUGE")
+        .unwrap());
+}

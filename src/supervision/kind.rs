@@ -139,7 +139,7 @@ impl<A: Aggregate> KindRuntime<A> {
             Err(e) => {
                 // Recovery failed: a record does not decode, or the store failed. Only
                 // this entity is affected; it is retried after the quarantine period.
-                let reason = format!("entity_unavailable: {e}");
+                let reason = format!("entity_quarantined: the journal does not recover: {e}");
                 tracing::error!(kind = %A::KIND, id, error = %e, "entity failed to recover; quarantined");
                 counter!("emporium_entity_quarantined_total", "kind" => A::KIND.as_str(), "reason" => "recovery").increment(1);
                 self.registry

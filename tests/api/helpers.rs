@@ -350,6 +350,19 @@ impl TestApp {
         }
     }
 
+    /// Waits (bounded) for the server to exit on its own and returns its status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Deadline::new(timeout, "the server to exit on its own");
+        loop {
+            let child = self.child.as_mut().expect("child");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            deadline.tick(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The child's stdout and stderr of every start so far.
     pub fn logs(&self) -> String {
         let mut all = String::new();
