@@ -18,7 +18,10 @@
 //!   the reservation deadline (minutes), far inside 24 h, so no key expires under a running
 //!   saga. A new request on an expired authorize key still lands on the intent derived from
 //!   the key, so it cannot place a second hold. Records written before they carried a time
-//!   are stamped with the time of the first sweep that sees them.
+//!   are stamped with the time of the first sweep that sees them. A payment method's
+//!   token carries the method itself (for nodes that did not tokenize it), so a token
+//!   whose record was swept still authorizes; the record is the audit trail, and sweeping
+//!   it bounds the tree.
 
 use super::{CardDetails, CardError, PaymentError, PaymentGateway, PaymentMethod};
 use crate::domain::payment::{IntentStatus, Payment, PaymentCommand};
