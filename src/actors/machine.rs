@@ -34,6 +34,8 @@ pub trait CommandSink: Send + Sync + 'static {
 pub struct MachineTiming {
     pub heartbeat_interval_ms: u64,
     pub resend_after_ms: u64,
+    /// `vending.recent_vends_window`, applied by the timer.
+    pub recent_vends_window: u32,
 }
 
 /// The machine kind's hooks.
@@ -102,6 +104,7 @@ impl Behavior<Machine> for MachineBehavior {
             now,
             heartbeat_interval_ms: self.timing.heartbeat_interval_ms,
             resend_after_ms: self.timing.resend_after_ms,
+            recent_vends_window: self.timing.recent_vends_window,
         })
     }
 
@@ -179,6 +182,7 @@ mod tests {
             MachineTiming {
                 heartbeat_interval_ms: 1000,
                 resend_after_ms: 5000,
+                recent_vends_window: 64,
             },
         )
     }
@@ -223,7 +227,8 @@ mod tests {
             Some(MachineInput::Tick {
                 now: 13_000,
                 heartbeat_interval_ms: 1000,
-                resend_after_ms: 5000
+                resend_after_ms: 5000,
+                recent_vends_window: 64,
             })
         ));
     }

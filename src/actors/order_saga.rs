@@ -31,6 +31,8 @@ pub struct SagaConfig {
     /// Attempts for a retryable payment error (`processing_error`) before `payment_error`.
     pub payment_retries: u32,
     pub payment_retry_backoff: Duration,
+    /// Most closed reservations a SKU remembers (`inventory.closed_reservations_max`).
+    pub keep_closed: u32,
 }
 
 pub struct OrderSaga {
@@ -216,6 +218,7 @@ impl Step {
                             order_id,
                             quantity,
                             now: at,
+                            keep_closed: self.config.keep_closed,
                         },
                     )
                     .await
@@ -230,8 +233,13 @@ impl Step {
                 }
             }
             Effect::Release { sku, order_id } => {
-                self.stock_undo(sku, StockCommand::Release { order_id, now: at }, at)
-                    .await
+                let keep_closed = self.config.keep_closed;
+                let release = StockCommand::Release {
+                    order_id,
+                    now: at,
+                    keep_closed,
+                };
+                self.stock_undo(sku, release, at).await
             }
             Effect::Return { sku, order_id } => {
                 self.stock_undo(sku, StockCommand::Return { order_id, now: at }, at)
@@ -353,14 +361,20 @@ impl Behavior<Order> for OrderSaga {
     }
 }
 
-pub struct StockBehavior;
+pub struct StockBehavior {
+    /// Most closed reservations a SKU remembers (`inventory.closed_reservations_max`).
+    pub keep_closed: u32,
+}
 
 impl Behavior<Stock> for StockBehavior {
     fn next_wakeup(&self, state: &StockState) -> Option<Millis> {
         state.next_expiry()
     }
     fn on_wakeup(&self, _state: &StockState, now: Millis) -> Option<StockCommand> {
-        Some(StockCommand::Expire { now })
+        Some(StockCommand::Expire {
+            now,
+            keep_closed: self.keep_closed,
+        })
     }
 }
 

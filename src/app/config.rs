@@ -24,6 +24,7 @@ pub struct Config {
     pub log: LogConfig,
     pub grpc: GrpcConfig,
     pub vending: VendingConfig,
+    pub inventory: InventoryConfig,
     pub cluster: crate::cluster::config::ClusterConfig,
 }
 
@@ -164,6 +165,9 @@ pub struct CheckoutConfig {
     pub payment_retries: u32,
     pub payment_retry_backoff_ms: u64,
     pub resume_concurrency: usize,
+    /// How long idempotency records live (payment methods and payment idempotency keys
+    /// here): 24 h, as Stripe keeps keys. A key reused after this is a new request.
+    pub idempotency_ttl_s: u64,
 }
 
 impl Default for CheckoutConfig {
@@ -174,14 +178,46 @@ impl Default for CheckoutConfig {
             payment_retries: 3,
             payment_retry_backoff_ms: 100,
             resume_concurrency: 32,
+            idempotency_ttl_s: 86_400,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentConfig {
     pub latency_ms: u64,
+    /// How often the sweep removes expired payment methods and idempotency keys.
+    pub expiry_sweep_interval_ms: u64,
+    /// Most records the sweep looks at per tree and cycle (its work is bounded).
+    pub expiry_sweep_max: usize,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            expiry_sweep_interval_ms: 60_000,
+            expiry_sweep_max: 1_000,
+        }
+    }
+}
+
+/// Bounds on what a SKU remembers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// Most closed reservations a SKU remembers to keep repeated saga steps idempotent
+    /// (besides the one-day limit); the oldest are forgotten first.
+    pub closed_reservations_max: u32,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            closed_reservations_max: crate::domain::stock::DEFAULT_KEEP_CLOSED,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +270,8 @@ pub struct VendingConfig {
     pub dispense_timeout_ms: u64,
     /// A slot at or below this level raises LowStock (set at registration).
     pub low_stock_threshold: u32,
+    /// How many recent vend ids a machine remembers to drop re-sent vends.
+    pub recent_vends_window: u32,
 }
 
 impl Default for VendingConfig {
@@ -243,6 +281,7 @@ impl Default for VendingConfig {
             command_resend_ms: 10_000,
             dispense_timeout_ms: 30_000,
             low_stock_threshold: 2,
+            recent_vends_window: crate::domain::machine::DEFAULT_RECENT_VENDS as u32,
         }
     }
 }
@@ -411,6 +450,22 @@ impl Config {
         }
         if self.http.tls.cert_path.is_some() != self.http.tls.key_path.is_some() {
             return bad("http.tls needs both cert_path and key_path");
+        }
+        if self.inventory.closed_reservations_max == 0
+            || self.vending.recent_vends_window == 0
+            || self.vending.recent_vends_window as usize > crate::domain::machine::MAX_RECENT_VENDS
+        {
+            return bad(
+                "inventory.closed_reservations_max must be positive and vending.recent_vends_window 1 to 10000",
+            );
+        }
+        if self.checkout.idempotency_ttl_s == 0
+            || self.payment.expiry_sweep_interval_ms == 0
+            || self.payment.expiry_sweep_max == 0
+        {
+            return bad(
+                "checkout.idempotency_ttl_s and the payment expiry sweep settings must be positive",
+            );
         }
         if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
             return bad("http.max_in_flight and store.group_commit_max_batch must be positive");

@@ -90,10 +90,16 @@ impl App {
         )?;
         let admin_token = resolve_admin_token(&config, &dir)?;
         let identity = Arc::new(build_identity(&config, &dir, &admin_token).await?);
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(Simulator::new(
-            &store,
-            Duration::from_millis(config.payment.latency_ms),
-        )?);
+        let simulator = Arc::new(
+            Simulator::new(&store, Duration::from_millis(config.payment.latency_ms))?
+                .with_ttl(Duration::from_secs(config.checkout.idempotency_ttl_s)),
+        );
+        crate::payment::simulator::spawn_sweep(
+            &simulator,
+            Duration::from_millis(config.payment.expiry_sweep_interval_ms),
+            config.payment.expiry_sweep_max,
+        );
+        let gateway: Arc<dyn PaymentGateway> = simulator;
         let catalog = Arc::new(Catalog::default());
         rebuild_catalog(&store, &catalog);
 
@@ -123,6 +129,7 @@ impl App {
                 payment_retry_backoff: Duration::from_millis(
                     config.checkout.payment_retry_backoff_ms,
                 ),
+                keep_closed: config.inventory.closed_reservations_max,
             },
         );
         let parent = root.clone();
@@ -138,7 +145,11 @@ impl App {
             }))
             .await?;
         let carts = start.kind::<Cart>(Arc::new(NoBehavior)).await?;
-        let skus = start.kind::<Stock>(Arc::new(StockBehavior)).await?;
+        let skus = start
+            .kind::<Stock>(Arc::new(StockBehavior {
+                keep_closed: config.inventory.closed_reservations_max,
+            }))
+            .await?;
         let orders = start.kind::<Order>(Arc::new(saga)).await?;
         let users = start.kind::<User>(Arc::new(NoBehavior)).await?;
         let emails = start.kind::<EmailClaim>(Arc::new(NoBehavior)).await?;
@@ -166,6 +177,7 @@ impl App {
                 MachineTiming {
                     heartbeat_interval_ms: u64::from(config.vending.heartbeat_interval_s) * 1000,
                     resend_after_ms: config.vending.command_resend_ms,
+                    recent_vends_window: config.vending.recent_vends_window,
                 },
             )))
             .await?;

@@ -4,6 +4,24 @@
 //! Every command an order sends is idempotent per order id, so a resumed saga never
 //! reserves or commits twice. Closed reservations are remembered until their expiry
 //! has passed, so a late duplicate `Reserve` cannot take stock again.
+//!
+//! That memory (`closed`) is bounded twice, so a busy SKU's state (cloned per command,
+//! re-encoded per snapshot) stays small: by time (a day past the reservation's expiry,
+//! [`CLOSED_RETENTION_MS`]) and by count (`keep_closed` in the closing commands, from
+//! `inventory.closed_reservations_max`, default [`DEFAULT_KEEP_CLOSED`]), evicting the
+//! oldest (lowest `keep_until`, then order id) through a [`StockEvent::Trimmed`] event, so
+//! replay evicts exactly what the live entity did.
+//!
+//! Why evicting by count is safe: a command for a closed reservation only comes from the
+//! order's own saga repeating a step whose outcome it had not recorded yet (a crash or a
+//! timeout between the stock write and the order's event). The saga repeats such a step
+//! within its retry delay, seconds, and the order moves on once it records the outcome,
+//! never back. For a repeat to miss its record, this SKU would have to close
+//! `keep_closed` other reservations in between. If it still happened: a repeated
+//! `Reserve` whose deadline passed is refused anyway (`expires_at <= now`), one whose
+//! deadline has not passed reserves again and is released when it expires; a repeated
+//! `Commit` would take the units again from what is available (or fail `out_of_stock`
+//! and be compensated); a repeated `Return` would do nothing.
 
 use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode};
 use serde::{Deserialize, Serialize};
@@ -77,6 +95,8 @@ pub enum StockCommand {
     Release {
         order_id: Uuid,
         now: Millis,
+        /// Most closed reservations to remember (see the module doc).
+        keep_closed: u32,
     },
     /// Sells the reserved units. If the reservation already expired, the units are
     /// taken from what is available, or the command is refused with `out_of_stock`.
@@ -84,16 +104,12 @@ pub enum StockCommand {
         order_id: Uuid,
         quantity: i64,
         now: Millis,
+        keep_closed: u32,
     },
     /// Puts committed units back on hand (a compensation after a failed commit).
-    Return {
-        order_id: Uuid,
-        now: Millis,
-    },
+    Return { order_id: Uuid, now: Millis },
     /// Releases every reservation whose time has passed.
-    Expire {
-        now: Millis,
-    },
+    Expire { now: Millis, keep_closed: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,10 +144,19 @@ pub enum StockEvent {
     Pruned {
         now: Millis,
     },
+    /// Forgets the oldest closed reservations (lowest `keep_until`, then order id) until
+    /// at most `keep` are left.
+    Trimmed {
+        keep: u32,
+    },
 }
 
 /// How long a closed reservation is remembered past `now` at least (one day).
 pub const CLOSED_RETENTION_MS: Millis = 24 * 3600 * 1000;
+
+/// How many closed reservations a SKU remembers at most, unless configured otherwise
+/// (`inventory.closed_reservations_max`). About 200 KiB of state at most.
+pub const DEFAULT_KEEP_CLOSED: u32 = 4096;
 
 pub struct Stock;
 
@@ -142,220 +167,268 @@ impl Aggregate for Stock {
     type Event = StockEvent;
 
     fn decide(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Rejection> {
-        use StockCommand as C;
-        match cmd {
-            C::Adjust { delta, reason, by } => {
-                if *delta == 0 {
-                    return reject(RejectionCode::Validation, "delta must not be zero");
-                }
-                let reason = reason.trim();
-                if reason.is_empty() || reason.chars().count() > 200 {
-                    return reject(
-                        RejectionCode::Validation,
-                        "reason must be 1 to 200 characters",
-                    );
-                }
-                let Some(after) = s.on_hand.checked_add(*delta) else {
-                    return reject(RejectionCode::Validation, "delta is out of range");
-                };
-                if after > MAX_ON_HAND {
-                    return reject(
-                        RejectionCode::Validation,
-                        format!("on_hand may not exceed {MAX_ON_HAND}"),
-                    );
-                }
-                if after < s.reserved {
-                    return reject(
-                        RejectionCode::InsufficientStock,
-                        format!(
-                            "on_hand would fall to {after}, below the {} units reserved",
-                            s.reserved
-                        ),
-                    );
-                }
-                Ok(vec![StockEvent::Adjusted {
-                    delta: *delta,
-                    reason: reason.to_owned(),
-                    by: by.clone(),
-                }])
-            }
-            C::Reserve {
-                order_id,
-                quantity,
-                expires_at,
-                now,
-            } => {
-                if s.reservations.contains_key(order_id) {
-                    return Ok(vec![]);
-                }
-                if s.closed.contains_key(order_id) {
-                    return reject(
-                        RejectionCode::InvalidTransition,
-                        "the reservation for this order is already closed",
-                    );
-                }
-                if *quantity <= 0 {
-                    return reject(RejectionCode::Validation, "quantity must be positive");
-                }
-                if expires_at <= now {
-                    return reject(
-                        RejectionCode::InvalidTransition,
-                        "the reservation has expired",
-                    );
-                }
-                if s.available() < *quantity {
-                    return reject(
-                        RejectionCode::OutOfStock,
-                        format!("only {} available", s.available().max(0)),
-                    );
-                }
-                Ok(vec![StockEvent::Reserved {
-                    order_id: *order_id,
-                    quantity: *quantity,
-                    expires_at: *expires_at,
-                }])
-            }
-            C::Release { order_id, now } => Ok(match s.reservations.get(order_id) {
-                Some(r) => vec![StockEvent::Released {
-                    order_id: *order_id,
-                    quantity: r.quantity,
-                    reason: ReleaseReason::Cancelled,
-                    keep_until: keep_until(r.expires_at, *now),
-                }],
-                None => vec![],
-            }),
-            C::Commit {
-                order_id,
-                quantity,
-                now,
-            } => {
-                if let Some(r) = s.reservations.get(order_id) {
-                    return Ok(vec![StockEvent::Committed {
-                        order_id: *order_id,
-                        quantity: r.quantity,
-                        from_reservation: true,
-                        keep_until: keep_until(r.expires_at, *now),
-                    }]);
-                }
-                match s.closed.get(order_id).map(|c| c.outcome) {
-                    Some(Outcome::Committed) => Ok(vec![]),
-                    Some(Outcome::Returned) => reject(
-                        RejectionCode::InvalidTransition,
-                        "the units of this order were returned",
-                    ),
-                    Some(Outcome::Released) | None => {
-                        if *quantity <= 0 {
-                            return reject(RejectionCode::Validation, "quantity must be positive");
-                        }
-                        if s.available() < *quantity {
-                            return reject(
-                                RejectionCode::OutOfStock,
-                                "the reservation expired and the units are gone",
-                            );
-                        }
-                        Ok(vec![StockEvent::Committed {
-                            order_id: *order_id,
-                            quantity: *quantity,
-                            from_reservation: false,
-                            keep_until: keep_until(0, *now),
-                        }])
-                    }
-                }
-            }
-            C::Return { order_id, .. } => Ok(match s.closed.get(order_id) {
-                Some(c) if c.outcome == Outcome::Committed => vec![StockEvent::Returned {
-                    order_id: *order_id,
-                    quantity: c.quantity,
-                }],
-                _ => vec![],
-            }),
-            C::Expire { now } => {
-                let mut evs: Vec<StockEvent> = s
-                    .reservations
-                    .iter()
-                    .filter(|(_, r)| r.expires_at <= *now)
-                    .map(|(id, r)| StockEvent::Released {
-                        order_id: *id,
-                        quantity: r.quantity,
-                        reason: ReleaseReason::Expired,
-                        keep_until: keep_until(r.expires_at, *now),
-                    })
-                    .collect();
-                if s.closed.values().any(|c| c.keep_until < *now) {
-                    evs.push(StockEvent::Pruned { now: *now });
-                }
-                Ok(evs)
-            }
+        let mut evs = decide_step(s, cmd)?;
+        if let StockCommand::Release { keep_closed, .. }
+        | StockCommand::Commit { keep_closed, .. }
+        | StockCommand::Expire { keep_closed, .. } = cmd
+        {
+            trim_closed(s, &mut evs, *keep_closed);
         }
+        Ok(evs)
     }
 
     fn apply(s: &mut StockState, event: &StockEvent) {
-        match event {
-            StockEvent::Adjusted { delta, .. } => s.on_hand += delta,
-            StockEvent::Reserved {
-                order_id,
-                quantity,
-                expires_at,
-            } => {
-                s.reserved += quantity;
-                s.reservations.insert(
-                    *order_id,
-                    Reservation {
-                        quantity: *quantity,
-                        expires_at: *expires_at,
-                    },
-                );
-            }
-            StockEvent::Released {
-                order_id,
-                quantity,
-                keep_until,
-                ..
-            } => {
-                if s.reservations.remove(order_id).is_some() {
-                    s.reserved -= quantity;
-                }
-                s.closed.insert(
-                    *order_id,
-                    Closed {
-                        quantity: *quantity,
-                        outcome: Outcome::Released,
-                        keep_until: *keep_until,
-                    },
-                );
-            }
-            StockEvent::Committed {
-                order_id,
-                quantity,
-                from_reservation,
-                keep_until,
-            } => {
-                if *from_reservation && s.reservations.remove(order_id).is_some() {
-                    s.reserved -= quantity;
-                }
-                s.on_hand -= quantity;
-                s.closed.insert(
-                    *order_id,
-                    Closed {
-                        quantity: *quantity,
-                        outcome: Outcome::Committed,
-                        keep_until: *keep_until,
-                    },
-                );
-            }
-            StockEvent::Returned { order_id, quantity } => {
-                s.on_hand += quantity;
-                if let Some(c) = s.closed.get_mut(order_id) {
-                    c.outcome = Outcome::Returned;
-                }
-            }
-            StockEvent::Pruned { now } => s.closed.retain(|_, c| c.keep_until >= *now),
-        }
+        apply_event(s, event)
     }
 
     fn can_passivate(s: &StockState) -> bool {
         // Reservations need this actor's timer to expire them.
         s.reservations.is_empty()
+    }
+}
+
+/// Appends a [`StockEvent::Trimmed`] when the closing events would leave more than `keep`
+/// closed reservations.
+fn trim_closed(s: &StockState, evs: &mut Vec<StockEvent>, keep: u32) {
+    let mut added = std::collections::BTreeSet::new();
+    for e in evs.iter() {
+        if let StockEvent::Released { order_id, .. } | StockEvent::Committed { order_id, .. } = e {
+            if !s.closed.contains_key(order_id) {
+                added.insert(*order_id);
+            }
+        }
+    }
+    if s.closed.len() + added.len() > keep as usize {
+        evs.push(StockEvent::Trimmed { keep });
+    }
+}
+
+fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Rejection> {
+    use StockCommand as C;
+    match cmd {
+        C::Adjust { delta, reason, by } => {
+            if *delta == 0 {
+                return reject(RejectionCode::Validation, "delta must not be zero");
+            }
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 200 {
+                return reject(
+                    RejectionCode::Validation,
+                    "reason must be 1 to 200 characters",
+                );
+            }
+            let Some(after) = s.on_hand.checked_add(*delta) else {
+                return reject(RejectionCode::Validation, "delta is out of range");
+            };
+            if after > MAX_ON_HAND {
+                return reject(
+                    RejectionCode::Validation,
+                    format!("on_hand may not exceed {MAX_ON_HAND}"),
+                );
+            }
+            if after < s.reserved {
+                return reject(
+                    RejectionCode::InsufficientStock,
+                    format!(
+                        "on_hand would fall to {after}, below the {} units reserved",
+                        s.reserved
+                    ),
+                );
+            }
+            Ok(vec![StockEvent::Adjusted {
+                delta: *delta,
+                reason: reason.to_owned(),
+                by: by.clone(),
+            }])
+        }
+        C::Reserve {
+            order_id,
+            quantity,
+            expires_at,
+            now,
+        } => {
+            if s.reservations.contains_key(order_id) {
+                return Ok(vec![]);
+            }
+            if s.closed.contains_key(order_id) {
+                return reject(
+                    RejectionCode::InvalidTransition,
+                    "the reservation for this order is already closed",
+                );
+            }
+            if *quantity <= 0 {
+                return reject(RejectionCode::Validation, "quantity must be positive");
+            }
+            if expires_at <= now {
+                return reject(
+                    RejectionCode::InvalidTransition,
+                    "the reservation has expired",
+                );
+            }
+            if s.available() < *quantity {
+                return reject(
+                    RejectionCode::OutOfStock,
+                    format!("only {} available", s.available().max(0)),
+                );
+            }
+            Ok(vec![StockEvent::Reserved {
+                order_id: *order_id,
+                quantity: *quantity,
+                expires_at: *expires_at,
+            }])
+        }
+        C::Release { order_id, now, .. } => Ok(match s.reservations.get(order_id) {
+            Some(r) => vec![StockEvent::Released {
+                order_id: *order_id,
+                quantity: r.quantity,
+                reason: ReleaseReason::Cancelled,
+                keep_until: keep_until(r.expires_at, *now),
+            }],
+            None => vec![],
+        }),
+        C::Commit {
+            order_id,
+            quantity,
+            now,
+            ..
+        } => {
+            if let Some(r) = s.reservations.get(order_id) {
+                return Ok(vec![StockEvent::Committed {
+                    order_id: *order_id,
+                    quantity: r.quantity,
+                    from_reservation: true,
+                    keep_until: keep_until(r.expires_at, *now),
+                }]);
+            }
+            match s.closed.get(order_id).map(|c| c.outcome) {
+                Some(Outcome::Committed) => Ok(vec![]),
+                Some(Outcome::Returned) => reject(
+                    RejectionCode::InvalidTransition,
+                    "the units of this order were returned",
+                ),
+                Some(Outcome::Released) | None => {
+                    if *quantity <= 0 {
+                        return reject(RejectionCode::Validation, "quantity must be positive");
+                    }
+                    if s.available() < *quantity {
+                        return reject(
+                            RejectionCode::OutOfStock,
+                            "the reservation expired and the units are gone",
+                        );
+                    }
+                    Ok(vec![StockEvent::Committed {
+                        order_id: *order_id,
+                        quantity: *quantity,
+                        from_reservation: false,
+                        keep_until: keep_until(0, *now),
+                    }])
+                }
+            }
+        }
+        C::Return { order_id, .. } => Ok(match s.closed.get(order_id) {
+            Some(c) if c.outcome == Outcome::Committed => vec![StockEvent::Returned {
+                order_id: *order_id,
+                quantity: c.quantity,
+            }],
+            _ => vec![],
+        }),
+        C::Expire { now, .. } => {
+            let mut evs: Vec<StockEvent> = s
+                .reservations
+                .iter()
+                .filter(|(_, r)| r.expires_at <= *now)
+                .map(|(id, r)| StockEvent::Released {
+                    order_id: *id,
+                    quantity: r.quantity,
+                    reason: ReleaseReason::Expired,
+                    keep_until: keep_until(r.expires_at, *now),
+                })
+                .collect();
+            if s.closed.values().any(|c| c.keep_until < *now) {
+                evs.push(StockEvent::Pruned { now: *now });
+            }
+            Ok(evs)
+        }
+    }
+}
+
+fn apply_event(s: &mut StockState, event: &StockEvent) {
+    match event {
+        StockEvent::Adjusted { delta, .. } => s.on_hand += delta,
+        StockEvent::Reserved {
+            order_id,
+            quantity,
+            expires_at,
+        } => {
+            s.reserved += quantity;
+            s.reservations.insert(
+                *order_id,
+                Reservation {
+                    quantity: *quantity,
+                    expires_at: *expires_at,
+                },
+            );
+        }
+        StockEvent::Released {
+            order_id,
+            quantity,
+            keep_until,
+            ..
+        } => {
+            if s.reservations.remove(order_id).is_some() {
+                s.reserved -= quantity;
+            }
+            s.closed.insert(
+                *order_id,
+                Closed {
+                    quantity: *quantity,
+                    outcome: Outcome::Released,
+                    keep_until: *keep_until,
+                },
+            );
+        }
+        StockEvent::Committed {
+            order_id,
+            quantity,
+            from_reservation,
+            keep_until,
+        } => {
+            if *from_reservation && s.reservations.remove(order_id).is_some() {
+                s.reserved -= quantity;
+            }
+            s.on_hand -= quantity;
+            s.closed.insert(
+                *order_id,
+                Closed {
+                    quantity: *quantity,
+                    outcome: Outcome::Committed,
+                    keep_until: *keep_until,
+                },
+            );
+        }
+        StockEvent::Returned { order_id, quantity } => {
+            s.on_hand += quantity;
+            if let Some(c) = s.closed.get_mut(order_id) {
+                c.outcome = Outcome::Returned;
+            }
+        }
+        StockEvent::Pruned { now } => s.closed.retain(|_, c| c.keep_until >= *now),
+        StockEvent::Trimmed { keep } => evict_oldest(&mut s.closed, *keep as usize),
+    }
+}
+
+/// Removes the oldest entries (lowest `keep_until`, then order id: a total order, so the
+/// result does not depend on anything but the map) until `keep` are left.
+fn evict_oldest(closed: &mut BTreeMap<Uuid, Closed>, keep: usize) {
+    let excess = closed.len().saturating_sub(keep);
+    if excess == 0 {
+        return;
+    }
+    let mut by_age: Vec<(Millis, Uuid)> =
+        closed.iter().map(|(id, c)| (c.keep_until, *id)).collect();
+    by_age.select_nth_unstable(excess - 1);
+    for (_, id) in &by_age[..excess] {
+        closed.remove(id);
     }
 }
 
@@ -369,6 +442,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn cmd() -> impl Strategy<Value = StockCommand> {
+        cmd_keeping(DEFAULT_KEEP_CLOSED)
+    }
+
+    fn cmd_keeping(keep: u32) -> impl Strategy<Value = StockCommand> {
         let order = (0u128..6).prop_map(Uuid::from_u128);
         prop_oneof![
             (-20i64..30).prop_map(|d| StockCommand::Adjust {
@@ -384,20 +461,25 @@ mod tests {
                     now: n,
                 }
             }),
-            (order.clone(), 0u64..200).prop_map(|(o, n)| StockCommand::Release {
+            (order.clone(), 0u64..200).prop_map(move |(o, n)| StockCommand::Release {
                 order_id: o,
-                now: n
+                now: n,
+                keep_closed: keep,
             }),
-            (order.clone(), 1i64..6, 0u64..200).prop_map(|(o, q, n)| StockCommand::Commit {
+            (order.clone(), 1i64..6, 0u64..200).prop_map(move |(o, q, n)| StockCommand::Commit {
                 order_id: o,
                 quantity: q,
-                now: n
+                now: n,
+                keep_closed: keep,
             }),
             (order, 0u64..200).prop_map(|(o, n)| StockCommand::Return {
                 order_id: o,
                 now: n
             }),
-            (0u64..400).prop_map(|n| StockCommand::Expire { now: n }),
+            (0u64..400).prop_map(move |n| StockCommand::Expire {
+                now: n,
+                keep_closed: keep
+            }),
         ]
     }
 
@@ -425,13 +507,90 @@ mod tests {
             let mut s = StockState::default();
             let o = Uuid::from_u128(7);
             let reserve = StockCommand::Reserve { order_id: o, quantity: q, expires_at: 100, now: 1 };
-            let commit = StockCommand::Commit { order_id: o, quantity: q, now: 2 };
+            let commit = StockCommand::Commit { order_id: o, quantity: q, now: 2, keep_closed: 4 };
             for c in [StockCommand::Adjust { delta: stock, reason: "in".into(), by: "op".into() }, reserve.clone(), reserve.clone(), commit.clone(), commit, reserve] {
                 if let Ok(evs) = Stock::decide(&s, &c) { for e in evs { Stock::apply(&mut s, &e); } }
             }
             prop_assert_eq!(s.on_hand, stock - q);
             prop_assert_eq!(s.reserved, 0);
         }
+    }
+
+    /// Closes `n` reservations of distinct orders, one at a time, at increasing times.
+    fn close_many(s: &mut StockState, n: u128, keep: u32) {
+        for i in 0..n {
+            let o = Uuid::from_u128(1000 + i);
+            let now = i as u64 * 10;
+            for c in [
+                StockCommand::Reserve {
+                    order_id: o,
+                    quantity: 1,
+                    expires_at: now + 5,
+                    now,
+                },
+                StockCommand::Commit {
+                    order_id: o,
+                    quantity: 1,
+                    now: now + 1,
+                    keep_closed: keep,
+                },
+            ] {
+                for e in Stock::decide(s, &c).unwrap() {
+                    Stock::apply(s, &e);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// Whatever the commands, `closed` never holds more than the bound after a closing
+        /// command, and replaying the events gives the same state (eviction is pure).
+        #[test]
+        fn closed_reservations_stay_within_the_bound(
+            (k, cmds) in (1u32..4).prop_flat_map(|k| {
+                proptest::collection::vec(cmd_keeping(k), 0..80).prop_map(move |c| (k, c))
+            }),
+        ) {
+            let mut s = StockState::default();
+            let mut log = vec![];
+            for c in &cmds {
+                if let Ok(evs) = Stock::decide(&s, c) {
+                    for e in evs { Stock::apply(&mut s, &e); log.push(e); }
+                }
+                prop_assert!(s.closed.len() <= k as usize, "{} closed, bound {}", s.closed.len(), k);
+            }
+            prop_assert_eq!(Stock::replay(&log), s);
+        }
+    }
+
+    #[test]
+    fn the_oldest_closed_reservations_are_evicted_first() {
+        let mut s = StockState::default();
+        for e in Stock::decide(
+            &s,
+            &StockCommand::Adjust {
+                delta: 100,
+                reason: "in".into(),
+                by: "op".into(),
+            },
+        )
+        .unwrap()
+        {
+            Stock::apply(&mut s, &e);
+        }
+        close_many(&mut s, 20, 8);
+        assert_eq!(s.closed.len(), 8);
+        let kept: Vec<u128> = s.closed.keys().map(|u| u.as_u128() - 1000).collect();
+        assert_eq!(kept, (12..20).collect::<Vec<_>>(), "the 8 newest are kept");
+        assert_eq!((s.on_hand, s.reserved), (80, 0));
+        // A repeated commit of a remembered order is still a no-op.
+        let again = StockCommand::Commit {
+            order_id: Uuid::from_u128(1019),
+            quantity: 1,
+            now: 500,
+            keep_closed: 8,
+        };
+        assert_eq!(Stock::decide(&s, &again).unwrap(), vec![]);
     }
 
     #[test]
@@ -450,7 +609,10 @@ mod tests {
                 expires_at: 50,
                 now: 0,
             },
-            StockCommand::Expire { now: 49 },
+            StockCommand::Expire {
+                now: 49,
+                keep_closed: DEFAULT_KEEP_CLOSED,
+            },
         ] {
             for e in Stock::decide(&s, &c).unwrap() {
                 Stock::apply(&mut s, &e);
@@ -458,7 +620,15 @@ mod tests {
         }
         assert_eq!(s.reserved, 2);
         assert!(!Stock::can_passivate(&s));
-        for e in Stock::decide(&s, &StockCommand::Expire { now: 50 }).unwrap() {
+        for e in Stock::decide(
+            &s,
+            &StockCommand::Expire {
+                now: 50,
+                keep_closed: DEFAULT_KEEP_CLOSED,
+            },
+        )
+        .unwrap()
+        {
             Stock::apply(&mut s, &e);
         }
         assert_eq!((s.on_hand, s.reserved), (3, 0));

@@ -126,7 +126,8 @@ pub async fn login(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Res
         return Err(invalid_credentials());
     };
     let family = Uuid::new_v4();
-    let (token, hash) = refresh::mint(family);
+    let (secret, hash) = refresh::mint();
+    let token = refresh::token(family, 0, &secret);
     let expires_at = now_ms() + app.identity.refresh_ttl_s * 1000;
     app.router
         .command::<Session>(
@@ -152,11 +153,15 @@ pub async fn refresh_tokens(
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<Response, ApiError> {
     let b: RefreshBody = parse_json(&body?)?;
-    let (family, presented) = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
-    let (token, next) = refresh::mint(family);
+    let presented = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
+    let family = presented.family;
+    // The new token's generation is the family's after the rotation, so the secret is
+    // minted now and the token is spelled once the rotation is applied.
+    let (secret, next) = refresh::mint();
     let now = now_ms();
     let cmd = SessionCommand::Rotate {
-        presented,
+        presented: presented.hash,
+        generation: presented.generation,
         next,
         now,
         expires_at: now + app.identity.refresh_ttl_s * 1000,
@@ -186,13 +191,16 @@ pub async fn refresh_tokens(
         ));
     }
     let user_id = applied.state.user_id.ok_or_else(invalid_token)?;
+    let token = refresh::token(family, applied.state.generation, &secret);
     let u = app.router.get::<User>(&user_id.to_string()).await?;
     token_pair(&app, user_id, &u.roles, token).await
 }
 
 pub async fn logout(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Response, ApiError> {
     let b: RefreshBody = parse_json(&body?)?;
-    let (family, _) = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
+    let family = refresh::parse(&b.refresh_token)
+        .ok_or_else(invalid_token)?
+        .family;
     app.router
         .command::<Session>(
             &family.to_string(),

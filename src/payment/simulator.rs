@@ -10,10 +10,22 @@
 //! - Payment intents are event-sourced `Payment` entities in the journal: the ledger is
 //!   durable, and a 2xx from the gateway follows the fsync like everything else.
 //! - A configurable latency is added to every call.
+//! - Payment methods and idempotency records expire: each record carries its creation
+//!   time, a key older than the TTL (`checkout.idempotency_ttl_s`, 24 h as Stripe keeps
+//!   keys) is not replayed (a reuse is a new request), and a background sweep
+//!   ([`Simulator::sweep`], started by [`spawn_sweep`]) removes expired records, looking
+//!   at a bounded number per cycle. A saga's keys are `order/step` and its steps run within
+//!   the reservation deadline (minutes), far inside 24 h, so no key expires under a running
+//!   saga. A new request on an expired authorize key still lands on the intent derived from
+//!   the key, so it cannot place a second hold. Records written before they carried a time
+//!   are stamped with the time of the first sweep that sees them. A payment method's
+//!   token carries the method itself (for nodes that did not tokenize it), so a token
+//!   whose record was swept still authorizes; the record is the audit trail, and sweeping
+//!   it bounds the tree.
 
 use super::{CardDetails, CardError, PaymentError, PaymentGateway, PaymentMethod};
 use crate::domain::payment::{IntentStatus, Payment, PaymentCommand};
-use crate::domain::Aggregate;
+use crate::domain::{Aggregate, Millis};
 use crate::store::{codec, Journal, Store, StoreError};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -38,6 +50,29 @@ fn behavior_of(digits: &str) -> CardBehavior {
         "4000000000000119" => CardBehavior::ProcessingError,
         _ => CardBehavior::Approve,
     }
+}
+
+/// A record with its creation time. The time comes after the value, so a record written
+/// before records carried one (the bare value) never decodes as a `Stamped` (it ends too
+/// early), and a `Stamped` never decodes as the bare value (it has bytes left over).
+#[derive(Debug, Serialize, Deserialize)]
+struct Stamped<T> {
+    value: T,
+    created_at: Millis,
+}
+
+/// Decodes a record, with its creation time if it has one.
+fn decode_stamped<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Option<Millis>), codec::CodecError> {
+    match codec::decode::<Stamped<T>>(bytes) {
+        Ok(s) => Ok((s.value, Some(s.created_at))),
+        Err(_) => codec::decode::<T>(bytes).map(|v| (v, None)),
+    }
+}
+
+fn encode_stamped<T: Serialize>(value: &T, created_at: Millis) -> Vec<u8> {
+    codec::encode(&Stamped { value, created_at })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,9 +108,27 @@ pub struct Simulator {
     methods: sled::Tree,
     keys: sled::Tree,
     latency: Duration,
+    /// How long payment methods and idempotency keys live.
+    ttl_ms: Millis,
+    /// Where the next sweep continues in each tree (methods, keys); `None` from the start.
+    cursors: std::sync::Mutex<[Option<sled::IVec>; 2]>,
     /// Serialises calls on the same key (authorize) or intent (capture, void, refund).
     stripes: Vec<Mutex<()>>,
 }
+
+/// What one sweep cycle did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Records looked at (at most the per-cycle bound per tree).
+    pub scanned: usize,
+    /// Expired records removed.
+    pub removed: usize,
+    /// Records without a creation time, stamped with this sweep's time.
+    pub stamped: usize,
+}
+
+/// Default lifetime of payment methods and idempotency keys: 24 h.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
 
 fn store_err(e: StoreError) -> PaymentError {
     PaymentError::Retryable {
@@ -91,8 +144,80 @@ impl Simulator {
             keys: store.tree(IDEMPOTENCY_TREE)?,
             store: store.clone(),
             latency,
+            ttl_ms: DEFAULT_TTL.as_millis() as Millis,
+            cursors: std::sync::Mutex::new([None, None]),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         })
+    }
+
+    /// Sets how long payment methods and idempotency keys live (`checkout.idempotency_ttl_s`).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl_ms = ttl.as_millis() as Millis;
+        self
+    }
+
+    fn expired(&self, created_at: Option<Millis>, now: Millis) -> bool {
+        created_at.is_some_and(|t| t.saturating_add(self.ttl_ms) <= now)
+    }
+
+    /// One sweep cycle: looks at up to `max` records of each tree (payment methods, then
+    /// idempotency keys) from where the last cycle stopped, removes those older than the
+    /// TTL, stamps those without a time with `now`, and waits until the changes are on
+    /// disk. Each change is a compare-and-swap against the bytes read, so a record that a
+    /// call rewrote meanwhile is left alone.
+    pub async fn sweep(&self, now: Millis, max: usize) -> Result<Swept, StoreError> {
+        let mut swept = Swept::default();
+        for (i, tree) in [&self.methods, &self.keys].into_iter().enumerate() {
+            let from = self.cursors.lock().expect("cursor lock")[i].clone();
+            let range = match &from {
+                Some(k) => tree.range::<&[u8], _>((
+                    std::ops::Bound::Excluded(k.as_ref()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => tree.iter(),
+            };
+            let mut last = None;
+            let mut seen = 0;
+            for item in range.take(max) {
+                let (key, bytes) = item?;
+                seen += 1;
+                let created_at = if i == 0 {
+                    decode_stamped::<StoredMethod>(&bytes).map(|(_, t)| t)
+                } else {
+                    decode_stamped::<StoredOutcome>(&bytes).map(|(_, t)| t)
+                };
+                let new = match created_at {
+                    Ok(t) if self.expired(t, now) => {
+                        swept.removed += 1;
+                        None
+                    }
+                    Ok(Some(_)) => {
+                        last = Some(key);
+                        continue;
+                    }
+                    Ok(None) => {
+                        swept.stamped += 1;
+                        Some(restamp(&bytes, i == 0, now))
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "a payment record does not decode; left alone");
+                        last = Some(key);
+                        continue;
+                    }
+                };
+                // Lost races (the record changed since it was read) are simply skipped.
+                let _ = tree.compare_and_swap(&key, Some(&bytes), new)?;
+                last = Some(key);
+            }
+            swept.scanned += seen;
+            // A short page means the end of the tree: start again from the top next time.
+            self.cursors.lock().expect("cursor lock")[i] = if seen < max { None } else { last };
+        }
+        if swept.removed + swept.stamped > 0 {
+            self.store.durable().await?;
+        }
+        metrics::counter!("emporium_payment_records_expired_total").increment(swept.removed as u64);
+        Ok(swept)
     }
 
     fn stripe(&self, key: &str) -> &Mutex<()> {
@@ -101,13 +226,18 @@ impl Simulator {
         &self.stripes[(h.finish() as usize) % STRIPES]
     }
 
+    /// The stored outcome of `key`, unless there is none or it has expired (then the call
+    /// is a new request).
     fn replay(&self, key: &str) -> Result<Option<Result<String, PaymentError>>, PaymentError> {
         match self.keys.get(key).map_err(|e| store_err(e.into()))? {
             Some(bytes) => {
-                let o: StoredOutcome =
-                    codec::decode(&bytes).map_err(|e| PaymentError::Invalid {
+                let (o, created_at): (StoredOutcome, _) =
+                    decode_stamped(&bytes).map_err(|e| PaymentError::Invalid {
                         message: format!("stored outcome for {key} does not decode: {e}"),
                     })?;
+                if self.expired(created_at, crate::actors::entity::now_ms()) {
+                    return Ok(None);
+                }
                 Ok(Some(o.into()))
             }
             None => Ok(None),
@@ -157,8 +287,9 @@ impl Simulator {
             }
             Err(rejection) => StoredOutcome::Invalid(rejection.message),
         };
+        let now = crate::actors::entity::now_ms();
         self.keys
-            .insert(key, codec::encode(&outcome))
+            .insert(key, encode_stamped(&outcome, now))
             .map_err(|e| store_err(e.into()))?;
         self.store.durable().await.map_err(store_err)?;
         outcome.into()
@@ -208,7 +339,10 @@ impl PaymentGateway for Simulator {
                 uuid::Uuid::new_v4().simple()
             );
             self.methods
-                .insert(&token, codec::encode(&method))
+                .insert(
+                    &token,
+                    encode_stamped(&method, crate::actors::entity::now_ms()),
+                )
                 .map_err(|e| CardError::Store(e.to_string()))?;
             // Durable with the order placement that follows (same database flush).
             Ok(PaymentMethod {
@@ -235,9 +369,13 @@ impl PaymentGateway for Simulator {
             }
             let stored: StoredMethod =
                 match self.methods.get(&method).map_err(|e| store_err(e.into()))? {
-                    Some(b) => codec::decode(&b).map_err(|e| PaymentError::Invalid {
-                        message: e.to_string(),
-                    })?,
+                    Some(b) => {
+                        decode_stamped(&b)
+                            .map_err(|e| PaymentError::Invalid {
+                                message: e.to_string(),
+                            })?
+                            .0
+                    }
                     None => match method_from_token(&method) {
                         Some(m) => m,
                         None => {
@@ -287,6 +425,45 @@ impl PaymentGateway for Simulator {
     }
 }
 
+/// A record without a time (`bytes`, known to decode) as a stamped one.
+fn restamp(bytes: &[u8], method: bool, now: Millis) -> Vec<u8> {
+    if method {
+        let (m, _) = decode_stamped::<StoredMethod>(bytes).expect("decoded above");
+        encode_stamped(&m, now)
+    } else {
+        let (o, _) = decode_stamped::<StoredOutcome>(bytes).expect("decoded above");
+        encode_stamped(&o, now)
+    }
+}
+
+/// Runs [`Simulator::sweep`] every `every`, `max` records per tree and cycle, for as long
+/// as the simulator lives. A failed sweep (a storage error) is logged and tried again next
+/// cycle: it removed nothing it did not also make durable, and every record it would have
+/// removed has expired for callers already.
+pub fn spawn_sweep(sim: &std::sync::Arc<Simulator>, every: Duration, max: usize) {
+    let weak = std::sync::Arc::downgrade(sim);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(sim) = weak.upgrade() else { break };
+            match sim.sweep(crate::actors::entity::now_ms(), max).await {
+                Ok(s) if s.removed + s.stamped > 0 => {
+                    tracing::debug!(
+                        removed = s.removed,
+                        stamped = s.stamped,
+                        "payment records swept"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "payment expiry sweep failed; will retry"),
+            }
+        }
+    });
+}
+
 /// The method a token carries (tokens made before tokens carried one hold none).
 fn method_from_token(token: &str) -> Option<StoredMethod> {
     let hexed = token.strip_prefix("pm_")?.split('_').next()?;
@@ -325,6 +502,10 @@ mod tests {
 
     /// A simulator on a fresh store (keep the TempDir alive for the test).
     fn simulator() -> (tempfile::TempDir, Store, Simulator) {
+        simulator_with_ttl(DEFAULT_TTL)
+    }
+
+    fn simulator_with_ttl(ttl: Duration) -> (tempfile::TempDir, Store, Simulator) {
         let dir = tempfile::tempdir().unwrap();
         let opts = StoreOptions {
             cache_capacity_bytes: 8 << 20,
@@ -332,8 +513,103 @@ mod tests {
             group_commit_queue: 64,
         };
         let store = Store::open(dir.path(), &opts).unwrap();
-        let sim = Simulator::new(&store, Duration::ZERO).unwrap();
+        let sim = Simulator::new(&store, Duration::ZERO)
+            .unwrap()
+            .with_ttl(ttl);
         (dir, store, sim)
+    }
+
+    fn created_at(tree: &sled::Tree, key: &str, method: bool) -> Option<Millis> {
+        let bytes = tree.get(key).unwrap().expect("record");
+        if method {
+            decode_stamped::<StoredMethod>(&bytes).unwrap().1
+        } else {
+            decode_stamped::<StoredOutcome>(&bytes).unwrap().1
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_expired_records_keeps_fresh_ones_and_is_bounded() {
+        let (_dir, _store, sim) = simulator_with_ttl(Duration::from_secs(60));
+        let t0 = crate::actors::entity::now_ms();
+        let mut tokens = vec![];
+        for i in 0..5 {
+            let m = sim
+                .tokenize(&card("4242424242424242"), 2026, 11)
+                .await
+                .unwrap();
+            sim.authorize(format!("k{i}"), m.token.clone(), 100, "USD".into())
+                .await
+                .unwrap();
+            tokens.push(m.token);
+        }
+        assert!(created_at(&sim.methods, &tokens[0], true).is_some_and(|t| t >= t0));
+        assert!(created_at(&sim.keys, "k0", false).is_some_and(|t| t >= t0));
+        // Fresh: nothing goes, however far the sweep looks.
+        let s = sim.sweep(t0 + 30_000, 1000).await.unwrap();
+        assert_eq!((s.scanned, s.removed, s.stamped), (10, 0, 0));
+        // Expired: at most 3 per tree per cycle.
+        let later = t0 + 120_000;
+        let first = sim.sweep(later, 3).await.unwrap();
+        assert_eq!((first.scanned, first.removed), (6, 6));
+        assert_eq!((sim.methods.len(), sim.keys.len()), (2, 2));
+        let second = sim.sweep(later, 3).await.unwrap();
+        assert_eq!(second.removed, 4);
+        assert_eq!((sim.methods.len(), sim.keys.len()), (0, 0));
+        assert_eq!(sim.sweep(later, 3).await.unwrap(), Swept::default());
+    }
+
+    #[tokio::test]
+    async fn an_expired_key_is_a_new_request_and_old_records_are_stamped_by_the_sweep() {
+        let (_dir, _store, sim) = simulator_with_ttl(Duration::from_secs(60));
+        let now = crate::actors::entity::now_ms();
+        // An outcome stored two minutes ago has expired: not replayed.
+        let outcome = StoredOutcome::Declined("card_declined".into());
+        sim.keys
+            .insert("old", encode_stamped(&outcome, now - 120_000))
+            .unwrap();
+        assert_eq!(sim.replay("old").unwrap(), None, "expired: a new request");
+        sim.keys
+            .insert("new", encode_stamped(&outcome, now))
+            .unwrap();
+        assert!(matches!(
+            sim.replay("new").unwrap(),
+            Some(Err(PaymentError::Declined { .. }))
+        ));
+        // Records from before records carried a time still decode and replay...
+        sim.keys.insert("legacy", codec::encode(&outcome)).unwrap();
+        let method = StoredMethod {
+            last4: "4242".into(),
+            decline: None,
+            processing_error: false,
+        };
+        sim.methods
+            .insert("pm_legacy", codec::encode(&method))
+            .unwrap();
+        assert!(sim.replay("legacy").unwrap().is_some());
+        // ...and the sweep stamps them with its time, so they expire one TTL later.
+        let s = sim.sweep(now, 100).await.unwrap();
+        assert_eq!(
+            (s.removed, s.stamped),
+            (1, 2),
+            "old removed; legacy stamped"
+        );
+        assert_eq!(created_at(&sim.keys, "legacy", false), Some(now));
+        assert_eq!(created_at(&sim.methods, "pm_legacy", true), Some(now));
+        assert!(sim.replay("legacy").unwrap().is_some());
+        let s = sim.sweep(now + 60_000, 100).await.unwrap();
+        assert_eq!(s.removed, 3, "legacy, pm_legacy and new");
+        // A reused key after expiry runs again and is recorded afresh.
+        let m = sim
+            .tokenize(&card("4242424242424242"), 2026, 11)
+            .await
+            .unwrap();
+        let a = sim
+            .authorize("old".into(), m.token, 100, "USD".into())
+            .await
+            .unwrap();
+        assert_eq!(a, intent_of("old"));
+        assert!(created_at(&sim.keys, "old", false).is_some_and(|t| t >= now));
     }
 
     fn card(n: &str) -> CardDetails {

@@ -22,6 +22,9 @@ mod ownership;
 mod rbac;
 mod tokens;
 
+// Issue 12: bounded state and expiry.
+mod bounded;
+
 // Issue 4: vending machines over gRPC.
 mod cluster;
 mod machine_client;

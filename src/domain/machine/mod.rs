@@ -5,7 +5,7 @@
 //! `seq <= acked_seq` is a duplicate and produces no events; any other message produces a
 //! [`MachineEvent::Received`] that advances `acked_seq`, even when it changes nothing else
 //! ([`Message::Skipped`]), so the server can ack cumulatively. Vends are also de-duplicated
-//! by `vend_id`, over the last [`MAX_RECENT_VENDS`] vends. Machine messages are never
+//! by `vend_id`, over a window of recent vends ([`MachineState::vend_window`]). Machine messages are never
 //! rejected once the machine is registered: a refusal would stall the machine's journal.
 //!
 //! Times are passed in by the caller. The `at` of a machine message is the time the server
@@ -251,7 +251,15 @@ impl Aggregate for Machine {
                 now,
                 heartbeat_interval_ms,
                 resend_after_ms,
-            } => decide_tick(s, *now, *heartbeat_interval_ms, *resend_after_ms),
+                recent_vends_window,
+            } => {
+                let mut evs = decide_tick(s, *now, *heartbeat_interval_ms, *resend_after_ms);
+                let window = (*recent_vends_window).clamp(1, MAX_RECENT_VENDS as u32);
+                if window != s.vend_window {
+                    evs.push(MachineEvent::VendWindowSet { window });
+                }
+                evs
+            }
             C::ResendPending { at } => s
                 .pending
                 .iter()
@@ -410,6 +418,10 @@ impl Aggregate for Machine {
             E::AppNotified { order_id } => {
                 s.notices.remove(order_id);
             }
+            E::VendWindowSet { window } => {
+                s.vend_window = *window;
+                s.recent_vends.trim(*window as usize);
+            }
         }
     }
 
@@ -453,7 +465,7 @@ fn apply_message(s: &mut MachineState, at: Millis, message: &Message) {
             success,
             ..
         } => {
-            s.recent_vends.insert(*vend_id);
+            s.recent_vends.insert(*vend_id, s.vend_window as usize);
             if !success {
                 s.sales.failed_vends += 1;
                 return;

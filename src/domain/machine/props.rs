@@ -237,6 +237,24 @@ proptest! {
     }
 
     #[test]
+    fn recent_vends_never_exceed_the_configured_window(msgs in messages(), window in 1u32..8) {
+        let (mut s, mut log) = base_with_log();
+        let tick = MachineInput::Tick {
+            now: 0,
+            heartbeat_interval_ms: 1 << 40,
+            resend_after_ms: 1 << 40,
+            recent_vends_window: window,
+        };
+        log.extend(ok(&mut s, tick));
+        prop_assert_eq!(s.vend_window, window);
+        for m in &msgs {
+            log.extend(ok(&mut s, m.clone()));
+            prop_assert!(s.recent_vends.len() <= window as usize);
+        }
+        prop_assert_eq!(Machine::replay(&log), s);
+    }
+
+    #[test]
     fn low_stock_fires_once_per_downward_crossing_prop(msgs in messages(), threshold in 0u32..5) {
         let mut s = base();
         ok(&mut s, MachineInput::SetLowStockThreshold { threshold });

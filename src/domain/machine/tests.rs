@@ -722,10 +722,51 @@ fn state_and_events_round_trip_through_the_store_codec() {
 fn recent_vends_are_bounded() {
     let mut r = RecentVends::default();
     for i in 0..(MAX_RECENT_VENDS as u128 + 5) {
-        r.insert(uid(i));
+        r.insert(uid(i), usize::MAX);
     }
-    assert_eq!(r.len(), MAX_RECENT_VENDS);
+    assert_eq!(
+        r.len(),
+        MAX_RECENT_VENDS,
+        "never more than the hard ceiling"
+    );
     assert!(!r.contains(&uid(4)) && r.contains(&uid(5)));
+    r.trim(3);
+    assert_eq!(r.len(), 3);
+}
+
+#[test]
+fn the_timer_applies_the_configured_vend_window() {
+    let mut s = machine();
+    assert_eq!(s.vend_window as usize, DEFAULT_RECENT_VENDS);
+    for i in 1..=6 {
+        ok(&mut s, restock(i, 0, 10));
+    }
+    for (seq, id) in (7..).zip(0..6u128) {
+        ok(&mut s, vend(seq, 500 + id, 0, true));
+    }
+    assert_eq!(s.recent_vends.len(), 6);
+    let tick = |window| MachineInput::Tick {
+        now: 200,
+        heartbeat_interval_ms: 1000,
+        resend_after_ms: 100,
+        recent_vends_window: window,
+    };
+    let evs = ok(&mut s, tick(3));
+    assert_eq!(evs, vec![MachineEvent::VendWindowSet { window: 3 }]);
+    assert_eq!((s.vend_window, s.recent_vends.len()), (3, 3));
+    assert!(ok(&mut s, tick(3)).is_empty(), "set once");
+    // A recent vend re-sent under a new seq is dropped; one older than the window is not.
+    let units = s.sales.units;
+    ok(&mut s, vend(20, 505, 0, true));
+    assert_eq!(s.sales.units, units, "vend 505 is within the window");
+    ok(&mut s, vend(21, 500, 0, true));
+    assert_eq!(s.sales.units, units + 1, "vend 500 was forgotten");
+    assert_eq!(s.recent_vends.len(), 3, "the window holds after more vends");
+    // Out-of-range windows are clamped.
+    ok(&mut s, tick(0));
+    assert_eq!(s.vend_window, 1);
+    ok(&mut s, tick(u32::MAX));
+    assert_eq!(s.vend_window as usize, MAX_RECENT_VENDS);
 }
 
 #[path = "props.rs"]
@@ -758,6 +799,7 @@ fn tick_times_out_holds_marks_silent_machines_offline_and_resends() {
         now,
         heartbeat_interval_ms: 1000,
         resend_after_ms: 100,
+        recent_vends_window: DEFAULT_RECENT_VENDS as u32,
     };
     let evs = ok(&mut s, tick(120));
     let resent: Vec<_> = evs
@@ -835,4 +877,26 @@ fn a_new_session_resends_every_command_not_accepted() {
         }]
     );
     assert_eq!(s.command(&uid(1)).unwrap().attempts, 2);
+}
+
+/// A snapshot written before `vend_window` existed is the same bytes without the last
+/// field: it must fail to decode (so the machine is rebuilt from its events), never decode
+/// as some other state, even for a machine that never vended.
+#[test]
+fn a_snapshot_from_before_the_vend_window_does_not_decode() {
+    use crate::store::codec::{decode, encode};
+    let mut s = machine();
+    ok(
+        &mut s,
+        MachineInput::IssueCommand {
+            command_id: uid(77),
+            command: MachineCommand::RequestAudit,
+            at: 20,
+        },
+    );
+    s.vend_window = 5;
+    let bytes = encode(&s);
+    assert_eq!(decode::<MachineState>(&bytes).unwrap(), s);
+    let old = &bytes[..bytes.len() - 1];
+    assert!(decode::<MachineState>(old).is_err());
 }

@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use uuid::Uuid;
 
-/// How many recent `vend_id`s are remembered for de-duplication. A vend re-sent under a
-/// new seq after more than this many later vends would be counted again; replays under
-/// the same seq are always caught by `acked_seq`.
+/// The largest window of recent `vend_id`s that may be configured
+/// (`vending.recent_vends_window`).
 pub const MAX_RECENT_VENDS: usize = 10_000;
+/// How many recent `vend_id`s a machine remembers until its timer applies the configured
+/// window. See [`MachineState::vend_window`] for why a window is enough.
+pub const DEFAULT_RECENT_VENDS: usize = 1_024;
 /// How many finished (done, rejected, cancelled) commands are kept for display.
 pub const MAX_RECENT_COMMANDS: usize = 64;
 /// Most commands that may be waiting for the machine at once.
@@ -214,7 +216,10 @@ pub enum AppOutcome {
     TimedOut,
 }
 
-/// The last [`MAX_RECENT_VENDS`] vend ids, oldest first, with a set for lookups.
+/// The last [`MachineState::vend_window`] vend ids, oldest first, with a set for lookups.
+/// (The serialized shape is kept as it was: an old snapshot must never decode as a
+/// different state; with a field added at the end of [`MachineState`] it fails instead,
+/// and the machine is rebuilt from its events.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentVends {
     order: VecDeque<Uuid>,
@@ -234,13 +239,19 @@ impl RecentVends {
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
-    pub(super) fn insert(&mut self, id: Uuid) {
+    /// Remembers `id`, forgetting the oldest beyond `window`.
+    pub(super) fn insert(&mut self, id: Uuid, window: usize) {
         if self.set.insert(id) {
             self.order.push_back(id);
-            while self.order.len() > MAX_RECENT_VENDS {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
+        }
+        self.trim(window);
+    }
+    /// Forgets the oldest ids until at most `window` (and [`MAX_RECENT_VENDS`]) are left.
+    pub(super) fn trim(&mut self, window: usize) {
+        let window = window.clamp(1, MAX_RECENT_VENDS);
+        while self.order.len() > window {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
             }
         }
     }
@@ -271,6 +282,17 @@ pub struct MachineState {
     pub holds: BTreeMap<Uuid, AppHold>,
     /// Outcomes of app purchases whose orders have not been told yet (an outbox).
     pub notices: BTreeMap<Uuid, AppOutcome>,
+    /// How many vend ids `recent_vends` keeps: the configured `vending.recent_vends_window`,
+    /// applied by the timer ([`MachineEvent::VendWindowSet`]), [`DEFAULT_RECENT_VENDS`]
+    /// until then.
+    ///
+    /// Why a window is enough: a machine re-sends only messages it has not seen acked, under
+    /// their original seq, and every seq at or below `acked_seq` is dropped whatever its
+    /// content. The vend-id check only catches a vend re-sent under a new seq (a machine
+    /// that lost its seq counter in a reset), which concerns the few vends around the reset,
+    /// far fewer than the window. A vend re-sent after more than this many later vends
+    /// would be counted again.
+    pub vend_window: u32,
 }
 
 impl Default for MachineState {
@@ -292,6 +314,7 @@ impl Default for MachineState {
             recent_commands: VecDeque::new(),
             holds: BTreeMap::new(),
             notices: BTreeMap::new(),
+            vend_window: DEFAULT_RECENT_VENDS as u32,
         }
     }
 }
@@ -428,6 +451,8 @@ pub enum MachineInput {
         now: Millis,
         heartbeat_interval_ms: u64,
         resend_after_ms: u64,
+        /// The configured `vending.recent_vends_window`; the timer applies it.
+        recent_vends_window: u32,
     },
     /// A new session opened: every command still waiting for the machine (not `Accepted`)
     /// is sent again.
@@ -579,5 +604,10 @@ pub enum MachineEvent {
     /// The order of an app purchase was told its outcome.
     AppNotified {
         order_id: Uuid,
+    },
+    /// The window of remembered vend ids changed (configuration); the oldest beyond it are
+    /// forgotten.
+    VendWindowSet {
+        window: u32,
     },
 }
