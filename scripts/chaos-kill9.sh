@@ -61,7 +61,7 @@ wait_gone() {
 # Starts the server on the given addresses (port 0 the first time).
 start_server() {
   rm -f "$data/http.addr" "$data/grpc.addr"
-  EMPORIUM_RATE_LIMIT__ENABLED=false \
+  EMPORIUM_RATE_LIMIT__ENABLED=false EMPORIUM_LOG__LEVEL=warn \
   EMPORIUM_VENDING__HEARTBEAT_INTERVAL_S=1 \
   EMPORIUM_VENDING__COMMAND_RESEND_MS=500 \
   EMPORIUM_VENDING__DISPENSE_TIMEOUT_MS=4000 \

@@ -26,6 +26,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF: Duration = Duration::from_millis(150);
 /// Line writes per cart before its checkout: 1..=this.
 const MAX_WRITES_PER_CART: usize = 4;
+/// A shopper's pause after each write: keeps the ledger (and every round's full
+/// re-check of it) to a few hundred writes per round.
+const THINK: Duration = Duration::from_millis(20);
 /// Every this often the operator adjusts a SKU.
 const ADJUST_EVERY: Duration = Duration::from_millis(80);
 /// Every this often an app purchase is made at the machine.
@@ -120,6 +123,7 @@ pub async fn shopper(sh: Arc<Shared>, seed: u64) {
         let writes = rng.random_range(1..=MAX_WRITES_PER_CART);
         let mut w = 0;
         while w < writes && !sh.stopped() {
+            tokio::time::sleep(THINK).await;
             let sku = sh.skus[rng.random_range(0..sh.skus.len())].clone();
             let qty = rng.random_range(0..=3u32);
             let path = format!("/v1/carts/{cart}/items/{sku}");
@@ -157,6 +161,7 @@ pub async fn shopper(sh: Arc<Shared>, seed: u64) {
         if sh.stopped() || (exact && lines.is_empty()) {
             continue;
         }
+        tokio::time::sleep(THINK).await;
         checkout(&sh, &mut conn, &mut rng, cart, exact.then_some(lines)).await;
     }
 }
