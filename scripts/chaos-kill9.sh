@@ -8,7 +8,8 @@
 # stock conserved, every order terminal, no unit sold twice. One line per round, a
 # summary at the end; exits non-zero at the first violation, with the server log tail.
 #
-#   scripts/chaos-kill9.sh ROUNDS [--release]      (CHAOS_SEED=n to repeat a run)
+#   scripts/chaos-kill9.sh ROUNDS [--release]      (CHAOS_SEED=n to repeat a run,
+#                                                   CHAOS_KEEP=1 to keep the ledger and logs)
 #
 # Debug build by default (CI reuses the `cargo test` build); --release for long runs.
 # Loopback only; every wait is bounded; children are killed on exit.
@@ -40,7 +41,7 @@ cleanup() {
   [ -n "$load" ] && kill -9 "$load" 2>/dev/null || true
   [ -n "$server" ] && kill -9 "$server" 2>/dev/null || true
   wait 2>/dev/null || true
-  if [ "$ok" = 1 ]; then rm -rf "$work"; else echo "chaos-kill9: kept $work (ledger, server log)" >&2; fi
+  if [ "$ok" = 1 ] && [ -z "${CHAOS_KEEP:-}" ]; then rm -rf "$work"; else echo "chaos-kill9: kept $work (ledger, server log)" >&2; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -22,6 +22,9 @@ pub enum Violation {
     },
     /// An acknowledged order is gone.
     OrderMissing { order: String },
+    /// Re-sending an unknown checkout with its key was answered with an order that does
+    /// not exist: the key was claimed for an order that was never placed.
+    PhantomOrder { order: String, key: String },
     /// An order did not settle in time.
     OrderNotTerminal { order: String, status: String },
     /// An order's lines differ from its cart's or from what was acknowledged.
@@ -76,6 +79,10 @@ impl fmt::Display for Violation {
                 "lost cart write: cart {cart} line {sku} has quantity {found}, acknowledged writes allow only {allowed:?}"
             ),
             OrderMissing { order } => write!(f, "lost order: acknowledged order {order} does not exist"),
+            PhantomOrder { order, key } => write!(
+                f,
+                "phantom order: re-sending the unknown checkout with Idempotency-Key {key} was acknowledged with order {order}, which does not exist"
+            ),
             OrderNotTerminal { order, status } => write!(
                 f,
                 "order {order} is still {status} after the settle wait"

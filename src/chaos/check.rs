@@ -273,8 +273,14 @@ pub async fn check(a: CheckArgs<'_>) -> Result<Report, ChaosError> {
     let (mut paid, mut cancelled, mut vending) = (0u64, 0u64, 0u64);
     for e in &expected {
         let Some(Some(o)) = orders.get(&e.id) else {
-            violations.push(Violation::OrderMissing {
-                order: e.id.to_string(),
+            violations.push(match &e.checkout {
+                Some(c) if !c.ack => Violation::PhantomOrder {
+                    order: e.id.to_string(),
+                    key: c.key.clone(),
+                },
+                _ => Violation::OrderMissing {
+                    order: e.id.to_string(),
+                },
             });
             continue;
         };
