@@ -39,8 +39,11 @@ ok=0
 
 cleanup() {
   [ -n "$load" ] && kill -9 "$load" 2>/dev/null || true
-  [ -n "$server" ] && kill -9 "$server" 2>/dev/null || true
-  wait 2>/dev/null || true
+  # The last server stops cleanly (SIGTERM), within 10 s, else it is killed.
+  if [ -n "$server" ] && kill -TERM "$server" 2>/dev/null; then
+    wait_gone "$server" 100 || kill -9 "$server" 2>/dev/null || true
+  fi
+  { wait; } 2>/dev/null || true
   if [ "$ok" = 1 ] && [ -z "${CHAOS_KEEP:-}" ]; then rm -rf "$work"; else echo "chaos-kill9: kept $work (ledger, server log)" >&2; fi
 }
 trap cleanup EXIT
