@@ -14,10 +14,12 @@
 //! - [`telemetry`]: tracing and Prometheus metrics.
 //! - [`grpc`]: the vending machine gateway (`emporium.vending.v1`), health and reflection.
 //! - [`sim`]: `emporium vm-sim`, a tonic client simulating many vending machines.
+//! - [`chaos`]: `emporium chaos`, the kill -9 harness: a load with a ledger, and its checker.
 
 pub mod actors;
 pub mod app;
 pub mod auth;
+pub mod chaos;
 pub mod cluster;
 pub mod domain;
 pub mod grpc;

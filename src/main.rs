@@ -53,6 +53,8 @@ enum Command {
     Cluster(emporium::cluster::cli::ClusterArgs),
     /// Drive an HTTP edge with a shopper mix and report throughput, latency and errors.
     Loadgen(emporium::loadgen::LoadgenArgs),
+    /// The kill -9 harness: seed, drive a mixed load with a ledger, check it after a restart.
+    Chaos(emporium::chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::VmSim(args) => vm_sim(args),
         Command::Cluster(args) => emporium::cluster::cli::run(args),
         Command::Loadgen(args) => loadgen(args),
+        Command::Chaos(args) => emporium::chaos::run(args),
         Command::Serve {
             config,
             http_addr,
