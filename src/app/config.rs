@@ -122,6 +122,8 @@ pub struct ActorsConfig {
     pub idle_timeout_ms: u64,
     pub ask_timeout_ms: u64,
     pub effect_retry_ms: u64,
+    /// Caller messages one entity admits in flight; more get 503 `overloaded`.
+    pub max_pending: usize,
 }
 
 impl Default for ActorsConfig {
@@ -130,6 +132,7 @@ impl Default for ActorsConfig {
             idle_timeout_ms: 300_000,
             ask_timeout_ms: 5_000,
             effect_retry_ms: 500,
+            max_pending: crate::router::DEFAULT_MAX_PENDING,
         }
     }
 }
@@ -411,6 +414,9 @@ impl Config {
         }
         if self.http.tls.cert_path.is_some() != self.http.tls.key_path.is_some() {
             return bad("http.tls needs both cert_path and key_path");
+        }
+        if self.actors.max_pending == 0 {
+            return bad("actors.max_pending must be positive");
         }
         if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
             return bad("http.max_in_flight and store.group_commit_max_batch must be positive");

@@ -73,6 +73,9 @@ fn route_status(e: RouteError) -> Status {
         RouteError::Timeout => {
             Status::unavailable("the machine actor did not answer in time; reconnect")
         }
+        RouteError::Overloaded { .. } => {
+            Status::unavailable("overloaded: the machine actor has too many requests in flight")
+        }
         RouteError::Unavailable { reason, .. } => Status::unavailable(reason),
         RouteError::NotOwner { .. } => Status::unavailable("partition_moving: retry"),
     }

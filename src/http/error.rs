@@ -106,9 +106,14 @@ impl From<RouteError> for ApiError {
                 ..ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
-                    "the entity did not answer in time",
+                    "the entity did not answer in time; the request was not applied",
                 )
             },
+            RouteError::Overloaded { retry_after } => ApiError::unavailable(
+                "overloaded",
+                "the entity has too many requests in flight",
+                retry_after,
+            ),
             RouteError::Unavailable {
                 retry_after,
                 reason,
@@ -121,6 +126,7 @@ impl From<RouteError> for ApiError {
                     "partition_moving" => "partition_moving",
                     "cluster_joining" => "cluster_joining",
                     "overloaded" => "overloaded",
+                    "outcome_unknown" => "outcome_unknown",
                     _ => "entity_unavailable",
                 };
                 ApiError::unavailable(code, reason, retry_after)

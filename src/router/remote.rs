@@ -38,14 +38,14 @@ impl Router {
         id: &str,
         timeout: Duration,
         access: Access,
-        build: impl Fn(ractor::RpcReplyPort<R>) -> EntityMsg<A>,
+        build: impl Fn(ractor::RpcReplyPort<R>, crate::actors::admission::Ticket) -> EntityMsg<A>,
     ) -> Result<R, RouteError>
     where
         A: Aggregate,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let (Some(cluster), Some(op)) = (self.inner.cluster.as_ref(), access.op) else {
-            return self.ask::<A, R>(id, timeout, build).await;
+            return self.ask::<A, R>(id, timeout, access.write, build).await;
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -62,7 +62,7 @@ impl Router {
             };
             match cluster.place(A::KIND, id, access.write) {
                 Placement::Local(guard) => {
-                    let r = self.ask::<A, R>(id, remaining, &build).await;
+                    let r = self.ask::<A, R>(id, remaining, access.write, &build).await;
                     drop(guard);
                     return r;
                 }
@@ -87,11 +87,11 @@ impl Router {
                         timeout_ms: crate::cluster::wire::millis(remaining),
                         epoch,
                     };
-                    // The owner answers within `remaining`; the margin covers the trip.
+                    // The owner answers within `remaining`, or within `STARTED_GRACE` more
+                    // for a command it started; the margin covers the trip.
+                    let wait = remaining + super::STARTED_GRACE + Duration::from_millis(200);
                     let sent = std::time::Instant::now();
-                    let reply = cluster
-                        .call(&node, req, remaining + Duration::from_millis(200))
-                        .await;
+                    let reply = cluster.call(&node, req, wait).await;
                     metrics::histogram!("emporium_cluster_remote_ask_seconds")
                         .record(sent.elapsed().as_secs_f64());
                     match reply {
@@ -140,8 +140,17 @@ impl Router {
                                 ),
                             })
                         }
-                        // The outcome of a command that timed out on the way is unknown.
-                        Err(CallError::Timeout(_)) => return Err(RouteError::Timeout),
+                        // A read that timed out on the way changed nothing; the outcome of
+                        // a command is unknown (it may have been applied at the owner).
+                        Err(CallError::Timeout(_)) if !access.write => {
+                            return Err(RouteError::Timeout)
+                        }
+                        Err(CallError::Timeout(_)) => {
+                            return Err(RouteError::Unavailable {
+                                retry_after: Duration::from_secs(1),
+                                reason: format!("outcome_unknown: {node} did not answer in time"),
+                            })
+                        }
                         Err(e) => held(format!("partition_unavailable: {e}"))?,
                     }
                 }
@@ -182,6 +191,10 @@ fn to_remote(e: RouteError) -> RemoteError {
     match e {
         RouteError::Timeout => RemoteError::Timeout,
         RouteError::NotOwner { epoch } => RemoteError::NotOwner { epoch },
+        RouteError::Overloaded { retry_after } => RemoteError::Unavailable {
+            retry_after_ms: crate::cluster::wire::millis(retry_after),
+            reason: "overloaded: the entity has too many requests in flight".into(),
+        },
         RouteError::Unavailable {
             retry_after,
             reason,
@@ -231,16 +244,16 @@ impl<A: Aggregate> RemoteKind for Kind<A> {
                             retry_after_ms: 0,
                             reason: format!("entity_unavailable: undecodable command: {e}"),
                         })?;
-                    let reply: CommandReply<A> = match router.command_at::<A>(&id, cmd, true).await
-                    {
-                        Ok(applied) => Ok(applied),
-                        Err(RouteError::Rejected(r)) => Err(r),
-                        Err(e) => return Err(to_remote(e)),
-                    };
+                    let reply: CommandReply<A> =
+                        match router.command_at::<A>(&id, cmd, timeout, true).await {
+                            Ok(applied) => Ok(applied),
+                            Err(RouteError::Rejected(r)) => Err(r),
+                            Err(e) => return Err(to_remote(e)),
+                        };
                     Ok(codec::encode(&reply))
                 }
                 EntityOp::Get => router
-                    .get_at::<A>(&id, true)
+                    .get_at::<A>(&id, timeout, true)
                     .await
                     .map(|s| codec::encode(&s))
                     .map_err(to_remote),

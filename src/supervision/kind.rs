@@ -7,7 +7,7 @@
 //! restart-intensity limit.
 
 use super::policy::{Decision, RestartPolicy};
-use super::registry::{Lookup, Registry};
+use super::registry::{Live, Lookup, Registry};
 use crate::actors::entity::{EntityArgs, EntityConfig};
 use crate::actors::{Behavior, EntityActor, EntityMsg};
 use crate::domain::Aggregate;
@@ -61,6 +61,8 @@ impl<A: Aggregate> KindRuntime<A> {
         // rather than a missing metric.
         let kind = A::KIND.as_str();
         counter!("emporium_actor_restarts_total", "kind" => kind).absolute(0);
+        counter!("emporium_entity_expired_total", "kind" => kind).absolute(0);
+        counter!("emporium_entity_overloaded_total", "kind" => kind).absolute(0);
         gauge!("emporium_actors_active", "kind" => kind).set(0.0);
         let sup = KindSupervisor::<A>(std::marker::PhantomData);
         let (sup_ref, _) = match parent {
@@ -71,12 +73,13 @@ impl<A: Aggregate> KindRuntime<A> {
         Ok(rt)
     }
 
-    /// The live actor for `id`, activating it if needed. Waits at most `timeout`.
+    /// The live actor for `id` (with its count of messages in flight), activating it if
+    /// needed. Waits at most `timeout`.
     pub async fn actor(
         self: &Arc<Self>,
         id: &str,
         timeout: Duration,
-    ) -> Result<ActorRef<EntityMsg<A>>, ActivationError> {
+    ) -> Result<Live<EntityMsg<A>>, ActivationError> {
         let deadline = tokio::time::Instant::now() + timeout;
         // Each pass either returns or waits for a transition to end; transitions are
         // bounded by the deadline, so the loop is too.

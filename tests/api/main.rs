@@ -26,3 +26,6 @@ mod tokens;
 mod cluster;
 mod machine_client;
 mod vending;
+
+// Issue 12: deadlines and bounded mailboxes at the entity.
+mod deadlines;
