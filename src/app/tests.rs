@@ -175,13 +175,13 @@ async fn a_record_that_does_not_decode_makes_only_its_entity_unavailable() {
     for _ in 0..50 {
         (status, body) = t.get(&format!("/v1/carts/{bad}")).await;
         // `entity_restarting` may answer first, while the panicking actor goes down.
-        if status == 503 && body["error"]["code"] == "entity_unavailable" {
+        if status == 503 && body["error"]["code"] == "entity_quarantined" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "entity_unavailable");
+    assert_eq!(body["error"]["code"], "entity_quarantined");
     assert_eq!(t.get(&format!("/v1/carts/{good}")).await.0, 200);
     assert!(t
         .app

@@ -76,7 +76,9 @@ fn route_status(e: RouteError) -> Status {
         RouteError::Overloaded { .. } => {
             Status::unavailable("overloaded: the machine actor has too many requests in flight")
         }
-        RouteError::Unavailable { reason, .. } => Status::unavailable(reason),
+        RouteError::Unavailable { kind, detail, .. } => {
+            Status::unavailable(format!("{}: {detail}", kind.as_str()))
+        }
         RouteError::NotOwner { .. } => Status::unavailable("partition_moving: retry"),
     }
 }

@@ -115,22 +115,10 @@ impl From<RouteError> for ApiError {
                 retry_after,
             ),
             RouteError::Unavailable {
+                kind,
                 retry_after,
-                reason,
-            } => {
-                let code = match reason.split(':').next().unwrap_or_default() {
-                    "entity_quarantined" => "entity_quarantined",
-                    "entity_restarting" => "entity_restarting",
-                    "no_quorum" => "no_quorum",
-                    "partition_unavailable" => "partition_unavailable",
-                    "partition_moving" => "partition_moving",
-                    "cluster_joining" => "cluster_joining",
-                    "overloaded" => "overloaded",
-                    "outcome_unknown" => "outcome_unknown",
-                    _ => "entity_unavailable",
-                };
-                ApiError::unavailable(code, reason, retry_after)
-            }
+                detail,
+            } => ApiError::unavailable(kind.as_str(), detail, retry_after),
             // Only forwarded requests see it, and they never reach an edge.
             RouteError::NotOwner { .. } => ApiError::unavailable(
                 "partition_moving",

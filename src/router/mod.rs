@@ -14,6 +14,9 @@
 //! ([`remote`]). Callers do not change, because they never hold an actor handle.
 
 pub mod remote;
+pub mod unavailable;
+
+pub use unavailable::UnavailableKind;
 
 use crate::actors::admission::{Claim, Ticket};
 use crate::actors::{Applied, CommandReply, EntityMsg};
@@ -36,10 +39,11 @@ pub enum RouteError {
     /// The entity has `actors.max_pending` messages in flight; nothing was queued.
     #[error("the entity has too many requests in flight")]
     Overloaded { retry_after: Duration },
-    #[error("the entity is unavailable: {reason}")]
+    #[error("the entity is unavailable ({kind}): {detail}")]
     Unavailable {
+        kind: UnavailableKind,
         retry_after: Duration,
-        reason: String,
+        detail: String,
     },
     /// A forwarded request reached a node that does not own the entity at `epoch`.
     #[error("this node does not own the entity at epoch {epoch}")]
@@ -51,11 +55,13 @@ impl From<ActivationError> for RouteError {
         match e {
             ActivationError::Timeout => RouteError::Timeout,
             ActivationError::Unavailable {
+                kind,
                 retry_after,
-                reason,
+                detail,
             } => RouteError::Unavailable {
+                kind,
                 retry_after,
-                reason,
+                detail,
             },
         }
     }
@@ -317,7 +323,8 @@ impl Router {
         }
         Err(RouteError::Unavailable {
             retry_after: Duration::from_secs(1),
-            reason: "entity_unavailable: the entity kept stopping".into(),
+            kind: UnavailableKind::EntityUnavailable,
+            detail: "the entity kept stopping".into(),
         })
     }
 
@@ -338,8 +345,8 @@ impl Router {
         let restarting = || {
             Unanswered::Failed(RouteError::Unavailable {
                 retry_after: Duration::from_secs(1),
-                reason: "entity_restarting: the entity failed while handling the request; \
-                         its outcome is unknown"
+                kind: UnavailableKind::EntityRestarting,
+                detail: "the entity failed while handling the request; its outcome is unknown"
                     .into(),
             })
         };
@@ -359,9 +366,8 @@ impl Router {
             Ok(Err(_)) => Err(restarting()),
             Err(_) => Err(Unanswered::Failed(RouteError::Unavailable {
                 retry_after: Duration::from_secs(1),
-                reason: "outcome_unknown: the entity started the command but did not \
-                         answer in time"
-                    .into(),
+                kind: UnavailableKind::OutcomeUnknown,
+                detail: "the entity started the command but did not answer in time".into(),
             })),
         }
     }

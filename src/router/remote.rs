@@ -7,7 +7,7 @@
 //! its deadline. Every failure reaches the caller as a [`RouteError`]; nothing is
 //! dropped silently.
 
-use super::{RouteError, Router};
+use super::{RouteError, Router, UnavailableKind as K};
 use crate::actors::{CommandReply, EntityMsg};
 use crate::cluster::transport::CallError;
 use crate::cluster::wire::{EntityOp, RemoteError, Request, Response};
@@ -50,11 +50,12 @@ impl Router {
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let held = |reason: String| -> Result<(), RouteError> {
+            let held = |kind: K, detail: String| -> Result<(), RouteError> {
                 if remaining <= HOLD {
                     Err(RouteError::Unavailable {
+                        kind,
                         retry_after: Duration::from_secs(1),
-                        reason,
+                        detail,
                     })
                 } else {
                     Ok(())
@@ -67,15 +68,17 @@ impl Router {
                     return r;
                 }
                 Placement::Refuse {
-                    reason,
+                    kind,
+                    detail,
                     retry_after,
                 } => {
                     return Err(RouteError::Unavailable {
+                        kind,
                         retry_after,
-                        reason,
+                        detail,
                     })
                 }
-                Placement::Hold { reason } => held(reason)?,
+                Placement::Hold { detail } => held(K::PartitionMoving, detail)?,
                 Placement::Remote { node, epoch } => {
                     if access.forwarded {
                         return Err(RouteError::NotOwner { epoch });
@@ -98,10 +101,9 @@ impl Router {
                         Ok(Response::Entity(Ok(bytes))) => {
                             return codec::decode::<R>(&bytes).map_err(|e| {
                                 RouteError::Unavailable {
+                                    kind: K::EntityUnavailable,
                                     retry_after: Duration::from_secs(1),
-                                    reason: format!(
-                                        "entity_unavailable: undecodable reply from {node}: {e}"
-                                    ),
+                                    detail: format!("undecodable reply from {node}: {e}"),
                                 }
                             })
                         }
@@ -117,27 +119,29 @@ impl Router {
                                     cluster.adopt(m).await;
                                 }
                             }
-                            held(format!("partition_moving: {node} no longer owns {id}"))?;
+                            held(K::PartitionMoving, format!("{node} no longer owns {id}"))?;
                         }
                         Ok(Response::Entity(Err(RemoteError::Unavailable {
+                            kind: K::PartitionMoving,
+                            detail,
+                            ..
+                        }))) => held(K::PartitionMoving, detail)?,
+                        Ok(Response::Entity(Err(RemoteError::Unavailable {
+                            kind,
                             retry_after_ms,
-                            reason,
+                            detail,
                         }))) => {
-                            if reason.starts_with("partition_moving") {
-                                held(reason)?;
-                            } else {
-                                return Err(RouteError::Unavailable {
-                                    retry_after: Duration::from_millis(retry_after_ms),
-                                    reason,
-                                });
-                            }
+                            return Err(RouteError::Unavailable {
+                                kind,
+                                retry_after: Duration::from_millis(retry_after_ms),
+                                detail,
+                            });
                         }
                         Ok(other) => {
                             return Err(RouteError::Unavailable {
+                                kind: K::EntityUnavailable,
                                 retry_after: Duration::from_secs(1),
-                                reason: format!(
-                                    "entity_unavailable: unexpected reply from {node}: {other:?}"
-                                ),
+                                detail: format!("unexpected reply from {node}: {other:?}"),
                             })
                         }
                         // A read that timed out on the way changed nothing; the outcome of
@@ -147,11 +151,12 @@ impl Router {
                         }
                         Err(CallError::Timeout(_)) => {
                             return Err(RouteError::Unavailable {
+                                kind: K::OutcomeUnknown,
                                 retry_after: Duration::from_secs(1),
-                                reason: format!("outcome_unknown: {node} did not answer in time"),
+                                detail: format!("{node} did not answer in time"),
                             })
                         }
-                        Err(e) => held(format!("partition_unavailable: {e}"))?,
+                        Err(e) => held(K::PartitionUnavailable, e.to_string())?,
                     }
                 }
             }
@@ -169,8 +174,9 @@ impl Router {
     ) -> Result<Vec<u8>, RemoteError> {
         let Some(k) = self.inner.remote.get(&kind).cloned() else {
             return Err(RemoteError::Unavailable {
+                kind: K::EntityUnavailable,
                 retry_after_ms: 1000,
-                reason: format!("entity_unavailable: kind {kind} is not served here"),
+                detail: format!("kind {kind} is not served here"),
             });
         };
         k.run(self.clone(), id, op, timeout).await
@@ -192,19 +198,23 @@ fn to_remote(e: RouteError) -> RemoteError {
         RouteError::Timeout => RemoteError::Timeout,
         RouteError::NotOwner { epoch } => RemoteError::NotOwner { epoch },
         RouteError::Overloaded { retry_after } => RemoteError::Unavailable {
+            kind: K::Overloaded,
             retry_after_ms: crate::cluster::wire::millis(retry_after),
-            reason: "overloaded: the entity has too many requests in flight".into(),
+            detail: "the entity has too many requests in flight".into(),
         },
         RouteError::Unavailable {
+            kind,
             retry_after,
-            reason,
+            detail,
         } => RemoteError::Unavailable {
+            kind,
             retry_after_ms: crate::cluster::wire::millis(retry_after),
-            reason,
+            detail,
         },
         RouteError::Rejected(r) => RemoteError::Unavailable {
+            kind: K::EntityUnavailable,
             retry_after_ms: 0,
-            reason: format!("entity_unavailable: unexpected rejection {r}"),
+            detail: format!("unexpected rejection {r}"),
         },
     }
 }
@@ -241,8 +251,9 @@ impl<A: Aggregate> RemoteKind for Kind<A> {
                 EntityOp::Command(bytes) => {
                     let cmd: A::Command =
                         codec::decode(&bytes).map_err(|e| RemoteError::Unavailable {
+                            kind: K::EntityUnavailable,
                             retry_after_ms: 0,
-                            reason: format!("entity_unavailable: undecodable command: {e}"),
+                            detail: format!("undecodable command: {e}"),
                         })?;
                     let reply: CommandReply<A> =
                         match router.command_at::<A>(&id, cmd, timeout, true).await {

@@ -46,7 +46,7 @@ pub enum Slot<M> {
     /// Too many failures, or its journal does not decode.
     Quarantined {
         until: Instant,
-        reason: String,
+        detail: String,
     },
 }
 
@@ -56,9 +56,10 @@ pub enum Lookup<M> {
     Wait(watch::Receiver<()>),
     /// Nobody owns the id: the caller must activate it, then drop the sender.
     Activate(watch::Sender<()>),
+    /// Quarantined (503 `entity_quarantined`) for `retry_after` more.
     Unavailable {
         retry_after: Duration,
-        reason: String,
+        detail: String,
     },
 }
 
@@ -86,12 +87,12 @@ impl<M> Registry<M> {
             Some(Slot::Stopping { done, .. }) | Some(Slot::Restarting { done }) => {
                 return Lookup::Wait(done.subscribe())
             }
-            Some(Slot::Quarantined { until, reason }) => {
+            Some(Slot::Quarantined { until, detail }) => {
                 let now = Instant::now();
                 if *until > now {
                     return Lookup::Unavailable {
                         retry_after: *until - now,
-                        reason: reason.clone(),
+                        detail: detail.clone(),
                     };
                 }
             }
@@ -113,10 +114,10 @@ impl<M> Registry<M> {
     }
 
     /// Marks `id` unavailable until `until`.
-    pub fn quarantine(&self, id: &str, until: Instant, reason: String) {
+    pub fn quarantine(&self, id: &str, until: Instant, detail: String) {
         self.slots
             .lock()
-            .insert(id.to_owned(), Slot::Quarantined { until, reason });
+            .insert(id.to_owned(), Slot::Quarantined { until, detail });
     }
 
     /// The actor `actor` asks to passivate. Returns false if it no longer owns the slot.
