@@ -259,6 +259,8 @@ impl<A: Aggregate> Actor for EntityActor<A> {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // The guard below claims a caller's message (`start` moves its ticket to
+        // Started) before the arm that runs it; a message it cannot claim is dropped.
         match msg {
             EntityMsg::Command(_, _, ref t)
             | EntityMsg::Get(_, ref t)
