@@ -10,7 +10,13 @@
 //! its registry slot `Stopping` and drains its mailbox. New callers wait for the stop,
 //! callers holding the old handle get a send error and are re-routed, so no message is
 //! lost and no second actor exists while the first still runs.
+//!
+//! Deadlines: a caller's message carries its deadline in an admission ticket
+//! ([`super::admission`]). Dequeued after the deadline, or after its caller gave up, it
+//! is dropped unapplied (`emporium_entity_expired_total{kind}`), so a caller that
+//! timed out may say "not applied".
 
+use super::admission::Ticket;
 use super::behavior::Behavior;
 use crate::domain::{Aggregate, Millis, Rejection, RejectionCode};
 use crate::store::{Journal, StoreError};
@@ -29,11 +35,15 @@ pub struct Applied<A: Aggregate> {
 
 pub type CommandReply<A> = Result<Applied<A>, Rejection>;
 
+/// Messages to an entity. A caller's message carries its [`Ticket`]: the actor runs it
+/// only if it dequeues it before the caller's deadline and the caller has not given up;
+/// otherwise it drops it unapplied. Internal messages (effects, timers) carry none and
+/// are never dropped.
 pub enum EntityMsg<A: Aggregate> {
-    Command(A::Command, RpcReplyPort<CommandReply<A>>),
-    Get(RpcReplyPort<A::State>),
+    Command(A::Command, RpcReplyPort<CommandReply<A>>, Ticket),
+    Get(RpcReplyPort<A::State>, Ticket),
     /// Answers once the behavior says the entity is settled (a saga finished).
-    WaitSettled(RpcReplyPort<A::State>),
+    WaitSettled(RpcReplyPort<A::State>, Ticket),
     /// A side effect finished; `None` asks for a retry later.
     EffectDone(Option<A::Command>),
     /// Run the next side effect if none is running.
@@ -264,21 +274,35 @@ impl<A: Aggregate> Actor for EntityActor<A> {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // The guard below claims a caller's message (`start` moves its ticket to
+        // Started) before the arm that runs it; a message it cannot claim is dropped.
         match msg {
-            EntityMsg::Command(cmd, reply) => {
+            EntityMsg::Command(_, _, ref t)
+            | EntityMsg::Get(_, ref t)
+            | EntityMsg::WaitSettled(_, ref t)
+                if !t.start() =>
+            {
+                // Its caller gave up or its deadline passed: dropped unapplied (and
+                // uncounted as it drops).
+                metrics::counter!("emporium_entity_expired_total", "kind" => A::KIND.as_str())
+                    .increment(1);
+            }
+            EntityMsg::Command(cmd, reply, _ticket) => {
                 st.last_active = Instant::now();
                 let result = Self::execute(&myself, st, &cmd).await?;
                 let _ = reply.send(result);
             }
-            EntityMsg::Get(reply) => {
+            EntityMsg::Get(reply, _ticket) => {
                 st.last_active = Instant::now();
                 let _ = reply.send(st.state.clone());
             }
-            EntityMsg::WaitSettled(reply) => {
+            EntityMsg::WaitSettled(reply, ticket) => {
                 st.last_active = Instant::now();
                 if st.args.behavior.is_settled(&st.state) {
                     let _ = reply.send(st.state.clone());
                 } else {
+                    // A parked waiter no longer counts against the mailbox bound.
+                    drop(ticket);
                     st.waiters.retain(|w| !w.is_closed());
                     st.waiters.push(reply);
                 }

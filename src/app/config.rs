@@ -123,6 +123,8 @@ pub struct ActorsConfig {
     pub idle_timeout_ms: u64,
     pub ask_timeout_ms: u64,
     pub effect_retry_ms: u64,
+    /// Caller messages one entity admits in flight; more get 503 `overloaded`.
+    pub max_pending: usize,
 }
 
 impl Default for ActorsConfig {
@@ -131,6 +133,7 @@ impl Default for ActorsConfig {
             idle_timeout_ms: 300_000,
             ask_timeout_ms: 5_000,
             effect_retry_ms: 500,
+            max_pending: crate::router::DEFAULT_MAX_PENDING,
         }
     }
 }
@@ -466,6 +469,9 @@ impl Config {
             return bad(
                 "checkout.idempotency_ttl_s and the payment expiry sweep settings must be positive",
             );
+        }
+        if self.actors.max_pending == 0 {
+            return bad("actors.max_pending must be positive");
         }
         if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
             return bad("http.max_in_flight and store.group_commit_max_batch must be positive");

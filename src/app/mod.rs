@@ -182,6 +182,7 @@ impl App {
             )))
             .await?;
         let router = Router::builder(Duration::from_millis(config.actors.ask_timeout_ms))
+            .max_pending(config.actors.max_pending)
             .with(products)
             .with(carts)
             .with(skus)

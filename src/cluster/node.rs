@@ -15,6 +15,7 @@ use super::partition_of;
 use super::paxos::{Acceptor, MetaMsg, MetaReply};
 use super::transport::FaultSwitch;
 use crate::domain::EntityKind;
+use crate::router::UnavailableKind;
 use crate::store::Store;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,11 +73,12 @@ pub enum Placement {
     },
     /// Try again shortly (a handoff is moving the partition).
     Hold {
-        reason: String,
+        detail: String,
     },
     /// Answer 503 now.
     Refuse {
-        reason: String,
+        kind: UnavailableKind,
+        detail: String,
         retry_after: Duration,
     },
 }
@@ -226,7 +228,8 @@ impl Cluster {
     pub fn place(&self, kind: EntityKind, id: &str, write: bool) -> Placement {
         let Some(map) = self.map() else {
             return Placement::Refuse {
-                reason: "cluster_joining: this node has not joined its cluster yet".into(),
+                kind: UnavailableKind::ClusterJoining,
+                detail: "this node has not joined its cluster yet".into(),
                 retry_after: Duration::from_secs(1),
             };
         };
@@ -235,9 +238,8 @@ impl Cluster {
         if owner != &self.inner.name {
             if self.health(owner) == Health::Down {
                 return Placement::Refuse {
-                    reason: format!(
-                        "partition_unavailable: partition {p} is owned by {owner}, which is down"
-                    ),
+                    kind: UnavailableKind::PartitionUnavailable,
+                    detail: format!("partition {p} is owned by {owner}, which is down"),
                     retry_after: Duration::from_secs(2),
                 };
             }
@@ -251,20 +253,20 @@ impl Cluster {
         let guard = GateGuard(Some(self.inner.clone()), p);
         if gate.frozen.load(Ordering::Acquire) || map.moving.contains_key(&(p as u32)) {
             return Placement::Hold {
-                reason: format!("partition_moving: partition {p} is being handed off"),
+                detail: format!("partition {p} is being handed off"),
             };
         }
         if gate.serve_after.load(Ordering::Acquire) > self.now_ms() {
             return Placement::Refuse {
-                reason: format!(
-                    "partition_unavailable: partition {p} was reassigned and is fenced briefly"
-                ),
+                kind: UnavailableKind::PartitionUnavailable,
+                detail: format!("partition {p} was reassigned and is fenced briefly"),
                 retry_after: Duration::from_secs(1),
             };
         }
         if write && !self.has_quorum() {
             return Placement::Refuse {
-                reason: "no_quorum: this node cannot reach a majority of the cluster".into(),
+                kind: UnavailableKind::NoQuorum,
+                detail: "this node cannot reach a majority of the cluster".into(),
                 retry_after: Duration::from_secs(2),
             };
         }

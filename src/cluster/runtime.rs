@@ -233,8 +233,9 @@ impl Cluster {
             } => {
                 let Ok(_permit) = self.inner.inbound.clone().try_acquire_owned() else {
                     return Response::Entity(Err(wire::RemoteError::Unavailable {
+                        kind: crate::router::UnavailableKind::Overloaded,
                         retry_after_ms: 1000,
-                        reason: "overloaded: too many forwarded requests".into(),
+                        detail: "too many forwarded requests".into(),
                     }));
                 };
                 let Some(kind) = crate::domain::EntityKind::from_byte(kind) else {

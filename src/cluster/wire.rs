@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped when a request or reply changes shape incompatibly.
-pub const PROTOCOL: u16 = 1;
+pub const PROTOCOL: u16 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope<T> {
@@ -79,8 +79,9 @@ pub struct HandoffChunk {
 pub enum RemoteError {
     Timeout,
     Unavailable {
+        kind: crate::router::UnavailableKind,
         retry_after_ms: u64,
-        reason: String,
+        detail: String,
     },
     /// The receiver does not own the partition at its epoch (carried).
     NotOwner {

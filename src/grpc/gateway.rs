@@ -73,7 +73,12 @@ fn route_status(e: RouteError) -> Status {
         RouteError::Timeout => {
             Status::unavailable("the machine actor did not answer in time; reconnect")
         }
-        RouteError::Unavailable { reason, .. } => Status::unavailable(reason),
+        RouteError::Overloaded { .. } => {
+            Status::unavailable("overloaded: the machine actor has too many requests in flight")
+        }
+        RouteError::Unavailable { kind, detail, .. } => {
+            Status::unavailable(format!("{}: {detail}", kind.as_str()))
+        }
         RouteError::NotOwner { .. } => Status::unavailable("partition_moving: retry"),
         RouteError::StoreFailed(reason) => Status::unavailable(format!(
             "store_failed: no ack until the node restarts: {reason}"

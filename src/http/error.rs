@@ -115,26 +115,19 @@ impl From<RouteError> for ApiError {
                 ..ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
-                    "the entity did not answer in time",
+                    "the entity did not answer in time; the request was not applied",
                 )
             },
-            RouteError::Unavailable {
+            RouteError::Overloaded { retry_after } => ApiError::unavailable(
+                "overloaded",
+                "the entity has too many requests in flight",
                 retry_after,
-                reason,
-            } => {
-                let code = match reason.split(':').next().unwrap_or_default() {
-                    "entity_quarantined" => "entity_quarantined",
-                    "entity_restarting" => "entity_restarting",
-                    "no_quorum" => "no_quorum",
-                    "partition_unavailable" => "partition_unavailable",
-                    "partition_moving" => "partition_moving",
-                    "cluster_joining" => "cluster_joining",
-                    "overloaded" => "overloaded",
-                    "store_failed" => "store_failed",
-                    _ => "entity_unavailable",
-                };
-                ApiError::unavailable(code, reason, retry_after)
-            }
+            ),
+            RouteError::Unavailable {
+                kind,
+                retry_after,
+                detail,
+            } => ApiError::unavailable(kind.as_str(), detail, retry_after),
             RouteError::StoreFailed(reason) => ApiError::store_failed(reason),
             // Only forwarded requests see it, and they never reach an edge.
             RouteError::NotOwner { .. } => ApiError::unavailable(

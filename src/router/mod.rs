@@ -1,17 +1,28 @@
 //! The router: the only way to reach an entity. Callers name a `(kind, id)` and a
 //! command; the router finds (or activates) the owner and asks it with a deadline.
 //!
+//! Deadlines and bounds: each entity admits at most `actors.max_pending` caller
+//! messages in flight (more are refused with [`RouteError::Overloaded`] before anything
+//! is queued). Every message carries an admission ticket with the caller's deadline; the
+//! entity drops a message it dequeues too late, and a caller whose deadline passes
+//! abandons its message unless the entity already started it. So [`RouteError::Timeout`]
+//! always means "not applied"; a started command is waited for (up to
+//! [`STARTED_GRACE`] past the deadline), and past that the answer is "outcome unknown".
+//!
 //! With a cluster, `(kind, id)` → partition → owner node: a local owner is asked
 //! directly (through its partition's gate), a remote owner through its node's agent
 //! ([`remote`]). Callers do not change, because they never hold an actor handle.
 
 pub mod remote;
+pub mod unavailable;
 
+pub use unavailable::UnavailableKind;
+
+use crate::actors::admission::{Claim, Ticket};
 use crate::actors::{Applied, CommandReply, EntityMsg};
 use crate::domain::{Aggregate, EntityKind, Rejection};
 use crate::supervision::kind::ActivationError;
 use crate::supervision::KindRuntime;
-use ractor::rpc::CallResult;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,12 +33,17 @@ use std::time::Duration;
 pub enum RouteError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("the entity did not answer in time")]
+    /// The deadline passed and the request was not applied (it never will be).
+    #[error("the entity did not answer in time; the request was not applied")]
     Timeout,
-    #[error("the entity is unavailable: {reason}")]
+    /// The entity has `actors.max_pending` messages in flight; nothing was queued.
+    #[error("the entity has too many requests in flight")]
+    Overloaded { retry_after: Duration },
+    #[error("the entity is unavailable ({kind}): {detail}")]
     Unavailable {
+        kind: UnavailableKind,
         retry_after: Duration,
-        reason: String,
+        detail: String,
     },
     /// A forwarded request reached a node that does not own the entity at `epoch`.
     #[error("this node does not own the entity at epoch {epoch}")]
@@ -42,11 +58,13 @@ impl From<ActivationError> for RouteError {
         match e {
             ActivationError::Timeout => RouteError::Timeout,
             ActivationError::Unavailable {
+                kind,
                 retry_after,
-                reason,
+                detail,
             } => RouteError::Unavailable {
+                kind,
                 retry_after,
-                reason,
+                detail,
             },
         }
     }
@@ -64,10 +82,28 @@ struct Inner {
     cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
+    max_pending: usize,
 }
 
 /// How many times a request is re-routed when its actor stopped between lookup and send.
 const MAX_REROUTES: usize = 3;
+
+/// How long past its deadline a caller waits for a command its entity already started,
+/// so that an applied command's answer is not lost. Past it: 503 `outcome_unknown`.
+pub const STARTED_GRACE: Duration = Duration::from_secs(5);
+
+/// `Retry-After` of a request refused because its entity is at `actors.max_pending`.
+const OVERLOADED_RETRY: Duration = Duration::from_secs(1);
+
+/// Default of `actors.max_pending`.
+pub const DEFAULT_MAX_PENDING: usize = 256;
+
+/// How a wait for an entity's reply ended, when it did not end with the reply.
+enum Unanswered {
+    /// The message was dropped before it started: nothing was applied.
+    NotStarted,
+    Failed(RouteError),
+}
 
 pub struct RouterBuilder {
     kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
@@ -75,6 +111,7 @@ pub struct RouterBuilder {
     cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
+    max_pending: usize,
 }
 
 impl RouterBuilder {
@@ -96,6 +133,11 @@ impl RouterBuilder {
         self.store = Some(health);
         self
     }
+    /// Caller messages each entity admits in flight (`actors.max_pending`).
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
+    }
     pub fn build(self) -> Router {
         Router {
             inner: Arc::new(Inner {
@@ -104,6 +146,7 @@ impl RouterBuilder {
                 cluster: self.cluster,
                 ask_timeout: self.ask_timeout,
                 store: self.store,
+                max_pending: self.max_pending,
             }),
         }
     }
@@ -117,6 +160,7 @@ impl Router {
             cluster: None,
             ask_timeout,
             store: None,
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 
@@ -144,13 +188,17 @@ impl Router {
         id: &str,
         cmd: A::Command,
     ) -> Result<Applied<A>, RouteError> {
-        self.command_at::<A>(id, cmd, false).await
+        self.command_at::<A>(id, cmd, self.inner.ask_timeout, false)
+            .await
     }
 
+    /// `timeout` is the caller's: the ask timeout here, the forwarding caller's
+    /// remaining deadline for a forwarded request.
     pub(crate) async fn command_at<A: Aggregate>(
         &self,
         id: &str,
         cmd: A::Command,
+        timeout: Duration,
         forwarded: bool,
     ) -> Result<Applied<A>, RouteError> {
         self.store_ok()?;
@@ -160,13 +208,13 @@ impl Router {
         let reply = self
             .routed::<A, CommandReply<A>>(
                 id,
-                self.inner.ask_timeout,
+                timeout,
                 remote::Access {
                     write: true,
                     forwarded,
                     op,
                 },
-                move |r| EntityMsg::Command(cmd.clone(), r),
+                move |r, t| EntityMsg::Command(cmd.clone(), r, t),
             )
             .await?;
         reply.map_err(RouteError::Rejected)
@@ -174,12 +222,13 @@ impl Router {
 
     /// The current state of `(A::KIND, id)`.
     pub async fn get<A: Aggregate>(&self, id: &str) -> Result<A::State, RouteError> {
-        self.get_at::<A>(id, false).await
+        self.get_at::<A>(id, self.inner.ask_timeout, false).await
     }
 
     pub(crate) async fn get_at<A: Aggregate>(
         &self,
         id: &str,
+        timeout: Duration,
         forwarded: bool,
     ) -> Result<A::State, RouteError> {
         let op = self.cluster_op(|| crate::cluster::wire::EntityOp::Get);
@@ -188,7 +237,7 @@ impl Router {
             forwarded,
             op,
         };
-        self.routed::<A, _>(id, self.inner.ask_timeout, access, EntityMsg::Get)
+        self.routed::<A, _>(id, timeout, access, EntityMsg::Get)
             .await
     }
 
@@ -253,11 +302,13 @@ impl Router {
         self.inner.cluster.as_ref().map(|_| op())
     }
 
+    /// Asks the live actor of `id`, re-routing a message its actor dropped unstarted.
     async fn ask<A, R>(
         &self,
         id: &str,
         timeout: Duration,
-        build: impl Fn(ractor::RpcReplyPort<R>) -> EntityMsg<A>,
+        write: bool,
+        build: impl Fn(ractor::RpcReplyPort<R>, Ticket) -> EntityMsg<A>,
     ) -> Result<R, RouteError>
     where
         A: Aggregate,
@@ -267,41 +318,92 @@ impl Router {
         let deadline = tokio::time::Instant::now() + timeout;
         for _ in 0..MAX_REROUTES {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let actor = rt.actor(id, remaining).await?;
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match actor.call(&build, Some(remaining)).await {
-                Ok(CallResult::Success(r)) => return Ok(r),
-                Ok(CallResult::Timeout) => return Err(RouteError::Timeout),
-                // The actor took the message and died before answering: the outcome is
-                // unknown, so say so rather than retry a possibly applied command.
-                Ok(CallResult::SenderError) => {
+            if remaining.is_zero() {
+                return Err(RouteError::Timeout);
+            }
+            let live = rt.actor(id, remaining).await?;
+            let Some(pending) = live.pending.try_admit(self.inner.max_pending) else {
+                metrics::counter!("emporium_entity_overloaded_total", "kind" => A::KIND.as_str())
+                    .increment(1);
+                return Err(RouteError::Overloaded {
+                    retry_after: OVERLOADED_RETRY,
+                });
+            };
+            let (ticket, claim) = Ticket::new(deadline, pending);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            // A send error means the actor stopped (passivated) before admitting the
+            // message: nothing was applied, so route again to its successor.
+            if live.actor.send_message(build(tx.into(), ticket)).is_err() {
+                continue;
+            }
+            match Self::reply(rx, claim, deadline, write).await {
+                Ok(r) => return Ok(r),
+                Err(Unanswered::NotStarted) => continue,
+                Err(Unanswered::Failed(e)) => {
+                    // An entity that died on a failed store write says so.
                     self.store_ok()?;
-                    return Err(RouteError::Unavailable {
-                        retry_after: Duration::from_secs(1),
-                        reason: "entity_restarting: the entity failed while handling the request"
-                            .into(),
-                    });
+                    return Err(e);
                 }
-                // The actor stopped (passivated) before admitting the message: nothing
-                // was applied, so route again to its successor.
-                Err(_) => continue,
             }
         }
         Err(RouteError::Unavailable {
             retry_after: Duration::from_secs(1),
-            reason: "entity_unavailable: the entity kept stopping".into(),
+            kind: UnavailableKind::EntityUnavailable,
+            detail: "the entity kept stopping".into(),
         })
+    }
+
+    /// Waits for the reply to a sent message. At the deadline the message is abandoned
+    /// (then it is never applied: 504), unless its entity already started it: a command
+    /// is then waited for up to [`STARTED_GRACE`] more, so its answer is not lost.
+    async fn reply<R>(
+        mut rx: tokio::sync::oneshot::Receiver<R>,
+        claim: Claim,
+        deadline: tokio::time::Instant,
+        write: bool,
+    ) -> Result<R, Unanswered> {
+        let restarting = || {
+            Unanswered::Failed(RouteError::Unavailable {
+                retry_after: Duration::from_secs(1),
+                kind: UnavailableKind::EntityRestarting,
+                detail: "the entity failed while handling the request; its outcome is unknown"
+                    .into(),
+            })
+        };
+        match tokio::time::timeout_at(deadline, &mut rx).await {
+            Ok(Ok(r)) => return Ok(r),
+            // Dropped unanswered: unstarted (its actor stopped, or it expired), or the
+            // actor died while handling it and the outcome is unknown.
+            Ok(Err(_)) if claim.abandon() => return Err(Unanswered::NotStarted),
+            Ok(Err(_)) => return Err(restarting()),
+            Err(_) if claim.abandon() || !write => {
+                return Err(Unanswered::Failed(RouteError::Timeout))
+            }
+            Err(_) => {}
+        }
+        match tokio::time::timeout_at(deadline + STARTED_GRACE, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(restarting()),
+            Err(_) => Err(Unanswered::Failed(RouteError::Unavailable {
+                retry_after: Duration::from_secs(1),
+                kind: UnavailableKind::OutcomeUnknown,
+                detail: "the entity started the command but did not answer in time".into(),
+            })),
+        }
     }
 
     /// Test-only fault hook: makes the entity's actor panic.
     #[cfg(test)]
     pub async fn inject_panic<A: Aggregate>(&self, id: &str) -> Result<(), RouteError> {
-        let actor = self
+        let live = self
             .runtime::<A>()
             .actor(id, self.inner.ask_timeout)
             .await?;
-        actor
+        live.actor
             .send_message(EntityMsg::Panic)
             .map_err(|_| RouteError::Timeout)
     }
 }
+
+#[cfg(test)]
+mod tests;

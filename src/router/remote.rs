@@ -7,7 +7,7 @@
 //! its deadline. Every failure reaches the caller as a [`RouteError`]; nothing is
 //! dropped silently.
 
-use super::{RouteError, Router};
+use super::{RouteError, Router, UnavailableKind as K};
 use crate::actors::{CommandReply, EntityMsg};
 use crate::cluster::transport::CallError;
 use crate::cluster::wire::{EntityOp, RemoteError, Request, Response};
@@ -38,23 +38,24 @@ impl Router {
         id: &str,
         timeout: Duration,
         access: Access,
-        build: impl Fn(ractor::RpcReplyPort<R>) -> EntityMsg<A>,
+        build: impl Fn(ractor::RpcReplyPort<R>, crate::actors::admission::Ticket) -> EntityMsg<A>,
     ) -> Result<R, RouteError>
     where
         A: Aggregate,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let (Some(cluster), Some(op)) = (self.inner.cluster.as_ref(), access.op) else {
-            return self.ask::<A, R>(id, timeout, build).await;
+            return self.ask::<A, R>(id, timeout, access.write, build).await;
         };
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let held = |reason: String| -> Result<(), RouteError> {
+            let held = |kind: K, detail: String| -> Result<(), RouteError> {
                 if remaining <= HOLD {
                     Err(RouteError::Unavailable {
+                        kind,
                         retry_after: Duration::from_secs(1),
-                        reason,
+                        detail,
                     })
                 } else {
                     Ok(())
@@ -62,20 +63,22 @@ impl Router {
             };
             match cluster.place(A::KIND, id, access.write) {
                 Placement::Local(guard) => {
-                    let r = self.ask::<A, R>(id, remaining, &build).await;
+                    let r = self.ask::<A, R>(id, remaining, access.write, &build).await;
                     drop(guard);
                     return r;
                 }
                 Placement::Refuse {
-                    reason,
+                    kind,
+                    detail,
                     retry_after,
                 } => {
                     return Err(RouteError::Unavailable {
+                        kind,
                         retry_after,
-                        reason,
+                        detail,
                     })
                 }
-                Placement::Hold { reason } => held(reason)?,
+                Placement::Hold { detail } => held(K::PartitionMoving, detail)?,
                 Placement::Remote { node, epoch } => {
                     if access.forwarded {
                         return Err(RouteError::NotOwner { epoch });
@@ -87,21 +90,20 @@ impl Router {
                         timeout_ms: crate::cluster::wire::millis(remaining),
                         epoch,
                     };
-                    // The owner answers within `remaining`; the margin covers the trip.
+                    // The owner answers within `remaining`, or within `STARTED_GRACE` more
+                    // for a command it started; the margin covers the trip.
+                    let wait = remaining + super::STARTED_GRACE + Duration::from_millis(200);
                     let sent = std::time::Instant::now();
-                    let reply = cluster
-                        .call(&node, req, remaining + Duration::from_millis(200))
-                        .await;
+                    let reply = cluster.call(&node, req, wait).await;
                     metrics::histogram!("emporium_cluster_remote_ask_seconds")
                         .record(sent.elapsed().as_secs_f64());
                     match reply {
                         Ok(Response::Entity(Ok(bytes))) => {
                             return codec::decode::<R>(&bytes).map_err(|e| {
                                 RouteError::Unavailable {
+                                    kind: K::EntityUnavailable,
                                     retry_after: Duration::from_secs(1),
-                                    reason: format!(
-                                        "entity_unavailable: undecodable reply from {node}: {e}"
-                                    ),
+                                    detail: format!("undecodable reply from {node}: {e}"),
                                 }
                             })
                         }
@@ -117,32 +119,44 @@ impl Router {
                                     cluster.adopt(m).await;
                                 }
                             }
-                            held(format!("partition_moving: {node} no longer owns {id}"))?;
+                            held(K::PartitionMoving, format!("{node} no longer owns {id}"))?;
                         }
                         Ok(Response::Entity(Err(RemoteError::Unavailable {
+                            kind: K::PartitionMoving,
+                            detail,
+                            ..
+                        }))) => held(K::PartitionMoving, detail)?,
+                        Ok(Response::Entity(Err(RemoteError::Unavailable {
+                            kind,
                             retry_after_ms,
-                            reason,
+                            detail,
                         }))) => {
-                            if reason.starts_with("partition_moving") {
-                                held(reason)?;
-                            } else {
-                                return Err(RouteError::Unavailable {
-                                    retry_after: Duration::from_millis(retry_after_ms),
-                                    reason,
-                                });
-                            }
+                            return Err(RouteError::Unavailable {
+                                kind,
+                                retry_after: Duration::from_millis(retry_after_ms),
+                                detail,
+                            });
                         }
                         Ok(other) => {
                             return Err(RouteError::Unavailable {
+                                kind: K::EntityUnavailable,
                                 retry_after: Duration::from_secs(1),
-                                reason: format!(
-                                    "entity_unavailable: unexpected reply from {node}: {other:?}"
-                                ),
+                                detail: format!("unexpected reply from {node}: {other:?}"),
                             })
                         }
-                        // The outcome of a command that timed out on the way is unknown.
-                        Err(CallError::Timeout(_)) => return Err(RouteError::Timeout),
-                        Err(e) => held(format!("partition_unavailable: {e}"))?,
+                        // A read that timed out on the way changed nothing; the outcome of
+                        // a command is unknown (it may have been applied at the owner).
+                        Err(CallError::Timeout(_)) if !access.write => {
+                            return Err(RouteError::Timeout)
+                        }
+                        Err(CallError::Timeout(_)) => {
+                            return Err(RouteError::Unavailable {
+                                kind: K::OutcomeUnknown,
+                                retry_after: Duration::from_secs(1),
+                                detail: format!("{node} did not answer in time"),
+                            })
+                        }
+                        Err(e) => held(K::PartitionUnavailable, e.to_string())?,
                     }
                 }
             }
@@ -160,8 +174,9 @@ impl Router {
     ) -> Result<Vec<u8>, RemoteError> {
         let Some(k) = self.inner.remote.get(&kind).cloned() else {
             return Err(RemoteError::Unavailable {
+                kind: K::EntityUnavailable,
                 retry_after_ms: 1000,
-                reason: format!("entity_unavailable: kind {kind} is not served here"),
+                detail: format!("kind {kind} is not served here"),
             });
         };
         k.run(self.clone(), id, op, timeout).await
@@ -182,20 +197,29 @@ fn to_remote(e: RouteError) -> RemoteError {
     match e {
         RouteError::Timeout => RemoteError::Timeout,
         RouteError::NotOwner { epoch } => RemoteError::NotOwner { epoch },
-        RouteError::Unavailable {
-            retry_after,
-            reason,
-        } => RemoteError::Unavailable {
+        RouteError::Overloaded { retry_after } => RemoteError::Unavailable {
+            kind: K::Overloaded,
             retry_after_ms: crate::cluster::wire::millis(retry_after),
-            reason,
+            detail: "the entity has too many requests in flight".into(),
         },
-        RouteError::StoreFailed(reason) => RemoteError::Unavailable {
+        RouteError::Unavailable {
+            kind,
+            retry_after,
+            detail,
+        } => RemoteError::Unavailable {
+            kind,
+            retry_after_ms: crate::cluster::wire::millis(retry_after),
+            detail,
+        },
+        RouteError::StoreFailed(detail) => RemoteError::Unavailable {
+            kind: K::StoreFailed,
             retry_after_ms: 5000,
-            reason: format!("store_failed: {reason}"),
+            detail,
         },
         RouteError::Rejected(r) => RemoteError::Unavailable {
+            kind: K::EntityUnavailable,
             retry_after_ms: 0,
-            reason: format!("entity_unavailable: unexpected rejection {r}"),
+            detail: format!("unexpected rejection {r}"),
         },
     }
 }
@@ -232,19 +256,20 @@ impl<A: Aggregate> RemoteKind for Kind<A> {
                 EntityOp::Command(bytes) => {
                     let cmd: A::Command =
                         codec::decode(&bytes).map_err(|e| RemoteError::Unavailable {
+                            kind: K::EntityUnavailable,
                             retry_after_ms: 0,
-                            reason: format!("entity_unavailable: undecodable command: {e}"),
+                            detail: format!("undecodable command: {e}"),
                         })?;
-                    let reply: CommandReply<A> = match router.command_at::<A>(&id, cmd, true).await
-                    {
-                        Ok(applied) => Ok(applied),
-                        Err(RouteError::Rejected(r)) => Err(r),
-                        Err(e) => return Err(to_remote(e)),
-                    };
+                    let reply: CommandReply<A> =
+                        match router.command_at::<A>(&id, cmd, timeout, true).await {
+                            Ok(applied) => Ok(applied),
+                            Err(RouteError::Rejected(r)) => Err(r),
+                            Err(e) => return Err(to_remote(e)),
+                        };
                     Ok(codec::encode(&reply))
                 }
                 EntityOp::Get => router
-                    .get_at::<A>(&id, true)
+                    .get_at::<A>(&id, timeout, true)
                     .await
                     .map(|s| codec::encode(&s))
                     .map_err(to_remote),

@@ -7,10 +7,11 @@
 //! restart-intensity limit.
 
 use super::policy::{Decision, RestartPolicy};
-use super::registry::{Lookup, Registry};
+use super::registry::{Live, Lookup, Registry};
 use crate::actors::entity::{EntityArgs, EntityConfig};
 use crate::actors::{Behavior, EntityActor, EntityMsg};
 use crate::domain::Aggregate;
+use crate::router::UnavailableKind;
 use crate::store::Journal;
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -21,10 +22,11 @@ use std::time::{Duration, Instant};
 /// Why an entity could not be reached.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ActivationError {
-    #[error("{reason}")]
+    #[error("{kind}: {detail}")]
     Unavailable {
+        kind: UnavailableKind,
         retry_after: Duration,
-        reason: String,
+        detail: String,
     },
     #[error("timed out waiting for the entity to start")]
     Timeout,
@@ -61,6 +63,8 @@ impl<A: Aggregate> KindRuntime<A> {
         // rather than a missing metric.
         let kind = A::KIND.as_str();
         counter!("emporium_actor_restarts_total", "kind" => kind).absolute(0);
+        counter!("emporium_entity_expired_total", "kind" => kind).absolute(0);
+        counter!("emporium_entity_overloaded_total", "kind" => kind).absolute(0);
         gauge!("emporium_actors_active", "kind" => kind).set(0.0);
         let sup = KindSupervisor::<A>(std::marker::PhantomData);
         let (sup_ref, _) = match parent {
@@ -71,12 +75,13 @@ impl<A: Aggregate> KindRuntime<A> {
         Ok(rt)
     }
 
-    /// The live actor for `id`, activating it if needed. Waits at most `timeout`.
+    /// The live actor for `id` (with its count of messages in flight), activating it if
+    /// needed. Waits at most `timeout`.
     pub async fn actor(
         self: &Arc<Self>,
         id: &str,
         timeout: Duration,
-    ) -> Result<ActorRef<EntityMsg<A>>, ActivationError> {
+    ) -> Result<Live<EntityMsg<A>>, ActivationError> {
         let deadline = tokio::time::Instant::now() + timeout;
         // Each pass either returns or waits for a transition to end; transitions are
         // bounded by the deadline, so the loop is too.
@@ -85,11 +90,12 @@ impl<A: Aggregate> KindRuntime<A> {
                 Lookup::Ready(r) => return Ok(r),
                 Lookup::Unavailable {
                     retry_after,
-                    reason,
+                    detail,
                 } => {
                     return Err(ActivationError::Unavailable {
+                        kind: UnavailableKind::EntityQuarantined,
                         retry_after,
-                        reason,
+                        detail,
                     })
                 }
                 Lookup::Wait(mut rx) => {
@@ -139,11 +145,11 @@ impl<A: Aggregate> KindRuntime<A> {
             Err(e) => {
                 // Recovery failed: a record does not decode, or the store failed. Only
                 // this entity is affected; it is retried after the quarantine period.
-                let reason = format!("entity_quarantined: the journal does not recover: {e}");
+                let detail = format!("the entity's journal does not recover: {e}");
                 tracing::error!(kind = %A::KIND, id, error = %e, "entity failed to recover; quarantined");
                 counter!("emporium_entity_quarantined_total", "kind" => A::KIND.as_str(), "reason" => "recovery").increment(1);
                 self.registry
-                    .quarantine(id, Instant::now() + self.policy.quarantine, reason);
+                    .quarantine(id, Instant::now() + self.policy.quarantine, detail);
             }
         }
     }
@@ -241,7 +247,7 @@ impl<A: Aggregate> Actor for KindSupervisor<A> {
                         st.rt.registry.quarantine(
                             &id,
                             Instant::now() + period,
-                            "entity_quarantined: too many restarts".into(),
+                            "too many restarts".into(),
                         );
                     }
                 }

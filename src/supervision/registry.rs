@@ -4,15 +4,34 @@
 //! activate the same id end on the same actor: the first inserts `Activating` and
 //! spawns; the others wait for it. A slot in transition holds a `watch::Sender`; when
 //! the transition ends the sender is dropped and every waiter re-reads the slot.
+//!
+//! An active slot also holds the actor's [`Pending`] count of caller messages in flight,
+//! which the router checks against `actors.max_pending` before it sends.
 
+use crate::actors::admission::Pending;
 use parking_lot::Mutex;
 use ractor::{ActorId, ActorRef};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// A live actor and its count of caller messages in flight.
+pub struct Live<M> {
+    pub actor: ActorRef<M>,
+    pub pending: Pending,
+}
+
+impl<M> Clone for Live<M> {
+    fn clone(&self) -> Self {
+        Self {
+            actor: self.actor.clone(),
+            pending: self.pending.clone(),
+        }
+    }
+}
+
 pub enum Slot<M> {
-    Active(ActorRef<M>),
+    Active(Live<M>),
     /// Being spawned and recovered; the activation task holds the sender.
     Activating(watch::Receiver<()>),
     /// Draining for passivation; removed when the supervisor sees it terminate.
@@ -27,19 +46,20 @@ pub enum Slot<M> {
     /// Too many failures, or its journal does not decode.
     Quarantined {
         until: Instant,
-        reason: String,
+        detail: String,
     },
 }
 
 /// What a caller should do after looking at a slot.
 pub enum Lookup<M> {
-    Ready(ActorRef<M>),
+    Ready(Live<M>),
     Wait(watch::Receiver<()>),
     /// Nobody owns the id: the caller must activate it, then drop the sender.
     Activate(watch::Sender<()>),
+    /// Quarantined (503 `entity_quarantined`) for `retry_after` more.
     Unavailable {
         retry_after: Duration,
-        reason: String,
+        detail: String,
     },
 }
 
@@ -67,12 +87,12 @@ impl<M> Registry<M> {
             Some(Slot::Stopping { done, .. }) | Some(Slot::Restarting { done }) => {
                 return Lookup::Wait(done.subscribe())
             }
-            Some(Slot::Quarantined { until, reason }) => {
+            Some(Slot::Quarantined { until, detail }) => {
                 let now = Instant::now();
                 if *until > now {
                     return Lookup::Unavailable {
                         retry_after: *until - now,
-                        reason: reason.clone(),
+                        detail: detail.clone(),
                     };
                 }
             }
@@ -86,21 +106,25 @@ impl<M> Registry<M> {
     /// Records a started actor for `id`.
     pub fn activated(&self, id: &str, actor: ActorRef<M>) {
         self.owners.lock().insert(actor.get_id(), id.to_owned());
-        self.slots.lock().insert(id.to_owned(), Slot::Active(actor));
+        let live = Live {
+            actor,
+            pending: Pending::default(),
+        };
+        self.slots.lock().insert(id.to_owned(), Slot::Active(live));
     }
 
     /// Marks `id` unavailable until `until`.
-    pub fn quarantine(&self, id: &str, until: Instant, reason: String) {
+    pub fn quarantine(&self, id: &str, until: Instant, detail: String) {
         self.slots
             .lock()
-            .insert(id.to_owned(), Slot::Quarantined { until, reason });
+            .insert(id.to_owned(), Slot::Quarantined { until, detail });
     }
 
     /// The actor `actor` asks to passivate. Returns false if it no longer owns the slot.
     pub fn begin_stop(&self, id: &str, actor: ActorId) -> bool {
         let mut slots = self.slots.lock();
         match slots.get(id) {
-            Some(Slot::Active(r)) if r.get_id() == actor => {
+            Some(Slot::Active(r)) if r.actor.get_id() == actor => {
                 let (done, _) = watch::channel(());
                 slots.insert(id.to_owned(), Slot::Stopping { actor, done });
                 true
@@ -114,7 +138,7 @@ impl<M> Registry<M> {
         let id = self.owners.lock().remove(&actor)?;
         let mut slots = self.slots.lock();
         let owned = match slots.get(&id) {
-            Some(Slot::Active(r)) => r.get_id() == actor,
+            Some(Slot::Active(r)) => r.actor.get_id() == actor,
             Some(Slot::Stopping { actor: a, .. }) => *a == actor,
             _ => false,
         };
@@ -146,7 +170,7 @@ impl<M> Registry<M> {
             .lock()
             .values()
             .filter_map(|s| match s {
-                Slot::Active(r) => Some(r.clone()),
+                Slot::Active(r) => Some(r.actor.clone()),
                 _ => None,
             })
             .collect()
@@ -158,7 +182,7 @@ impl<M> Registry<M> {
             .lock()
             .iter()
             .filter_map(|(id, s)| match s {
-                Slot::Active(r) => Some((id.clone(), r.clone())),
+                Slot::Active(r) => Some((id.clone(), r.actor.clone())),
                 _ => None,
             })
             .collect()

@@ -32,3 +32,5 @@ mod vending;
 
 // Issue 12: durability and integrity under faults.
 mod durability;
+// Issue 12: deadlines and bounded mailboxes at the entity.
+mod deadlines;

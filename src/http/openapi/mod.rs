@@ -216,7 +216,8 @@ impl Modify for EdgeResponses {
                         "`overloaded` (concurrency limit), `timeout` (request timeout), \
                          `not_ready`, or an entity or the store is unavailable \
                          (`entity_unavailable`, `entity_restarting`, `entity_quarantined`, \
-                         `store_unavailable`)",
+                         `store_unavailable`), or a command's outcome is unknown \
+                         (`outcome_unknown`: read before retrying)",
                         true,
                     ),
                 );
@@ -225,7 +226,11 @@ impl Modify for EdgeResponses {
                 if uses_entities {
                     add(
                         "504",
-                        error_response("`timeout`: an entity did not answer in time", true),
+                        error_response(
+                            "`timeout`: an entity did not answer in time; the request was \
+                             not applied and is safe to retry",
+                            true,
+                        ),
                     );
                 }
                 for r in op.responses.responses.values_mut() {
