@@ -164,6 +164,8 @@ pub struct CheckoutConfig {
     pub payment_retries: u32,
     pub payment_retry_backoff_ms: u64,
     pub resume_concurrency: usize,
+    /// An `Idempotency-Key` names its order for this long; reused later, it is a new request.
+    pub idempotency_ttl_s: u64,
 }
 
 impl Default for CheckoutConfig {
@@ -174,6 +176,7 @@ impl Default for CheckoutConfig {
             payment_retries: 3,
             payment_retry_backoff_ms: 100,
             resume_concurrency: 32,
+            idempotency_ttl_s: 86_400,
         }
     }
 }

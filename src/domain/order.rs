@@ -7,6 +7,7 @@
 //! step of a path is done. Every step is idempotent at its target, so a saga that resumes
 //! after a crash repeats at most the step it was in, and that step has no second effect.
 
+use super::order_idempotency::{key_use, Fingerprint, KeyUse};
 pub use super::order_vending::vend_status;
 use super::order_vending::{vending_effect, VendReport};
 pub use super::order_vending::{VendState, VendingOrder, VendingPlacement};
@@ -163,6 +164,10 @@ pub struct Placement {
     pub placed_at: Millis,
     /// Reservations made for this order expire at this time.
     pub expires_at: Millis,
+    /// The placing request's fingerprint: a retry under the same key must match it.
+    pub fingerprint: Fingerprint,
+    /// The `Idempotency-Key` names this order until then (see [`super::order_idempotency`]).
+    pub key_expires_at: Millis,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -564,6 +569,22 @@ fn compensate(s: &OrderState, code: FailureCode, message: String) -> Vec<OrderEv
     }]
 }
 
+/// A `Place` for an order that exists: its key decides (see [`super::order_idempotency`]).
+/// The new placement's `placed_at` is the request's time.
+fn replay_place(placed: &Placement, new: &Placement) -> Result<Vec<OrderEvent>, Rejection> {
+    match key_use(placed, &new.fingerprint, new.placed_at) {
+        KeyUse::Replay => Ok(vec![]),
+        KeyUse::Reused => reject(
+            RejectionCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request",
+        ),
+        KeyUse::Expired => reject(
+            RejectionCode::IdempotencyKeyExpired,
+            "this Idempotency-Key has expired for this order",
+        ),
+    }
+}
+
 /// Appends the terminal event once the events leave nothing more to do on a path.
 fn settle(s: &OrderState, mut events: Vec<OrderEvent>, at: Millis) -> Vec<OrderEvent> {
     let mut after = s.clone();
@@ -611,13 +632,13 @@ impl Aggregate for Order {
         let (events, at) = match cmd {
             C::Place(p) => {
                 return Ok(match &s.placement {
-                    Some(_) => vec![],
+                    Some(placed) => replay_place(placed, p)?,
                     None => vec![OrderEvent::Placed(p.clone())],
                 })
             }
             C::PlaceVending { placement, vending } => {
                 return Ok(match &s.placement {
-                    Some(_) => vec![],
+                    Some(placed) => replay_place(placed, placement)?,
                     None => vec![OrderEvent::VendingPlaced {
                         placement: placement.clone(),
                         vending: vending.clone(),

@@ -90,7 +90,9 @@ impl From<Rejection> for ApiError {
             | C::CartEmpty
             | C::InvalidTransition
             | C::ProductArchived
-            | C::Conflict => StatusCode::CONFLICT,
+            | C::Conflict
+            | C::IdempotencyKeyReused
+            | C::IdempotencyKeyExpired => StatusCode::CONFLICT,
             C::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         Self::new(status, r.code.as_str(), r.message)

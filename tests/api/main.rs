@@ -26,3 +26,6 @@ mod tokens;
 mod cluster;
 mod machine_client;
 mod vending;
+
+// Issue 12: idempotency that never lies.
+mod idempotency;
