@@ -81,9 +81,19 @@ async fn fifty_racing_checkouts_with_one_key_end_on_one_order() {
         "exactly one answer placed the order; the rest replayed"
     );
 
-    let order = app
-        .wait_order_terminal(&order_id, Duration::from_secs(60))
-        .await;
+    // The order is the shopper's: read it with their token (bounded).
+    let deadline = Deadline::new(Duration::from_secs(60), "the order to become terminal");
+    let order = loop {
+        let o = app
+            .get_as(&token, &format!("/v1/orders/{order_id}"))
+            .await
+            .expect(200)
+            .clone();
+        if is_terminal(&o) {
+            break o;
+        }
+        deadline.tick(Duration::from_millis(50)).await;
+    };
     assert_eq!(order["status"], "paid", "{order}");
     let mine = app.get_as(&token, "/v1/me/orders").await;
     let items = mine.expect(200)["items"].as_array().expect("items").clone();
