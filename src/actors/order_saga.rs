@@ -327,13 +327,17 @@ impl Behavior<Order> for OrderSaga {
     fn index_ops(&self, id: &str, events: &[OrderEvent], after: &OrderState) -> Vec<IndexOp> {
         let mut ops = vec![];
         for e in events {
-            if let OrderEvent::Placed(p) = e {
-                ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
-                if let Some(owner) = p.owner {
-                    // Inverted time sorts newest first.
-                    let key = format!("{owner}/{:016x}/{id}", u64::MAX - p.placed_at);
-                    ops.push(IndexOp::Put(Index::UserOrders, key));
-                }
+            // A cart order, placed by this build or (legacy shape) an older one.
+            let (owner, placed_at) = match e {
+                OrderEvent::PlacedKeyed(p) => (p.owner, p.placed_at),
+                OrderEvent::Placed(p) => (p.owner, p.placed_at),
+                _ => continue,
+            };
+            ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
+            if let Some(owner) = owner {
+                // Inverted time sorts newest first.
+                let key = format!("{owner}/{:016x}/{id}", u64::MAX - placed_at);
+                ops.push(IndexOp::Put(Index::UserOrders, key));
             }
         }
         if after.is_settled() {

@@ -168,8 +168,9 @@ pub struct CheckoutConfig {
     pub payment_retries: u32,
     pub payment_retry_backoff_ms: u64,
     pub resume_concurrency: usize,
-    /// How long idempotency records live (payment methods and payment idempotency keys
-    /// here): 24 h, as Stripe keeps keys. A key reused after this is a new request.
+    /// An `Idempotency-Key` names its order for this long, and payment methods and payment
+    /// idempotency keys live this long: 24 h, as Stripe keeps keys. Reused later, a key is
+    /// a new request.
     pub idempotency_ttl_s: u64,
 }
 

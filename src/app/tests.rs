@@ -227,3 +227,98 @@ async fn racing_activations_of_one_id_end_on_one_actor() {
         1
     );
 }
+
+/// Issue 12: a checkout that fails with a 503 before its order is placed stores nothing;
+/// a retry with the same key places the order, and no answer is a 201 with an empty order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_that_failed_with_503_is_placed_by_its_retry_never_faked() {
+    use crate::domain::order::Order;
+    use crate::domain::order_idempotency::keyed_order_id;
+    let t = start(|c| {
+        c.supervision.max_restarts = 2;
+        c.supervision.quarantine_ms = 1_500;
+        c.checkout.wait_ms = 10_000;
+    })
+    .await;
+    t.product().await;
+    let r = t
+        .http
+        .post(format!("{}/v1/inventory/P1/adjustments", t.base))
+        .bearer_auth("t")
+        .json(&json!({"delta": 10, "reason": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cart = t.cart_with_item().await;
+    let key = "retry-after-503";
+    // The order the key names: quarantine it, so its placement fails with a 503.
+    let order_id = keyed_order_id(&format!("cart:{cart}"), key, 0).to_string();
+    let mut quarantined = false;
+    for _ in 0..20 {
+        let _ = t.app.router.inject_panic::<Order>(&order_id).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if let Err(crate::router::RouteError::Unavailable { reason, .. }) =
+            t.app.router.get::<Order>(&order_id).await
+        {
+            if reason.starts_with("entity_quarantined") {
+                quarantined = true;
+                break;
+            }
+        }
+    }
+    assert!(quarantined, "the keyed order was quarantined");
+    let checkout = || async {
+        let r = t
+            .http
+            .post(format!("{}/v1/carts/{cart}/checkout", t.base))
+            .header("Idempotency-Key", key)
+            .json(&json!({
+                "email": "a@example.com",
+                "payment": {"card_number": "4242424242424242", "exp_month": 12,
+                            "exp_year": 2030, "cvc": "123"}
+            }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let (status, body) = checkout().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "entity_quarantined");
+    // Retries (bounded): 503 until the quarantine ends, then the order is placed.
+    let mut answer = None;
+    for _ in 0..100 {
+        let (status, body) = checkout().await;
+        if status == 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        answer = Some((status, body));
+        break;
+    }
+    let (status, body) = answer.expect("the retry was answered within 5 s");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["id"], order_id.as_str());
+    assert_eq!(body["status"], "paid", "{body}");
+    assert_eq!(body["items"][0]["quantity"], 3, "{body}");
+    assert_eq!(body["total_minor"], 1500, "{body}");
+    let (_, inv) = t.get("/v1/inventory/P1").await;
+    assert_eq!(
+        (inv["on_hand"].clone(), inv["reserved"].clone()),
+        (json!(7), json!(0))
+    );
+    // And a further replay answers the same order.
+    let (status, again) = checkout().await;
+    assert_eq!((status, &again), (201, &body));
+}
+
+/// The edge never answers 2xx for an order that is not placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplaced_order_is_never_answered_with_a_2xx() {
+    let t = start(|c| c.checkout.wait_ms = 50).await;
+    let err = crate::http::idempotency::answer(&t.app, uuid::Uuid::new_v4(), true)
+        .await
+        .expect_err("an unplaced order has no answer");
+    assert_eq!(err.status.as_u16(), 503);
+}

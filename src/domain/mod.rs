@@ -6,6 +6,7 @@
 //! - [`cart`]: a shopper's cart, locked by checkout.
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
 //! - [`order`]: the order and its checkout saga, which returns the next effect to run.
+//! - [`order_idempotency`]: `Idempotency-Key`s name orders (derived ids, fingerprints).
 //! - [`payment`]: a payment intent, as kept by the gateway simulator's ledger.
 //! - [`user`]: users (roles, profile, password hash) and the email claim.
 //! - [`session`]: a refresh-token family, rotated on every use.
@@ -15,6 +16,7 @@ pub mod cart;
 pub mod ids;
 pub mod machine;
 pub mod order;
+pub mod order_idempotency;
 pub mod order_vending;
 pub mod payment;
 pub mod product;
@@ -93,6 +95,11 @@ pub enum RejectionCode {
     Unauthorized,
     /// The change would make a stored record exceed the store's record limit.
     EntityTooLarge,
+    /// An `Idempotency-Key` was reused with a different request.
+    IdempotencyKeyReused,
+    /// An `Idempotency-Key` no longer names this order (reused after its TTL), or was
+    /// reused past the last generation.
+    IdempotencyKeyExpired,
 }
 
 impl RejectionCode {
@@ -109,6 +116,8 @@ impl RejectionCode {
             Self::Conflict => "conflict",
             Self::Unauthorized => "unauthorized",
             Self::EntityTooLarge => "entity_too_large",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyExpired => "idempotency_key_expired",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! step of a path is done. Every step is idempotent at its target, so a saga that resumes
 //! after a crash repeats at most the step it was in, and that step has no second effect.
 
+use super::order_idempotency::{key_use, Fingerprint, KeyUse};
 pub use super::order_vending::vend_status;
 use super::order_vending::{vending_effect, VendReport};
 pub use super::order_vending::{VendState, VendingOrder, VendingPlacement};
@@ -163,6 +164,60 @@ pub struct Placement {
     pub placed_at: Millis,
     /// Reservations made for this order expire at this time.
     pub expires_at: Millis,
+    /// The placing request's fingerprint: a retry under the same key must match it.
+    pub fingerprint: Fingerprint,
+    /// The `Idempotency-Key` names this order until then (see [`super::order_idempotency`]).
+    pub key_expires_at: Millis,
+}
+
+/// A [`Placement`] as builds before keyed idempotency wrote it (up to commit 254d909):
+/// the shape carried by [`OrderEvent::Placed`] and [`OrderEvent::VendingPlaced`].
+///
+/// The codec is positional (bincode), so this struct is frozen: its fields, their order
+/// and their types are the wire format of events already on disk. Never change it; a new
+/// placement shape gets a new struct and new event variants appended to [`OrderEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyPlacement {
+    pub order_id: Uuid,
+    pub cart_id: Uuid,
+    pub owner: Option<Uuid>,
+    pub email: String,
+    pub currency: String,
+    pub payment_method: String,
+    pub last4: String,
+    pub placed_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// The fingerprint given to an order placed before keyed idempotency: all zeros, which no
+/// request's SHA-256 fingerprint is.
+pub const LEGACY_FINGERPRINT: Fingerprint = [0; 32];
+
+impl LegacyPlacement {
+    /// The placement this legacy one stands for today.
+    ///
+    /// An old build recorded no fingerprint and no key expiry, so the order is given
+    /// [`LEGACY_FINGERPRINT`] (it never matches a real request) and
+    /// `key_expires_at = placed_at`: for key purposes the order expired when it was placed.
+    /// A `Place` reaching it is therefore `IdempotencyKeyExpired`, never a replay of, nor a
+    /// 409 against, a fingerprint nobody knows, and the edge moves the key on to its next
+    /// generation. (Old builds also gave orders random ids, which no key derives, so in
+    /// practice no keyed request reaches such an order at all.)
+    pub fn upgrade(&self) -> Placement {
+        Placement {
+            order_id: self.order_id,
+            cart_id: self.cart_id,
+            owner: self.owner,
+            email: self.email.clone(),
+            currency: self.currency.clone(),
+            payment_method: self.payment_method.clone(),
+            last4: self.last4.clone(),
+            placed_at: self.placed_at,
+            expires_at: self.expires_at,
+            fingerprint: LEGACY_FINGERPRINT,
+            key_expires_at: self.placed_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -489,9 +544,14 @@ pub enum OrderCommand {
     },
 }
 
+/// The events of an order. The codec is positional: a variant's index and its fields'
+/// shape are its wire format, so variants are only ever appended, and a variant whose
+/// payload must change is superseded by a new one at the end (the old one still decodes
+/// and is still applied).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderEvent {
-    Placed(Placement),
+    /// Placed by a build before keyed idempotency; superseded by [`Self::PlacedKeyed`].
+    Placed(LegacyPlacement),
     CartLocked {
         lines: Vec<(Sku, u32, i64)>,
     },
@@ -539,13 +599,22 @@ pub enum OrderEvent {
         at: Millis,
     },
     // Appended for vending orders; earlier variants keep their codec positions.
+    /// Placed by a build before keyed idempotency; superseded by
+    /// [`Self::VendingPlacedKeyed`].
     VendingPlaced {
-        placement: Placement,
+        placement: LegacyPlacement,
         vending: VendingPlacement,
     },
     DispenseSent,
     Vended {
         vend_id: Uuid,
+    },
+    // Appended for keyed idempotency: the placement keeps the request's fingerprint and
+    // the key's expiry.
+    PlacedKeyed(Placement),
+    VendingPlacedKeyed {
+        placement: Placement,
+        vending: VendingPlacement,
     },
 }
 
@@ -562,6 +631,22 @@ fn compensate(s: &OrderState, code: FailureCode, message: String) -> Vec<OrderEv
     vec![OrderEvent::CompensationStarted {
         failure: Failure { code, message },
     }]
+}
+
+/// A `Place` for an order that exists: its key decides (see [`super::order_idempotency`]).
+/// The new placement's `placed_at` is the request's time.
+fn replay_place(placed: &Placement, new: &Placement) -> Result<Vec<OrderEvent>, Rejection> {
+    match key_use(placed, &new.fingerprint, new.placed_at) {
+        KeyUse::Replay => Ok(vec![]),
+        KeyUse::Reused => reject(
+            RejectionCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request",
+        ),
+        KeyUse::Expired => reject(
+            RejectionCode::IdempotencyKeyExpired,
+            "this Idempotency-Key has expired for this order",
+        ),
+    }
 }
 
 /// Appends the terminal event once the events leave nothing more to do on a path.
@@ -611,14 +696,14 @@ impl Aggregate for Order {
         let (events, at) = match cmd {
             C::Place(p) => {
                 return Ok(match &s.placement {
-                    Some(_) => vec![],
-                    None => vec![OrderEvent::Placed(p.clone())],
+                    Some(placed) => replay_place(placed, p)?,
+                    None => vec![OrderEvent::PlacedKeyed(p.clone())],
                 })
             }
             C::PlaceVending { placement, vending } => {
                 return Ok(match &s.placement {
-                    Some(_) => vec![],
-                    None => vec![OrderEvent::VendingPlaced {
+                    Some(placed) => replay_place(placed, placement)?,
+                    None => vec![OrderEvent::VendingPlacedKeyed {
                         placement: placement.clone(),
                         vending: vending.clone(),
                     }],
@@ -842,13 +927,28 @@ impl Aggregate for Order {
             s.status = to;
             s.history.push((to, at));
         }
+        fn placed(s: &mut OrderState, p: Placement) {
+            s.payment.method = p.payment_method.clone();
+            s.payment.last4 = p.last4.clone();
+            s.history.push((OrderStatus::Pending, p.placed_at));
+            s.placement = Some(p);
+        }
+        fn vending_placed(s: &mut OrderState, p: Placement, vending: &VendingPlacement) {
+            placed(s, p);
+            // No cart: the one line is the slot's unit, and nothing to reopen.
+            s.cart_locked = true;
+            s.cart_reopened = true;
+            s.lines = vec![OrderLine {
+                sku: vending.sku.clone(),
+                quantity: 1,
+                unit_price_minor: vending.price_minor,
+                stage: LineStage::Pending,
+            }];
+            s.vending = Some(VendingOrder::new(vending.clone()));
+        }
         match event {
-            OrderEvent::Placed(p) => {
-                s.payment.method = p.payment_method.clone();
-                s.payment.last4 = p.last4.clone();
-                s.history.push((OrderStatus::Pending, p.placed_at));
-                s.placement = Some(p.clone());
-            }
+            OrderEvent::Placed(p) => placed(s, p.upgrade()),
+            OrderEvent::PlacedKeyed(p) => placed(s, p.clone()),
             OrderEvent::CartLocked { lines } => {
                 s.cart_locked = true;
                 s.lines = lines
@@ -885,17 +985,10 @@ impl Aggregate for Order {
             OrderEvent::RefundRequested { .. } => s.refund_requested = true,
             OrderEvent::Refunded { at } => status(s, OrderStatus::Refunded, *at),
             OrderEvent::VendingPlaced { placement, vending } => {
-                Order::apply(s, &OrderEvent::Placed(placement.clone()));
-                // No cart: the one line is the slot's unit, and nothing to reopen.
-                s.cart_locked = true;
-                s.cart_reopened = true;
-                s.lines = vec![OrderLine {
-                    sku: vending.sku.clone(),
-                    quantity: 1,
-                    unit_price_minor: vending.price_minor,
-                    stage: LineStage::Pending,
-                }];
-                s.vending = Some(VendingOrder::new(vending.clone()));
+                vending_placed(s, placement.upgrade(), vending)
+            }
+            OrderEvent::VendingPlacedKeyed { placement, vending } => {
+                vending_placed(s, placement.clone(), vending)
             }
             OrderEvent::DispenseSent => {
                 if let Some(v) = s.vending.as_mut() {
@@ -934,3 +1027,7 @@ impl OrderState {
 #[cfg(test)]
 #[path = "order_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "order_codec_tests.rs"]
+mod codec_tests;

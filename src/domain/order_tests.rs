@@ -19,6 +19,8 @@ fn placement() -> Placement {
         last4: "4242".into(),
         placed_at: 1,
         expires_at: 1_000,
+        fingerprint: [7; 32],
+        key_expires_at: 1_000_000,
     }
 }
 
@@ -415,4 +417,75 @@ fn cancel_after_paid_is_rejected() {
     }
     let err = Order::decide(&s, &OrderCommand::Cancel { at: 9 }).unwrap_err();
     assert_eq!(err.code, RejectionCode::InvalidTransition);
+}
+
+/// A `Place` of `base` as another request at `now` with fingerprint `fp` would send it.
+fn retry(base: &OrderCommand, fp: [u8; 32], now: Millis) -> OrderCommand {
+    let mut cmd = base.clone();
+    if let OrderCommand::Place(p) | OrderCommand::PlaceVending { placement: p, .. } = &mut cmd {
+        p.fingerprint = fp;
+        p.placed_at = now;
+        p.key_expires_at = now + 1_000_000;
+        p.payment_method = "pm_another_token".into();
+    }
+    cmd
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// However far its saga got, a placed order answers a repeat `Place` by its key: the
+    /// same request is a replay with no events, another body is `IdempotencyKeyReused`,
+    /// and any request at or after `key_expires_at` is `IdempotencyKeyExpired`.
+    #[test]
+    fn a_placed_order_decides_a_repeat_place_by_its_key(
+        vending_kind in any::<bool>(),
+        steps in 0usize..12,
+        fails in proptest::collection::vec(prop::bool::weighted(0.2), 12),
+        other in any::<[u8; 32]>(),
+        now in 1u64..2_000_000,
+    ) {
+        let place = if vending_kind { place_vending() } else { OrderCommand::Place(placement()) };
+        let mut s = OrderState::default();
+        let mut log = vec![];
+        run(&mut s, &mut log, &place);
+        for fail in fails.iter().take(steps) {
+            let Some(e) = next_effect(&s) else { break };
+            run(&mut s, &mut log, &outcome(&e, 1, *fail, 5));
+        }
+        let before = s.clone();
+        let expires = placement().key_expires_at;
+        let same = Order::decide(&s, &retry(&place, [7; 32], now));
+        let different = Order::decide(&s, &retry(&place, other, now));
+        if now >= expires {
+            prop_assert_eq!(same.unwrap_err().code, RejectionCode::IdempotencyKeyExpired);
+            prop_assert_eq!(different.unwrap_err().code, RejectionCode::IdempotencyKeyExpired);
+        } else {
+            prop_assert_eq!(same.unwrap(), vec![]);
+            if other == [7; 32] {
+                prop_assert_eq!(different.unwrap(), vec![]);
+            } else {
+                prop_assert_eq!(different.unwrap_err().code, RejectionCode::IdempotencyKeyReused);
+            }
+        }
+        prop_assert_eq!(s, before, "deciding changes nothing");
+    }
+}
+
+#[test]
+fn a_first_place_keeps_the_fingerprint_and_the_key_expiry() {
+    let p = placement();
+    let events = Order::decide(&OrderState::default(), &OrderCommand::Place(p.clone())).unwrap();
+    let s = Order::replay(&events);
+    let kept = s.placement.expect("placed");
+    assert_eq!(
+        (kept.fingerprint, kept.key_expires_at),
+        (p.fingerprint, p.key_expires_at)
+    );
+    // A cart order and a vending order under one id: the other kind is a different request.
+    let err = Order::decide(&Order::replay(&events), &place_vending_with([8; 32])).unwrap_err();
+    assert_eq!(err.code, RejectionCode::IdempotencyKeyReused);
+}
+
+fn place_vending_with(fp: [u8; 32]) -> OrderCommand {
+    retry(&place_vending(), fp, 2)
 }

@@ -99,7 +99,9 @@ impl From<Rejection> for ApiError {
             | C::InvalidTransition
             | C::ProductArchived
             | C::Conflict
-            | C::EntityTooLarge => StatusCode::CONFLICT,
+            | C::EntityTooLarge
+            | C::IdempotencyKeyReused
+            | C::IdempotencyKeyExpired => StatusCode::CONFLICT,
             C::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         Self::new(status, r.code.as_str(), r.message)

@@ -4,6 +4,7 @@
 //! - [`extract`]: bounded bodies, ids, operator auth, the idempotency key.
 //! - [`catalog`], [`carts`], [`checkout`], [`orders`], [`admin`], [`machines`], [`vending`]:
 //!   handlers by resource.
+//! - [`idempotency`]: keyed order requests: the `Idempotency-Key` names the order.
 //! - [`views`]: the public JSON shapes.
 //! - [`server`]: the API behind load shedding and error recovery, and `serve`, which
 //!   hands it to the edge's listener.
@@ -26,6 +27,7 @@ pub mod context;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod machines;
 pub mod openapi;
 pub mod orders;

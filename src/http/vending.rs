@@ -6,19 +6,22 @@
 //! - `GET /v1/machines/{id}/commands/{command_id}`: that command's delivery status.
 //! - `POST /v1/machines/{id}/purchase`: places an order of kind `vending` for one unit of a
 //!   slot. An offline machine is 409 `machine_offline` at once, before any order or charge.
-//!   Idempotent by `Idempotency-Key` like checkout; the answer follows the order contract
-//!   (201 once settled, else 202 while the machine dispenses).
+//!   Idempotent by `Idempotency-Key` like checkout (the key names the order, see
+//!   [`super::idempotency`]); the key is private to the machine and the buyer (the user, or
+//!   "a guest": guests share one scope per machine, so their keys must be unguessable, and
+//!   a guest retry with another body is 409). The answer follows the order contract (201
+//!   once settled, else 202 while the machine dispenses).
 
-use super::checkout::{claim, fingerprint, lookup, respond, Prior, IDEMPOTENCY_TREE};
 use super::error::ApiError;
 use super::extract::{email as parse_email, parse_json, staff, uuid};
+use super::idempotency::{place_keyed, Keyed};
 use super::machines::{command_view, machine_id, not_found, registered};
 use super::{json, views};
 use crate::actors::entity::now_ms;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::machine::{Machine, MachineCommand, MachineInput};
-use crate::domain::order::{Order, OrderCommand, Placement, VendingPlacement};
+use crate::domain::order::{OrderCommand, Placement, VendingPlacement};
 use crate::domain::user::User;
 use crate::payment::CardDetails;
 use serde::Deserialize;
@@ -131,82 +134,76 @@ pub async fn purchase(
     }
     let key = key?;
     let value: serde_json::Value = parse_json(&body?)?;
-    let fp = fingerprint(format!("machine:{id}").as_bytes(), &value);
-    let tree = app.store.tree(IDEMPOTENCY_TREE)?;
-    match lookup(&tree, &key, fp)? {
-        Prior::Replay(r) => return Ok(r),
-        Prior::Started(order_id) => return respond(&app, &tree, &key, fp, order_id).await,
-        Prior::None => {}
-    }
-    let b: PurchaseBody =
-        serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
-    let email = match (&b.email, p.user_id()) {
-        (Some(e), _) => parse_email(e)?,
-        (None, Some(user)) => app
-            .router
-            .get::<User>(&user.to_string())
-            .await?
-            .email
-            .unwrap_or_default(),
-        (None, None) => String::new(),
+    let buyer = match &p {
+        Principal::User { id: user, .. } => format!("user:{user}"),
+        Principal::Anonymous => "guest".to_owned(),
+        Principal::Bootstrap => "bootstrap".to_owned(),
     };
-    let machine = registered(&app, &id).await.map_err(|_| not_found(&id))?;
-    if !machine.online {
-        return Err(conflict(
-            "machine_offline",
-            format!("machine {id} is offline; nothing was charged"),
-        ));
-    }
-    let slot = machine
-        .planogram
-        .get(&b.slot)
-        .ok_or_else(|| ApiError::not_found(format!("machine {id} has no slot {}", b.slot)))?;
-    if slot.locked {
-        return Err(conflict(
-            "slot_locked",
-            format!("slot {} is locked", b.slot),
-        ));
-    }
-    if machine.available_units(b.slot) == 0 {
-        return Err(conflict(
-            "out_of_stock",
-            format!("slot {} has no units available", b.slot),
-        ));
-    }
-    let now = now_ms();
-    let (y, m) = views::year_month(now);
-    let method = app
-        .gateway
-        .tokenize(&b.payment, y, m)
-        .await
-        .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
-    let order_id = Uuid::new_v4();
-    if let Some(r) = claim(&app, &tree, &key, fp, order_id).await? {
-        return Ok(r);
-    }
-    let placement = Placement {
-        order_id,
-        cart_id: Uuid::nil(),
-        owner: p.user_id(),
-        email,
-        currency: app.config.shop.currency.clone(),
-        payment_method: method.token,
-        last4: method.last4,
-        placed_at: now,
-        expires_at: now + app.config.checkout.reservation_ttl_ms,
+    let keyed = Keyed::new(&app, format!("machine:{id}:{buyer}"), key, &value, now_ms());
+    let prepare = async {
+        let b: PurchaseBody =
+            serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
+        let email = match (&b.email, p.user_id()) {
+            (Some(e), _) => parse_email(e)?,
+            (None, Some(user)) => app
+                .router
+                .get::<User>(&user.to_string())
+                .await?
+                .email
+                .unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        let machine = registered(&app, &id).await.map_err(|_| not_found(&id))?;
+        if !machine.online {
+            return Err(conflict(
+                "machine_offline",
+                format!("machine {id} is offline; nothing was charged"),
+            ));
+        }
+        let slot = machine
+            .planogram
+            .get(&b.slot)
+            .ok_or_else(|| ApiError::not_found(format!("machine {id} has no slot {}", b.slot)))?;
+        if slot.locked {
+            return Err(conflict(
+                "slot_locked",
+                format!("slot {} is locked", b.slot),
+            ));
+        }
+        if machine.available_units(b.slot) == 0 {
+            return Err(conflict(
+                "out_of_stock",
+                format!("slot {} has no units available", b.slot),
+            ));
+        }
+        let now = keyed.now;
+        let (y, m) = views::year_month(now);
+        let method = app
+            .gateway
+            .tokenize(&b.payment, y, m)
+            .await
+            .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
+        let placement = Placement {
+            order_id: Uuid::nil(),
+            cart_id: Uuid::nil(),
+            owner: p.user_id(),
+            email,
+            currency: app.config.shop.currency.clone(),
+            payment_method: method.token,
+            last4: method.last4,
+            placed_at: now,
+            expires_at: now + app.config.checkout.reservation_ttl_ms,
+            fingerprint: keyed.fingerprint,
+            key_expires_at: keyed.key_expires_at,
+        };
+        let vending = VendingPlacement {
+            machine_id: id.clone(),
+            slot: b.slot,
+            sku: slot.sku.clone(),
+            price_minor: slot.price_minor,
+            deadline: now + app.config.vending.dispense_timeout_ms,
+        };
+        Ok(OrderCommand::PlaceVending { placement, vending })
     };
-    let vending = VendingPlacement {
-        machine_id: id,
-        slot: b.slot,
-        sku: slot.sku.clone(),
-        price_minor: slot.price_minor,
-        deadline: now + app.config.vending.dispense_timeout_ms,
-    };
-    app.router
-        .command::<Order>(
-            &order_id.to_string(),
-            OrderCommand::PlaceVending { placement, vending },
-        )
-        .await?;
-    respond(&app, &tree, &key, fp, order_id).await
+    place_keyed(&app, &keyed, prepare).await
 }

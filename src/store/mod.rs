@@ -7,7 +7,7 @@
 //! - [`health`]: fail-stop; the first storage error poisons the store.
 //! - [`journal`]: events, snapshots and indexes of every entity.
 //! - [`Store`]: opens the database and hands out the journal and the other trees
-//!   (idempotency records, the payment gateway ledger).
+//!   (the payment gateway ledger, the cluster acceptor).
 
 pub mod blobs;
 pub mod codec;

@@ -504,8 +504,8 @@ impl Load {
                 }
                 out.acked.push((cart.clone(), q));
                 if i % 5 == 0 {
-                    // Retries go to the same node with the same key (the edge keeps
-                    // idempotency records).
+                    // Retries carry the same key; the key names the order, which
+                    // lives in its own partition, so any node would do.
                     let key = new_key();
                     let r = retrying(&client, |c| {
                         c.post(format!("{b}/v1/carts/{cart}/checkout"))

@@ -34,3 +34,5 @@ mod vending;
 mod durability;
 // Issue 12: deadlines and bounded mailboxes at the entity.
 mod deadlines;
+// Issue 12: idempotency that never lies.
+mod idempotency;

@@ -374,6 +374,6 @@ pub fn get_machine_slots() {}
         (status = 400, description = "`validation` (body, card, or a missing or bad `Idempotency-Key`) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized` (guest purchases are off), `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such machine or slot", body = ErrorBody),
-        (status = 409, description = "`machine_offline` (nothing charged), `slot_locked`, `out_of_stock` or `idempotency_key_reused`", body = ErrorBody),
+        (status = 409, description = "`machine_offline` (nothing charged), `slot_locked`, `out_of_stock`, `idempotency_key_reused` or `idempotency_key_expired` (reused past its last generation)", body = ErrorBody),
     ))]
 pub fn purchase_from_machine() {}

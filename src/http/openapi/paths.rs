@@ -340,7 +340,7 @@ pub fn claim_cart() {}
         (status = 400, description = "`validation` (body, card, or a missing or bad `Idempotency-Key`) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such cart", body = ErrorBody),
-        (status = 409, description = "`cart_empty`, `cart_checked_out` or `idempotency_key_reused`", body = ErrorBody),
+        (status = 409, description = "`cart_empty`, `cart_checked_out`, `idempotency_key_reused` or `idempotency_key_expired` (reused past its last generation)", body = ErrorBody),
     ))]
 pub fn checkout() {}
 

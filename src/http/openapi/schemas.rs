@@ -35,8 +35,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable snake_case code, e.g. `validation`, `invalid_json`, `unauthorized`,
     /// `invalid_token`, `token_expired`, `forbidden`, `not_found`, `email_taken`,
-    /// `cart_checked_out`, `idempotency_key_reused`, `payload_too_large`,
-    /// `rate_limited`, `overloaded`, `timeout`.
+    /// `cart_checked_out`, `idempotency_key_reused`, `idempotency_key_expired`,
+    /// `payload_too_large`, `rate_limited`, `overloaded`, `timeout`.
     #[schema(pattern = "^[a-z0-9_]+$")]
     pub code: String,
     /// A human-readable explanation; not part of the contract.
