@@ -258,13 +258,13 @@ async fn a_checkout_that_failed_with_503_is_placed_by_its_retry_never_faked() {
     for _ in 0..20 {
         let _ = t.app.router.inject_panic::<Order>(&order_id).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
-        if let Err(crate::router::RouteError::Unavailable { reason, .. }) =
-            t.app.router.get::<Order>(&order_id).await
+        if let Err(crate::router::RouteError::Unavailable {
+            kind: crate::router::UnavailableKind::EntityQuarantined,
+            ..
+        }) = t.app.router.get::<Order>(&order_id).await
         {
-            if reason.starts_with("entity_quarantined") {
-                quarantined = true;
-                break;
-            }
+            quarantined = true;
+            break;
         }
     }
     assert!(quarantined, "the keyed order was quarantined");
