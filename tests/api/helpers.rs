@@ -337,17 +337,8 @@ impl TestApp {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub async fn sigterm(&mut self, timeout: Duration) -> ExitStatus {
-        let pid = self.pid();
-        send_sigterm(pid);
-        let deadline = Deadline::new(timeout, format!("pid {pid} to exit after SIGTERM"));
-        loop {
-            let child = self.child.as_mut().expect("child");
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return status;
-            }
-            deadline.tick(Duration::from_millis(20)).await;
-        }
+        send_sigterm(self.pid());
+        self.wait_exit(timeout).await
     }
 
     /// Waits (bounded) for the server to exit on its own and returns its status.
