@@ -325,25 +325,7 @@ impl Behavior<Order> for OrderSaga {
     }
 
     fn index_ops(&self, id: &str, events: &[OrderEvent], after: &OrderState) -> Vec<IndexOp> {
-        let mut ops = vec![];
-        for e in events {
-            // A cart order, placed by this build or (legacy shape) an older one.
-            let (owner, placed_at) = match e {
-                OrderEvent::PlacedKeyed(p) => (p.owner, p.placed_at),
-                OrderEvent::Placed(p) => (p.owner, p.placed_at),
-                _ => continue,
-            };
-            ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
-            if let Some(owner) = owner {
-                // Inverted time sorts newest first.
-                let key = format!("{owner}/{:016x}/{id}", u64::MAX - placed_at);
-                ops.push(IndexOp::Put(Index::UserOrders, key));
-            }
-        }
-        if after.is_settled() {
-            ops.push(IndexOp::Remove(Index::OpenOrders, id.to_owned()));
-        }
-        ops
+        order_index_ops(id, events, after)
     }
 
     fn on_persisted(&self, _id: &str, events: &[OrderEvent], _after: &OrderState) {
@@ -401,5 +383,88 @@ impl Behavior<Product> for ProductBehavior {
         if let Ok(sku) = Sku::parse(id) {
             self.catalog.upsert(&sku, after);
         }
+    }
+}
+
+/// The index entries an order's events write: every placed order, a cart checkout or an
+/// app purchase at a machine, is open (resumed at start-up) until it settles, and listed
+/// under its owner's orders.
+fn order_index_ops(id: &str, events: &[OrderEvent], after: &OrderState) -> Vec<IndexOp> {
+    let mut ops = vec![];
+    for e in events {
+        // Placed by this build, or (legacy shape) by an older one.
+        let (owner, placed_at) = match e {
+            OrderEvent::PlacedKeyed(p) | OrderEvent::VendingPlacedKeyed { placement: p, .. } => {
+                (p.owner, p.placed_at)
+            }
+            OrderEvent::Placed(p) | OrderEvent::VendingPlaced { placement: p, .. } => {
+                (p.owner, p.placed_at)
+            }
+            _ => continue,
+        };
+        ops.push(IndexOp::Put(Index::OpenOrders, id.to_owned()));
+        if let Some(owner) = owner {
+            // Inverted time sorts newest first.
+            let key = format!("{owner}/{:016x}/{id}", u64::MAX - placed_at);
+            ops.push(IndexOp::Put(Index::UserOrders, key));
+        }
+    }
+    if after.is_settled() {
+        ops.push(IndexOp::Remove(Index::OpenOrders, id.to_owned()));
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::order::{Order, OrderCommand, Placement, VendingPlacement};
+    use crate::domain::{Aggregate, Sku};
+    use uuid::Uuid;
+
+    fn placement(owner: Option<Uuid>) -> Placement {
+        Placement {
+            order_id: Uuid::from_u128(42),
+            cart_id: Uuid::nil(),
+            owner,
+            email: "a@b.c".into(),
+            currency: "USD".into(),
+            payment_method: "pm_x".into(),
+            last4: "4242".into(),
+            placed_at: 1,
+            expires_at: 1_000,
+            fingerprint: [7; 32],
+            key_expires_at: 1_000_000,
+        }
+    }
+
+    /// An app purchase is open until it settles, like a checkout: a node that restarts
+    /// before the machine holds its unit resumes it rather than leaving it pending.
+    #[test]
+    fn an_app_purchase_is_an_open_order_and_listed_under_its_owner() {
+        let owner = Uuid::from_u128(9);
+        let cmd = OrderCommand::PlaceVending {
+            placement: placement(Some(owner)),
+            vending: VendingPlacement {
+                machine_id: "vm-1".into(),
+                slot: 3,
+                sku: Sku::parse("S0").unwrap(),
+                price_minor: 250,
+                deadline: 500,
+            },
+        };
+        let state = Default::default();
+        let events = Order::decide(&state, &cmd).unwrap();
+        let mut after = state.clone();
+        for e in &events {
+            Order::apply(&mut after, e);
+        }
+        let ops = order_index_ops("o-1", &events, &after);
+        assert!(ops
+            .iter()
+            .any(|op| matches!(op, IndexOp::Put(Index::OpenOrders, id) if id == "o-1")));
+        assert!(ops.iter().any(
+            |op| matches!(op, IndexOp::Put(Index::UserOrders, k) if k.starts_with(&owner.to_string()))
+        ));
     }
 }
