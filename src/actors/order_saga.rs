@@ -455,7 +455,7 @@ mod tests {
         };
         let state = Default::default();
         let events = Order::decide(&state, &cmd).unwrap();
-        let mut after = state.clone();
+        let mut after = state;
         for e in &events {
             Order::apply(&mut after, e);
         }
