@@ -13,7 +13,7 @@ use crate::grpc::pb::{
     MachineMessage,
 };
 use crate::sim::journal::{CommandBook, SeqJournal};
-use crate::sim::machine::{answer, SimSlot};
+use crate::sim::machine::{answer, hello, now_ms, SimSlot};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -63,13 +63,6 @@ pub struct ChaosMachine {
     ledger: Arc<Ledger>,
     counters: Arc<Counters>,
     rng: StdRng,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// How a session ended.
@@ -182,17 +175,7 @@ impl ChaosMachine {
         };
         let mut client = MachineGatewayClient::new(channel);
         let (tx, rx) = mpsc::channel::<MachineMessage>(1024);
-        let hello = MachineMessage {
-            seq: 0,
-            at_unix_ms: now_ms(),
-            body: Some(Body::Hello(pb::Hello {
-                machine_id: self.id.clone(),
-                secret: self.secret.clone(),
-                firmware: "chaos/1".into(),
-                planogram_version: 0,
-                last_acked_seq: self.journal.acked(),
-            })),
-        };
+        let hello = hello(&self.id, &self.secret, "chaos/1", self.journal.acked());
         if tx.send(hello).await.is_err() {
             return End::Retry;
         }

@@ -36,11 +36,27 @@ pub struct SimSlot {
     pub locked: bool,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds, as a machine stamps its messages.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A session's first message: `Hello` at seq 0, with the seq the machine holds as acked.
+pub fn hello(id: &str, secret: &str, firmware: &str, last_acked_seq: u64) -> MachineMessage {
+    MachineMessage {
+        seq: 0,
+        at_unix_ms: now_ms(),
+        body: Some(Body::Hello(pb::Hello {
+            machine_id: id.to_owned(),
+            secret: secret.to_owned(),
+            firmware: firmware.into(),
+            planogram_version: 0,
+            last_acked_seq,
+        })),
+    }
 }
 
 /// A stream error's kind for the summary: its gRPC code, with the message's start for
@@ -204,17 +220,7 @@ impl SimMachine {
         };
         let mut client = MachineGatewayClient::new(channel);
         let (tx, rx) = mpsc::channel::<MachineMessage>(1024);
-        let hello = MachineMessage {
-            seq: 0,
-            at_unix_ms: now_ms(),
-            body: Some(Body::Hello(pb::Hello {
-                machine_id: self.id.clone(),
-                secret: self.secret.clone(),
-                firmware: "vm-sim/1".into(),
-                planogram_version: 0,
-                last_acked_seq: self.journal.acked(),
-            })),
-        };
+        let hello = hello(&self.id, &self.secret, "vm-sim/1", self.journal.acked());
         if tx.send(hello).await.is_err() {
             return End::Retry(Some("send".into()));
         }
