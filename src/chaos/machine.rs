@@ -13,7 +13,7 @@ use crate::grpc::pb::{
     MachineMessage,
 };
 use crate::sim::journal::{CommandBook, SeqJournal};
-use crate::sim::machine::{answer, hello, now_ms, SimSlot};
+use crate::sim::machine::{answer, hello, now_ms, sellable, SimSlot};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -252,12 +252,7 @@ impl ChaosMachine {
         if self.journal.is_full() {
             return None;
         }
-        let stocked: Vec<u32> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.level > 0 && !s.locked)
-            .map(|(n, _)| *n)
-            .collect();
+        let stocked = sellable(&self.slots);
         if stocked.is_empty() {
             return None;
         }

@@ -44,6 +44,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The slots a cash sale may come from: stocked and not locked.
+pub fn sellable(slots: &BTreeMap<u32, SimSlot>) -> Vec<u32> {
+    slots
+        .iter()
+        .filter(|(_, s)| s.level > 0 && !s.locked)
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 /// A session's first message: `Hello` at seq 0, with the seq the machine holds as acked.
 pub fn hello(id: &str, secret: &str, firmware: &str, last_acked_seq: u64) -> MachineMessage {
     MachineMessage {
@@ -322,12 +331,7 @@ impl SimMachine {
             return None;
         }
         let mut rng = rand::rng();
-        let stocked: Vec<u32> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.level > 0 && !s.locked)
-            .map(|(n, _)| *n)
-            .collect();
+        let stocked = sellable(&self.slots);
         if stocked.is_empty() {
             return None;
         }
