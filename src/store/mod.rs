@@ -6,6 +6,7 @@
 //! - [`blobs`]: fsyncs sled's large-record files before a cycle answers.
 //! - [`health`]: fail-stop; the first storage error poisons the store.
 //! - [`journal`]: events, snapshots and indexes of every entity.
+//! - [`partition`]: the entity → partition hash that places every record.
 //! - [`Store`]: opens the database and hands out the journal and the other trees
 //!   (the payment gateway ledger, the cluster acceptor).
 
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod group_commit;
 pub mod health;
 pub mod journal;
+pub mod partition;
 
 pub use group_commit::GroupCommit;
 pub use health::StoreHealth;
