@@ -17,6 +17,7 @@ fn store() -> (tempfile::TempDir, Store) {
         cache_capacity_bytes: 64 << 20,
         group_commit_max_batch: 1024,
         group_commit_queue: 4096,
+        partitions: 64,
     };
     let store = Store::open(dir.path(), &opts).expect("store");
     (dir, store)

@@ -63,6 +63,7 @@ fn main() {
                 cache_capacity_bytes: 64 << 20,
                 group_commit_max_batch: 256,
                 group_commit_queue: 1024,
+                partitions: 64,
             },
         )
         .expect("open the store");

@@ -55,6 +55,16 @@ enum Command {
     Loadgen(emporium::loadgen::LoadgenArgs),
     /// The kill -9 harness: seed, drive a mixed load with a ledger, check it after a restart.
     Chaos(emporium::chaos::ChaosArgs),
+    /// Migrate a stopped node's data directory to this build's storage layout (`serve`
+    /// does the same at start-up; this runs it offline and reports).
+    Migrate {
+        /// A TOML configuration file (for `cluster.partitions` and the data directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory (default: the configuration's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +74,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => emporium::cluster::cli::run(args),
         Command::Loadgen(args) => loadgen(args),
         Command::Chaos(args) => emporium::chaos::run(args),
+        Command::Migrate { config, data_dir } => migrate(config, data_dir),
         Command::Serve {
             config,
             http_addr,
@@ -104,6 +115,42 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn migrate(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
+    let overrides = Overrides {
+        data_dir,
+        ..Overrides::default()
+    };
+    let cfg = match Config::load(config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("emporium: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    emporium::telemetry::init_tracing(cfg.log.format, &cfg.log.level);
+    let dir = &cfg.store.data_dir;
+    if !dir.join("sled").exists() {
+        eprintln!("emporium migrate: no store in {}", dir.display());
+        return ExitCode::from(2);
+    }
+    match emporium::store::migrate::run_offline(dir, cfg.cluster.partitions) {
+        Ok(done) => {
+            println!(
+                "emporium migrate: {} is at storage layout {}; {} records moved, {} old keys left in place",
+                dir.display(),
+                emporium::store::migrate::LAYOUT,
+                done.migrated,
+                done.skipped
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("emporium migrate: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -86,6 +86,7 @@ impl App {
                 cache_capacity_bytes: config.store.cache_capacity_mb * 1024 * 1024,
                 group_commit_max_batch: config.store.group_commit_max_batch,
                 group_commit_queue: config.store.group_commit_queue,
+                partitions: config.cluster.partitions,
             },
         )?;
         let admin_token = resolve_admin_token(&config, &dir)?;

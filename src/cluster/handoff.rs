@@ -3,11 +3,12 @@
 //! The old owner, for each partition the map marks `moving` away from it:
 //! 1. closes the partition's gate and waits for the requests inside to finish;
 //! 2. stops the partition's entity actors (their state is already durable);
-//! 3. streams the partition's records (events, snapshots, index entries, and the payment
-//!    ledger of its orders) in bounded chunks; the receiver writes each chunk and makes
-//!    it durable before it acknowledges;
-//! 4. proposes the epoch that names the new owner, and deletes its own copy once that
-//!    epoch is committed.
+//! 3. streams the partition's storage ([`crate::store::Partition::stream`]: one key
+//!    range holding its events, snapshots, index entries and log) in bounded chunks; the
+//!    receiver ingests each chunk ([`crate::store::Partition::ingest`], durable before
+//!    it acknowledges);
+//! 4. proposes the epoch that names the new owner, and drops its own copy
+//!    ([`crate::store::Partition::drop`]) once that epoch is committed.
 //!
 //! Nobody serves the partition from step 1 until the new epoch: requests are held and
 //! retried by the router, then answered 503 with `Retry-After`. Activation stays lazy
@@ -17,15 +18,9 @@ use super::node::Cluster;
 use super::partition_of;
 use super::wire::{HandoffChunk, Request, Response};
 use crate::domain::EntityKind;
-use crate::store::journal::entity_of_key;
-use crate::store::Journal;
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const JOURNAL: &str = "journal";
-const LEDGER: &str = crate::payment::simulator::IDEMPOTENCY_TREE;
 
 /// A handoff under way, for `GET /v1/cluster`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,8 +33,6 @@ pub struct Progress {
     pub started: Option<Instant>,
     pub elapsed_ms: u64,
 }
-
-type Record = (String, Vec<u8>, Vec<u8>);
 
 impl Cluster {
     pub(super) async fn handoff_loop(self) {
@@ -107,61 +100,58 @@ impl Cluster {
             let owned = Arc::new(move |k: EntityKind, id: &str| partition_of(k, id, parts) == p);
             local.drain(owned).await;
         }
-        let records = match self.collect(p) {
-            Ok(r) => r,
+        let journal = self.inner.store.journal().clone();
+        let total = match journal.partition(p).len() {
+            Ok(n) => n,
             Err(e) => {
                 tracing::error!(partition = p, error = %e, "reading the partition failed; retrying later");
                 self.end_handoff(p);
                 return;
             }
         };
-        let total = records.len();
         if let Some(pr) = self.inner.handoffs.lock().get_mut(&p) {
             pr.records = total;
         }
         let epoch = self.epoch();
-        let chunks = chunk(&records, self.config().handoff_chunk_bytes);
+        let max_bytes = self.config().handoff_chunk_bytes;
         let timeout = Duration::from_millis(self.config().call_timeout_ms);
-        for (seq, c) in chunks.into_iter().enumerate() {
-            let n = c.len();
-            loop {
-                if !self.still_moving(p, &to) {
-                    tracing::warn!(partition = p, "handoff cancelled by a newer map");
+        // Chunk by chunk from a cursor: the partition is frozen, so its range is stable.
+        let mut cursor: Option<Vec<u8>> = None;
+        let mut seq = 0u32;
+        loop {
+            let records = match journal.partition(p).stream(cursor.as_deref(), max_bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(partition = p, error = %e, "reading the partition failed; retrying later");
                     self.end_handoff(p);
                     return;
                 }
-                let req = Request::Handoff(HandoffChunk {
-                    partition: p,
-                    epoch,
-                    seq: seq as u32,
-                    records: c.clone(),
-                });
-                match self.call(&to, req, timeout).await {
-                    Ok(Response::HandoffStored(Ok(()))) => break,
-                    other => {
-                        tracing::debug!(
-                            partition = p,
-                            ?other,
-                            "handoff chunk not stored; retrying"
-                        );
-                        if let Some(m) = self.map() {
-                            let _ = self
-                                .call(
-                                    &to,
-                                    Request::Meta(super::paxos::MetaMsg::Commit {
-                                        map: (*m).clone(),
-                                    }),
-                                    timeout,
-                                )
-                                .await;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+            };
+            // An empty partition still sends one (empty) chunk, which clears the receiver.
+            if records.is_empty() && seq > 0 {
+                break;
+            }
+            let n = records.len();
+            let last = records.last().map(|(k, _)| k.clone());
+            let req = HandoffChunk {
+                partition: p,
+                epoch,
+                seq,
+                records,
+            };
+            if !self.send_chunk(&to, req, timeout).await {
+                tracing::warn!(partition = p, "handoff cancelled by a newer map");
+                self.end_handoff(p);
+                return;
             }
             if let Some(pr) = self.inner.handoffs.lock().get_mut(&p) {
                 pr.sent += n;
             }
+            match last {
+                Some(k) => cursor = Some(k),
+                None => break,
+            }
+            seq += 1;
         }
         // Name the new owner. Retried until committed, or until a newer map cancels it.
         loop {
@@ -190,8 +180,10 @@ impl Cluster {
             .map()
             .is_some_and(|m| m.owners[p as usize] == to && !m.moving.contains_key(&p));
         if moved {
-            // Ours is now a stale copy: delete it.
-            let _ = self.delete(&records);
+            // Ours is now a stale copy: drop it.
+            if let Err(e) = journal.partition(p).drop().await {
+                tracing::error!(partition = p, error = %e, "dropping the handed-off partition failed");
+            }
             let secs = started.elapsed().as_secs_f64();
             metrics::histogram!("emporium_cluster_handoff_seconds").record(secs);
             metrics::counter!("emporium_cluster_handoff_records_total").increment(total as u64);
@@ -211,53 +203,35 @@ impl Cluster {
         self.map().map(|m| m.partitions()).unwrap_or(1)
     }
 
-    /// Every record of partition `p` on this node.
-    fn collect(&self, p: u32) -> Result<Vec<Record>, crate::store::StoreError> {
-        let parts = self.partitions_len();
-        let journal = self.inner.store.journal().raw().clone();
-        let ledger = self.inner.store.tree(LEDGER)?;
-        let mut out = Vec::new();
-        let mut orders = BTreeSet::new();
-        for item in journal.iter() {
-            let (k, v) = item?;
-            let Some((kind, id)) = entity_of_key(&k) else {
-                continue;
-            };
-            // Payment intents travel with their order, below.
-            if kind == EntityKind::Payment || partition_of(kind, &id, parts) != p {
-                continue;
+    /// Sends one chunk until the new owner stores it; false if a newer map cancelled the
+    /// handoff meanwhile.
+    async fn send_chunk(&self, to: &str, chunk: HandoffChunk, timeout: Duration) -> bool {
+        loop {
+            if !self.still_moving(chunk.partition, to) {
+                return false;
             }
-            if kind == EntityKind::Order && k[0] == b'E' {
-                orders.insert(id);
-            }
-            out.push((JOURNAL.to_owned(), k.to_vec(), v.to_vec()));
-        }
-        for order in orders {
-            let Ok(uuid) = uuid::Uuid::parse_str(&order) else {
-                continue;
-            };
-            let (keys, intent) = crate::payment::simulator::order_ledger_keys(uuid);
-            for key in keys {
-                if let Some(v) = ledger.get(key.as_bytes())? {
-                    out.push((LEDGER.to_owned(), key.into_bytes(), v.to_vec()));
-                }
-            }
-            for space in [b'E', b'S'] {
-                let prefix = Journal::entity_prefix(space, EntityKind::Payment, &intent)?;
-                for item in journal.scan_prefix(prefix) {
-                    let (k, v) = item?;
-                    out.push((JOURNAL.to_owned(), k.to_vec(), v.to_vec()));
+            let req = Request::Handoff(chunk.clone());
+            match self.call(to, req, timeout).await {
+                Ok(Response::HandoffStored(Ok(()))) => return true,
+                other => {
+                    tracing::debug!(
+                        partition = chunk.partition,
+                        ?other,
+                        "handoff chunk not stored; retrying"
+                    );
+                    if let Some(m) = self.map() {
+                        let _ = self
+                            .call(
+                                to,
+                                Request::Meta(super::paxos::MetaMsg::Commit { map: (*m).clone() }),
+                                timeout,
+                            )
+                            .await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }
-        Ok(out)
-    }
-
-    fn delete(&self, records: &[Record]) -> Result<(), crate::store::StoreError> {
-        for (tree, key, _) in records {
-            self.inner.store.tree(tree)?.remove(key)?;
-        }
-        Ok(())
     }
 
     /// Stores a chunk of a partition moving here, durably, before acknowledging it.
@@ -269,22 +243,13 @@ impl Cluster {
                 c.partition, map.epoch
             ));
         }
+        let journal = self.inner.store.journal();
+        let partition = journal.partition(c.partition);
         if c.seq == 0 {
             // Whatever this node still holds of the partition is older: clear it.
-            let stale = self.collect(c.partition).map_err(|e| e.to_string())?;
-            self.delete(&stale).map_err(|e| e.to_string())?;
+            partition.drop().await.map_err(|e| e.to_string())?;
         }
-        for (tree, key, value) in &c.records {
-            if tree != JOURNAL && tree != LEDGER {
-                return Err(format!("unknown tree {tree}"));
-            }
-            self.inner
-                .store
-                .tree(tree)
-                .and_then(|t| Ok(t.insert(key, value.as_slice())?))
-                .map_err(|e| e.to_string())?;
-        }
-        self.inner.store.durable().await.map_err(|e| e.to_string())
+        partition.ingest(c.records).await.map_err(|e| e.to_string())
     }
 
     /// Handoffs under way on this node.
@@ -302,42 +267,5 @@ impl Cluster {
                 p
             })
             .collect()
-    }
-}
-
-/// Splits records into chunks of at most `max` bytes (one record at least).
-fn chunk(records: &[Record], max: usize) -> Vec<Vec<Record>> {
-    let mut out: Vec<Vec<Record>> = vec![Vec::new()];
-    let mut size = 0;
-    for r in records {
-        let n = r.1.len() + r.2.len() + 16;
-        if size + n > max && !out.last().is_some_and(Vec::is_empty) {
-            out.push(Vec::new());
-            size = 0;
-        }
-        size += n;
-        out.last_mut().expect("never empty").push(r.clone());
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_bounded_and_keep_order() {
-        let recs: Vec<Record> = (0..100u8)
-            .map(|i| ("journal".to_owned(), vec![i], vec![0; 100]))
-            .collect();
-        let c = chunk(&recs, 1024);
-        assert!(c.len() > 1);
-        assert!(c
-            .iter()
-            .all(|x| x.iter().map(|r| r.1.len() + r.2.len() + 16).sum::<usize>() <= 1024));
-        let flat: Vec<u8> = c.into_iter().flatten().map(|r| r.1[0]).collect();
-        assert_eq!(flat, (0..100).collect::<Vec<_>>());
-        // An empty partition still sends one (empty) chunk, which clears the receiver.
-        assert_eq!(chunk(&[], 1024).len(), 1);
     }
 }

@@ -289,6 +289,17 @@ impl Cluster {
         let mut guard = self.inner.acceptor.lock().await;
         let Some(acc) = guard.as_mut() else {
             if let MetaMsg::Commit { map } = msg {
+                // The store keys records by partition: a cluster with another partition
+                // count would put them in the wrong ranges. Refuse to join it.
+                let ours = self.inner.store.journal().partitions();
+                if map.partitions() != ours {
+                    tracing::error!(
+                        cluster = map.partitions(),
+                        ours,
+                        "refusing a cluster map with another partition count than this data directory; set cluster.partitions to the cluster's"
+                    );
+                    return MetaReply::Behind { epoch: 0 };
+                }
                 // A node that has not joined yet learns its first map this way too.
                 let fresh = Acceptor::new(map);
                 return match self.persist(&fresh).await {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped when a request or reply changes shape incompatibly.
-pub const PROTOCOL: u16 = 2;
+pub const PROTOCOL: u16 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope<T> {
@@ -63,15 +63,15 @@ pub enum Request {
 }
 
 /// One bounded piece of a partition's data.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandoffChunk {
     pub partition: u32,
     /// The epoch that marked the partition moving; chunks of another epoch are refused.
     pub epoch: u64,
     /// 0 for the first chunk: the receiver then clears what it holds of the partition.
     pub seq: u32,
-    /// `(tree, key, value)`.
-    pub records: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// `(key, value)` of the partition's journal range, in key order.
+    pub records: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Why a forwarded entity request was not answered by its entity.

@@ -2,6 +2,7 @@
 //! no clock reads and no randomness. Time and ids are passed in by the caller.
 //!
 //! - [`ids`]: validated newtypes (`Sku`, `EntityKind`) and limits shared by the edge.
+//! - [`index`]: the secondary indexes, each declared by the kind that writes it.
 //! - [`product`]: the catalog entry.
 //! - [`cart`]: a shopper's cart, locked by checkout.
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
@@ -14,6 +15,7 @@
 
 pub mod cart;
 pub mod ids;
+pub mod index;
 pub mod machine;
 pub mod order;
 pub mod order_idempotency;
@@ -28,6 +30,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
 
 pub use ids::{EntityKind, Millis, Sku};
+pub use index::Index;
 
 /// An event-sourced entity: a pure state machine.
 ///
@@ -37,6 +40,8 @@ pub use ids::{EntityKind, Millis, Sku};
 pub trait Aggregate: Send + Sync + 'static {
     /// Which kind of entity this is; part of the journal key.
     const KIND: EntityKind;
+    /// The indexes this kind writes ([`index`]); the journal refuses any other.
+    const INDEXES: &'static [Index] = &[];
     type State: Default + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
     type Command: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
     type Event: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;

@@ -684,6 +684,8 @@ fn settle(s: &OrderState, mut events: Vec<OrderEvent>, at: Millis) -> Vec<OrderE
 
 impl Aggregate for Order {
     const KIND: EntityKind = EntityKind::Order;
+    const INDEXES: &'static [crate::domain::Index] =
+        &[super::Index::OpenOrders, super::Index::UserOrders];
     type State = OrderState;
     type Command = OrderCommand;
     type Event = OrderEvent;

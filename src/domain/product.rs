@@ -91,6 +91,7 @@ pub struct Product;
 
 impl Aggregate for Product {
     const KIND: EntityKind = EntityKind::Product;
+    const INDEXES: &'static [crate::domain::Index] = &[super::Index::Products];
     type State = ProductState;
     type Command = ProductCommand;
     type Event = ProductEvent;

@@ -14,6 +14,7 @@ fn simulator_with_ttl(ttl: Duration) -> (tempfile::TempDir, Store, Simulator) {
         cache_capacity_bytes: 8 << 20,
         group_commit_max_batch: 64,
         group_commit_queue: 64,
+        partitions: 64,
     };
     let store = Store::open(dir.path(), &opts).unwrap();
     let sim = Simulator::new(&store, Duration::ZERO)

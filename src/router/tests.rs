@@ -29,6 +29,7 @@ async fn setup(ask: Duration, max_pending: usize, behavior: Arc<dyn Behavior<Car
             cache_capacity_bytes: 8 << 20,
             group_commit_max_batch: 64,
             group_commit_queue: 1024,
+            partitions: 64,
         },
     )
     .unwrap();

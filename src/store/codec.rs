@@ -89,6 +89,18 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes the first value of a record written by [`encode`], ignoring what follows it
+/// (the time at the front of an event record, whatever the event's type).
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let (value, _) = bincode::serde::decode_from_slice(body, bounded())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

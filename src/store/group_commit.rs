@@ -22,13 +22,22 @@
 //! poisons the store. That cycle's writers get the error, and every later write is
 //! refused at once without touching sled, so no write after the fault is acknowledged.
 //!
-//! Writes to other trees (idempotency keys, the payment ledger, the cluster acceptor)
-//! are made by their owners and then wait on [`GroupCommit::durable`], which rides the
-//! next cycle's flush. The queue is bounded: when it is full, writers wait.
+//! The writer also numbers every committed event in its partition's log
+//! ([`super::layout`]): a writer hands in, with its records, one [`LogAppend`] per event,
+//! and the thread gives each the next seq of that partition and puts the log entry in
+//! the same atomic batch. Only this thread assigns log seqs, so each partition's log is
+//! gap-free and in commit order. A partition's records that arrive whole (a handoff's
+//! ingest) or leave whole (its drop) reset the thread's idea of where that log ends.
+//!
+//! Writes to other trees (the cluster acceptor) are made by their owners and then wait
+//! on [`GroupCommit::durable`], which rides the next cycle's flush. The queue is bounded:
+//! when it is full, writers wait.
 
 use super::blobs::BlobSync;
 use super::health::StoreHealth;
+use super::layout::{self, LogEntry};
 use metrics::{counter, histogram};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,8 +50,18 @@ pub type Op = (Vec<u8>, Option<Vec<u8>>);
 
 type Ack = oneshot::Sender<Result<(), CommitError>>;
 
+/// One event to number in its partition's log.
+#[derive(Debug, Clone)]
+pub struct LogAppend {
+    pub partition: u32,
+    pub entry: LogEntry,
+}
+
 struct Write {
     ops: Vec<Op>,
+    log: Vec<LogAppend>,
+    /// A partition whose records this write replaces wholesale (ingest or drop).
+    reset: Option<u32>,
     ack: Ack,
 }
 
@@ -101,6 +120,7 @@ impl GroupCommit {
                     faults: Faults::new(&files.sled_dir),
                     health: writer_health,
                     blobs_synced: counted,
+                    log_next: HashMap::new(),
                 }
                 .run(rx, max_batch.max(1))
             })
@@ -124,12 +144,38 @@ impl GroupCommit {
 
     /// Applies `ops` to the journal atomically and waits until they are on disk.
     pub async fn write(&self, ops: Vec<Op>) -> Result<(), CommitError> {
+        self.send(ops, Vec::new(), None).await
+    }
+
+    /// Applies `ops` and numbers `log` in their partitions' logs, in one atomic batch,
+    /// and waits until they are on disk.
+    pub async fn write_logged(&self, ops: Vec<Op>, log: Vec<LogAppend>) -> Result<(), CommitError> {
+        self.send(ops, log, None).await
+    }
+
+    /// Applies raw records of `partition` (its own log entries included), as a handoff's
+    /// ingest or drop does, and waits until they are on disk.
+    pub async fn write_partition(&self, partition: u32, ops: Vec<Op>) -> Result<(), CommitError> {
+        self.send(ops, Vec::new(), Some(partition)).await
+    }
+
+    async fn send(
+        &self,
+        ops: Vec<Op>,
+        log: Vec<LogAppend>,
+        reset: Option<u32>,
+    ) -> Result<(), CommitError> {
         if let Some(reason) = self.health.reason() {
             return Err(CommitError::Failed(reason));
         }
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Write { ops, ack })
+            .send(Write {
+                ops,
+                log,
+                reset,
+                ack,
+            })
             .await
             .map_err(|_| CommitError::Closed)?;
         rx.await.map_err(|_| CommitError::Closed)?
@@ -149,9 +195,30 @@ struct Writer {
     faults: Faults,
     health: StoreHealth,
     blobs_synced: Arc<AtomicU64>,
+    /// The next log seq of each partition written since the store opened (read from
+    /// the tree the first time a partition is written).
+    log_next: HashMap<u32, u64>,
 }
 
 impl Writer {
+    /// The next seq of partition `p`'s log, counted from the last entry in the tree.
+    fn next_log_seq(&mut self, p: u32) -> Result<u64, String> {
+        if let Some(next) = self.log_next.get_mut(&p) {
+            let seq = *next;
+            *next += 1;
+            return Ok(seq);
+        }
+        let last = match self.journal.scan_prefix(layout::log_prefix(p)).next_back() {
+            Some(item) => {
+                let (k, _) = item.map_err(|e| format!("sled read of a partition log: {e}"))?;
+                layout::log_seq_of(&k).unwrap_or(0)
+            }
+            None => 0,
+        };
+        self.log_next.insert(p, last + 2);
+        Ok(last + 1)
+    }
+
     fn run(mut self, mut rx: mpsc::Receiver<Write>, max_batch: usize) {
         let mut cycle: Vec<Write> = Vec::with_capacity(max_batch);
         while let Some(first) = rx.blocking_recv() {
@@ -197,12 +264,23 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let mut keys = 0usize;
         for w in cycle.iter_mut() {
+            if let Some(p) = w.reset {
+                self.log_next.remove(&p);
+            }
             for (k, v) in w.ops.drain(..) {
                 keys += 1;
                 match v {
                     Some(v) => batch.insert(k, v),
                     None => batch.remove(k),
                 }
+            }
+            for append in std::mem::take(&mut w.log) {
+                let seq = self.next_log_seq(append.partition)?;
+                keys += 1;
+                batch.insert(
+                    layout::log_key(append.partition, seq),
+                    super::codec::encode(&append.entry),
+                );
             }
         }
         let phase = |name: &'static str, since: Instant| {

@@ -1,13 +1,15 @@
-//! The event journal: per-entity event streams keyed by (kind, id, seq), snapshots, and
-//! small secondary indexes, all in one sled tree so that one batch writes them atomically.
+//! The event journal: per-entity event streams, snapshots, small secondary indexes and
+//! the partition logs, all in one sled tree so that one batch writes them atomically.
 //!
-//! Key layout (the first byte says which space):
-//! - `E kind len id seq_be` : one event record, `EventRecord<E>`.
-//! - `S kind len id`        : the latest snapshot of an entity, `SnapshotRecord<S>`.
-//! - `I index len key`      : an index entry (for example, the orders that are not settled).
+//! Every key starts with the entity's partition ([`super::layout`]), so a partition's
+//! records are one key range ([`super::partition_store::Partition`] moves it). Reads of
+//! one entity go to its partition; index reads merge the partitions they are asked for.
 
 use super::codec::{self, CodecError};
-use super::group_commit::{CommitError, GroupCommit};
+use super::group_commit::{CommitError, GroupCommit, LogAppend};
+use super::layout::{self, LogEntry};
+use super::partition::partition_of;
+pub use crate::domain::Index;
 use crate::domain::{Aggregate, EntityKind, Millis};
 use metrics::counter;
 use serde::{Deserialize, Serialize};
@@ -22,22 +24,6 @@ pub struct EventRecord<E> {
 pub struct SnapshotRecord<S> {
     pub seq: u64,
     pub state: S,
-}
-
-/// Secondary indexes kept in the journal tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Index {
-    /// Orders whose saga has not settled; resumed at start-up.
-    OpenOrders = 1,
-    /// Every product sku, for rebuilding the catalog view.
-    Products = 2,
-    /// `user_id/inverted placement time/order_id`: a shopper's orders, newest first.
-    UserOrders = 3,
-    /// Every registered machine id, for listing machines.
-    Machines = 4,
-    /// Machines that must be active after a restart: online, or holding app units,
-    /// pending commands or undelivered outcomes.
-    LiveMachines = 5,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +41,14 @@ pub enum StoreError {
         at: String,
         source: CodecError,
     },
+    #[error(
+        "partition {partition}'s log has an entry that cannot be decoded at seq {seq}: {source}"
+    )]
+    CorruptLog {
+        partition: u32,
+        seq: u64,
+        source: CodecError,
+    },
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
     #[error("store file: {0}")]
@@ -63,6 +57,18 @@ pub enum StoreError {
     Commit(#[from] CommitError),
     #[error("entity id is too long ({0} bytes)")]
     IdTooLong(usize),
+    /// A kind wrote an index it does not declare in [`Aggregate::INDEXES`] (a bug).
+    #[error("{kind} does not declare the index {index:?}")]
+    UndeclaredIndex { kind: EntityKind, index: Index },
+    /// The data directory was written with another partition count.
+    #[error("the data directory was written with {stored} partitions, but cluster.partitions is {configured}; a partition count cannot change under existing data")]
+    PartitionsChanged { stored: u32, configured: u32 },
+    /// The data directory's layout is newer than this build.
+    #[error("the data directory has storage layout {0}, newer than this build reads ({1}); run a newer emporium")]
+    LayoutTooNew(u32, u32),
+    /// A handoff record that does not belong to the partition it was sent for.
+    #[error("a record of partition {found:?} arrived for partition {expected}")]
+    ForeignRecord { expected: u32, found: Option<u32> },
     /// A record would exceed [`codec::MAX_RECORD_BYTES`]: refused before the journal.
     #[error("{kind}/{id}: {source}")]
     TooLarge {
@@ -83,36 +89,31 @@ pub struct Recovered<S> {
     pub events_replayed: u64,
 }
 
-fn entity_prefix(space: u8, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
-    let len = u8::try_from(id.len()).map_err(|_| StoreError::IdTooLong(id.len()))?;
-    let mut k = Vec::with_capacity(3 + id.len() + 8);
-    k.extend_from_slice(&[space, kind.byte(), len]);
-    k.extend_from_slice(id.as_bytes());
-    Ok(k)
-}
-
-fn event_key(kind: EntityKind, id: &str, seq: u64) -> Result<Vec<u8>, StoreError> {
-    let mut k = entity_prefix(b'E', kind, id)?;
-    k.extend_from_slice(&seq.to_be_bytes());
-    Ok(k)
-}
-
-fn index_key(index: Index, key: &str) -> Vec<u8> {
-    let mut k = vec![b'I', index as u8];
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
 /// The journal. Cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
     tree: sled::Tree,
     commit: GroupCommit,
+    partitions: u32,
 }
 
 impl Journal {
-    pub fn new(tree: sled::Tree, commit: GroupCommit) -> Self {
-        Self { tree, commit }
+    pub fn new(tree: sled::Tree, commit: GroupCommit, partitions: u32) -> Self {
+        Self {
+            tree,
+            commit,
+            partitions: partitions.max(1),
+        }
+    }
+
+    /// How many partitions the keys are spread over.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The partition of an entity.
+    pub fn partition_of(&self, kind: EntityKind, id: &str) -> u32 {
+        partition_of(kind, id, self.partitions)
     }
 
     /// Rebuilds an entity: the latest snapshot, then every event after it.
@@ -127,10 +128,15 @@ impl Journal {
                 source,
             }
         };
+        let p = self.partition_of(A::KIND, id);
         // A snapshot is a cache of the events, which are never deleted: one that does not
         // decode (written by a version whose state had another shape) is skipped, and the
         // entity is rebuilt from its events. Events themselves must always decode.
-        let (mut state, snapshot_seq) = match self.tree.get(entity_prefix(b'S', A::KIND, id)?)? {
+        let (mut state, snapshot_seq) = match self.tree.get(layout::snapshot_key(
+            p,
+            A::KIND,
+            id,
+        )?)? {
             Some(bytes) => match codec::decode::<SnapshotRecord<A::State>>(&bytes) {
                 Ok(snap) => (snap.state, snap.seq),
                 Err(error) => {
@@ -144,11 +150,11 @@ impl Journal {
         };
         let mut seq = snapshot_seq;
         let mut replayed = 0;
-        let start = event_key(A::KIND, id, snapshot_seq + 1)?;
-        let end = event_key(A::KIND, id, u64::MAX)?;
+        let start = layout::event_key(p, A::KIND, id, snapshot_seq + 1)?;
+        let end = layout::event_key(p, A::KIND, id, u64::MAX)?;
         for item in self.tree.range(start..=end) {
             let (key, value) = item?;
-            let at_seq = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
+            let at_seq = layout::seq_of_event_key(&key);
             let rec: EventRecord<A::Event> =
                 codec::decode(&value).map_err(|e| corrupt(format!("seq {at_seq}"), e))?;
             A::apply(&mut state, &rec.event);
@@ -164,7 +170,8 @@ impl Journal {
     }
 
     /// Writes events `first_seq..` (and optionally a snapshot and index changes) in one
-    /// atomic batch, then waits until they are on disk. Only then may the caller reply.
+    /// atomic batch, with one partition log entry per event, then waits until they are on
+    /// disk. Only then may the caller reply. Index entries go to the entity's partition.
     pub async fn append<A: Aggregate>(
         &self,
         id: &str,
@@ -178,12 +185,23 @@ impl Journal {
             id: id.to_owned(),
             source,
         };
+        let p = self.partition_of(A::KIND, id);
         let mut ops = Vec::with_capacity(events.len() + index_ops.len() + 1);
+        let mut log = Vec::with_capacity(events.len());
         let mut seq = first_seq;
         for (at, event) in events {
             let rec = EventRecord { at: *at, event };
             let bytes = codec::encode_bounded(&rec).map_err(too_large)?;
-            ops.push((event_key(A::KIND, id, seq)?, Some(bytes)));
+            ops.push((layout::event_key(p, A::KIND, id, seq)?, Some(bytes)));
+            log.push(LogAppend {
+                partition: p,
+                entry: LogEntry {
+                    kind: A::KIND.byte(),
+                    id: id.to_owned(),
+                    seq,
+                    at: *at,
+                },
+            });
             seq += 1;
         }
         if let Some(state) = snapshot {
@@ -192,32 +210,47 @@ impl Journal {
                 state,
             };
             let bytes = codec::encode_bounded(&rec).map_err(too_large)?;
-            ops.push((entity_prefix(b'S', A::KIND, id)?, Some(bytes)));
+            ops.push((layout::snapshot_key(p, A::KIND, id)?, Some(bytes)));
         }
         for op in index_ops {
+            let (index, key) = match op {
+                IndexOp::Put(ix, key) | IndexOp::Remove(ix, key) => (*ix, key),
+            };
+            if !A::INDEXES.contains(&index) {
+                return Err(StoreError::UndeclaredIndex {
+                    kind: A::KIND,
+                    index,
+                });
+            }
+            let k = layout::index_key(p, index, key.as_bytes());
             ops.push(match op {
-                IndexOp::Put(ix, key) => (index_key(*ix, key), Some(Vec::new())),
-                IndexOp::Remove(ix, key) => (index_key(*ix, key), None),
+                IndexOp::Put(..) => (k, Some(Vec::new())),
+                IndexOp::Remove(..) => (k, None),
             });
         }
-        // The writer thread applies them in one atomic batch with other writers' records.
-        self.commit.write(ops).await?;
+        // The writer thread applies them in one atomic batch with other writers' records,
+        // and numbers the events in the partition's log.
+        self.commit.write_logged(ops, log).await?;
         Ok(())
     }
 
-    /// Every key of an index.
+    /// Every key of an index, partition by partition (each partition in key order).
     pub fn index_keys(
         &self,
         index: Index,
     ) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
-        self.tree.scan_prefix([b'I', index as u8]).map(|item| {
-            let (k, _) = item?;
-            Ok(String::from_utf8_lossy(&k[2..]).into_owned())
+        (0..self.partitions).flat_map(move |p| {
+            self.tree
+                .scan_prefix(layout::index_prefix(p, index))
+                .map(|item| {
+                    let (k, _) = item?;
+                    Ok(String::from_utf8_lossy(layout::index_entry_of(&k)).into_owned())
+                })
         })
     }
 
     /// Up to `limit` keys of `index` that start with `prefix`, after the key `after`
-    /// (exclusive), in key order.
+    /// (exclusive), in key order, over every partition.
     pub fn index_page(
         &self,
         index: Index,
@@ -225,31 +258,52 @@ impl Journal {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let full_prefix = index_key(index, prefix);
-        let start = match after {
-            Some(a) => {
-                let mut k = index_key(index, a);
-                k.push(0);
-                k
+        self.index_page_in(0..self.partitions, index, prefix, after, limit)
+    }
+
+    /// [`Self::index_page`] over the given partitions only (a node answers for the
+    /// partitions it owns; the asking node merges the answers).
+    pub fn index_page_in(
+        &self,
+        partitions: impl IntoIterator<Item = u32>,
+        index: Index,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        for p in partitions {
+            if p >= self.partitions {
+                continue;
             }
-            None => full_prefix.clone(),
-        };
-        let mut out = Vec::new();
-        for item in self.tree.range(start..) {
-            let (k, _) = item?;
-            if !k.starts_with(&full_prefix) || out.len() >= limit {
-                break;
+            let full_prefix = layout::index_key(p, index, prefix.as_bytes());
+            let start = match after {
+                Some(a) => {
+                    let mut k = layout::index_key(p, index, a.as_bytes());
+                    k.push(0);
+                    k.max(full_prefix.clone())
+                }
+                None => full_prefix.clone(),
+            };
+            for item in self.tree.range(start..).take(limit) {
+                let (k, _) = item?;
+                if !k.starts_with(&full_prefix) {
+                    break;
+                }
+                out.push(String::from_utf8_lossy(layout::index_entry_of(&k)).into_owned());
             }
-            out.push(String::from_utf8_lossy(&k[2..]).into_owned());
         }
+        out.sort_unstable();
+        out.truncate(limit);
         Ok(out)
     }
 
     /// Whether an entity has any event.
     pub fn exists(&self, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+        let p = self.partition_of(kind, id);
         Ok(self
             .tree
-            .scan_prefix(entity_prefix(b'E', kind, id)?)
+            .scan_prefix(layout::events_prefix(p, kind, id)?)
             .next()
             .is_some())
     }
@@ -261,12 +315,13 @@ impl Journal {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Millis, A::Event)>, StoreError> {
-        let start = event_key(A::KIND, id, after_seq + 1)?;
-        let end = event_key(A::KIND, id, u64::MAX)?;
+        let p = self.partition_of(A::KIND, id);
+        let start = layout::event_key(p, A::KIND, id, after_seq + 1)?;
+        let end = layout::event_key(p, A::KIND, id, u64::MAX)?;
         let mut out = vec![];
         for item in self.tree.range(start..=end).take(limit) {
             let (key, value) = item?;
-            let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"));
+            let seq = layout::seq_of_event_key(&key);
             let rec: EventRecord<A::Event> =
                 codec::decode(&value).map_err(|source| StoreError::Corrupt {
                     kind: A::KIND,
@@ -279,7 +334,8 @@ impl Journal {
         Ok(out)
     }
 
-    /// Test and repair hook: overwrite one raw event record.
+    /// Test and repair hook: overwrite one raw event record (outside the writer; the
+    /// partition log is not touched).
     pub fn put_raw_event(
         &self,
         kind: EntityKind,
@@ -287,7 +343,9 @@ impl Journal {
         seq: u64,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.tree.insert(event_key(kind, id, seq)?, bytes)?;
+        let p = self.partition_of(kind, id);
+        self.tree
+            .insert(layout::event_key(p, kind, id, seq)?, bytes)?;
         Ok(())
     }
 
@@ -299,8 +357,23 @@ impl Journal {
         id: &str,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.tree.insert(entity_prefix(b'S', kind, id)?, bytes)?;
+        let p = self.partition_of(kind, id);
+        self.tree
+            .insert(layout::snapshot_key(p, kind, id)?, bytes)?;
         Ok(())
+    }
+
+    /// The raw bytes of an entity's snapshot, if it has one (inspection and tests).
+    pub fn snapshot_bytes(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let p = self.partition_of(kind, id);
+        Ok(self
+            .tree
+            .get(layout::snapshot_key(p, kind, id)?)?
+            .map(|v| v.to_vec()))
     }
 
     /// Waits until everything written so far is on disk.
@@ -308,40 +381,11 @@ impl Journal {
         Ok(self.commit.durable().await?)
     }
 
-    /// The raw tree, for moving whole partitions between nodes.
-    pub fn raw(&self) -> &sled::Tree {
+    pub(super) fn tree(&self) -> &sled::Tree {
         &self.tree
     }
 
-    /// The prefix of every record of one entity in `space` (`E` events, `S` snapshot).
-    pub fn entity_prefix(space: u8, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
-        entity_prefix(space, kind, id)
-    }
-}
-
-/// The entity a journal key belongs to: its own events and snapshot, and the index
-/// entries that point at it.
-pub fn entity_of_key(key: &[u8]) -> Option<(EntityKind, String)> {
-    match key.first()? {
-        b'E' | b'S' => {
-            let kind = EntityKind::from_byte(*key.get(1)?)?;
-            let len = usize::from(*key.get(2)?);
-            let id = key.get(3..3 + len)?;
-            Some((kind, String::from_utf8_lossy(id).into_owned()))
-        }
-        b'I' => {
-            let rest = String::from_utf8_lossy(key.get(2..)?).into_owned();
-            match *key.get(1)? {
-                1 => Some((EntityKind::Order, rest)),
-                2 => Some((EntityKind::Product, rest)),
-                3 => rest
-                    .rsplit('/')
-                    .next()
-                    .map(|o| (EntityKind::Order, o.to_owned())),
-                4 | 5 => Some((EntityKind::Machine, rest)),
-                _ => None,
-            }
-        }
-        _ => None,
+    pub(super) fn commit(&self) -> &GroupCommit {
+        &self.commit
     }
 }

@@ -5,21 +5,29 @@
 //! - [`group_commit`]: one flusher thread, one fsync for many writers.
 //! - [`blobs`]: fsyncs sled's large-record files before a cycle answers.
 //! - [`health`]: fail-stop; the first storage error poisons the store.
+//! - [`layout`]: the key layout: every record under its partition first.
 //! - [`journal`]: events, snapshots and indexes of every entity.
 //! - [`partition`]: the entity → partition hash that places every record.
-//! - [`Store`]: opens the database and hands out the journal and the other trees
-//!   (the payment gateway ledger, the cluster acceptor).
+//! - [`partition_store`]: one partition's storage and its verbs (stream, ingest, drop,
+//!   read its log): what a handoff moves.
+//! - [`migrate`]: the layout version, and the one-time migration from the first layout.
+//! - [`Store`]: opens the database and hands out the journal and the node's own trees
+//!   (the cluster acceptor).
 
 pub mod blobs;
 pub mod codec;
 pub mod group_commit;
 pub mod health;
 pub mod journal;
+pub mod layout;
+pub mod migrate;
 pub mod partition;
+pub mod partition_store;
 
 pub use group_commit::GroupCommit;
 pub use health::StoreHealth;
 pub use journal::{Index, IndexOp, Journal, Recovered, StoreError};
+pub use partition_store::Partition;
 
 use std::path::Path;
 
@@ -37,6 +45,9 @@ pub struct StoreOptions {
     pub cache_capacity_bytes: u64,
     pub group_commit_max_batch: usize,
     pub group_commit_queue: usize,
+    /// How many partitions keys are spread over (`cluster.partitions`); fixed for the
+    /// life of a data directory.
+    pub partitions: u32,
 }
 
 impl Store {
@@ -53,6 +64,7 @@ impl Store {
         let sled_dir = dir.join("sled");
         let log = std::fs::File::open(sled_dir.join("db"))?;
         let tree = db.open_tree("journal")?;
+        migrate::prepare(&db, &tree, opts.partitions, &sled_dir, &log)?;
         let commit = GroupCommit::start(
             db.clone(),
             tree.clone(),
@@ -61,7 +73,7 @@ impl Store {
             opts.group_commit_queue,
             StoreHealth::default(),
         );
-        let journal = Journal::new(tree, commit.clone());
+        let journal = Journal::new(tree, commit.clone(), opts.partitions);
         Ok(Self {
             db,
             journal,

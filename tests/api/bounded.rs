@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use emporium::domain::session::SessionState;
 use emporium::domain::EntityKind;
 use emporium::store::journal::SnapshotRecord;
-use emporium::store::{codec, Journal, Store, StoreOptions};
+use emporium::store::{codec, Store, StoreOptions};
 
 use crate::helpers::*;
 use crate::users::*;
@@ -83,14 +83,13 @@ async fn twenty_thousand_refreshes_keep_the_family_small_and_fast() {
             cache_capacity_bytes: 8 << 20,
             group_commit_max_batch: 64,
             group_commit_queue: 64,
+            partitions: 64,
         },
     )
     .expect("open the store");
-    let key = Journal::entity_prefix(b'S', EntityKind::Session, &family).unwrap();
     let bytes = store
         .journal()
-        .raw()
-        .get(key)
+        .snapshot_bytes(EntityKind::Session, &family)
         .unwrap()
         .expect("the family has a snapshot");
     println!("family snapshot: {} bytes", bytes.len());

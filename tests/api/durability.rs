@@ -87,6 +87,7 @@ async fn a_record_with_a_huge_length_prefix_quarantines_only_its_entity() {
                 cache_capacity_bytes: 16 << 20,
                 group_commit_max_batch: 16,
                 group_commit_queue: 16,
+                partitions: 64,
             },
         )
         .expect("open the stopped node's store");

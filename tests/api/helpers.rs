@@ -25,6 +25,9 @@ pub struct AppOpts {
     pub no_admin_token: bool,
     /// A TOML configuration file's contents, passed with `--config`.
     pub config: Option<String>,
+    /// A data directory copied in before the first start (for example one written by an
+    /// earlier version).
+    pub preload: Option<PathBuf>,
 }
 
 impl AppOpts {
@@ -44,6 +47,11 @@ impl AppOpts {
 
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
+        self
+    }
+
+    pub fn preload(mut self, data_dir: impl Into<PathBuf>) -> Self {
+        self.preload = Some(data_dir.into());
         self
     }
 
@@ -179,6 +187,15 @@ pub async fn spawn_app(opts: AppOpts) -> TestApp {
         .tempdir()
         .expect("tempdir");
     std::fs::create_dir_all(root.path().join("data")).expect("data dir");
+    if let Some(from) = &opts.preload {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(root.path().join("data"))
+            .status()
+            .expect("running cp");
+        assert!(status.success(), "copying the preloaded data dir");
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

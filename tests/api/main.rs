@@ -36,3 +36,6 @@ mod durability;
 mod deadlines;
 // Issue 12: idempotency that never lies.
 mod idempotency;
+
+// Issue 13: partition-owned state.
+mod storage_layout;

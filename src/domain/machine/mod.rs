@@ -29,6 +29,10 @@ pub struct Machine;
 
 impl Aggregate for Machine {
     const KIND: EntityKind = EntityKind::Machine;
+    const INDEXES: &'static [crate::domain::Index] = &[
+        crate::domain::Index::Machines,
+        crate::domain::Index::LiveMachines,
+    ];
     type State = MachineState;
     type Command = MachineInput;
     type Event = MachineEvent;

@@ -1,0 +1,160 @@
+//! One partition's storage, as one verb set: what a vnode owns, and what a handoff moves.
+//!
+//! A partition is one contiguous key range of the journal tree ([`super::layout`]):
+//! its entities' events and snapshots, the index entries they wrote, and its log. The
+//! cluster moves a partition with exactly these calls: [`Partition::stream`] on the old
+//! owner, [`Partition::ingest`] on the new one, then [`Partition::drop`] on the old one.
+//! Ingest and drop go through the journal's writer thread like every other write, so
+//! they are durable before they return and nothing else writes the journal tree.
+
+use super::codec;
+use super::journal::{Journal, StoreError};
+use super::layout::{self, LogEntry};
+
+/// A raw record of a partition: its key and its value.
+pub type Record = (Vec<u8>, Vec<u8>);
+
+/// How many keys one drop cycle removes.
+const DROP_BATCH: usize = 4096;
+
+/// A handle on one partition's storage.
+pub struct Partition<'a> {
+    journal: &'a Journal,
+    p: u32,
+}
+
+impl Journal {
+    /// The storage of partition `p`.
+    pub fn partition(&self, p: u32) -> Partition<'_> {
+        Partition { journal: self, p }
+    }
+}
+
+impl Partition<'_> {
+    pub fn id(&self) -> u32 {
+        self.p
+    }
+
+    fn range(&self) -> impl DoubleEndedIterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+        let (start, end) = layout::partition_range(self.p);
+        self.journal.tree().range(start..end)
+    }
+
+    /// The seq of the last entry of the partition log (0 when it is empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        match self
+            .journal
+            .tree()
+            .scan_prefix(layout::log_prefix(self.p))
+            .next_back()
+        {
+            Some(item) => Ok(layout::log_seq_of(&item?.0).unwrap_or(0)),
+            None => Ok(0),
+        }
+    }
+
+    /// Up to `limit` entries of the partition log from `seq` (inclusive), in order.
+    pub fn read_from(&self, seq: u64, limit: usize) -> Result<Vec<(u64, LogEntry)>, StoreError> {
+        let start = layout::log_key(self.p, seq);
+        let end = layout::log_key(self.p, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.journal.tree().range(start..=end).take(limit) {
+            let (k, v) = item?;
+            let seq = layout::log_seq_of(&k).unwrap_or(0);
+            let entry = codec::decode::<LogEntry>(&v).map_err(|source| StoreError::CorruptLog {
+                partition: self.p,
+                seq,
+                source,
+            })?;
+            out.push((seq, entry));
+        }
+        Ok(out)
+    }
+
+    /// The next chunk of the partition's records after key `after` (from the start when
+    /// `None`), at most `max_bytes` of keys and values (one record at least). An empty
+    /// chunk means the end. The caller keeps the last key as its cursor.
+    pub fn stream(
+        &self,
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (start, end) = layout::partition_range(self.p);
+        let iter = match after {
+            Some(k) => self.journal.tree().range::<&[u8], _>((
+                std::ops::Bound::Excluded(k),
+                std::ops::Bound::Excluded(end.as_slice()),
+            )),
+            None => self.journal.tree().range(start..end),
+        };
+        let mut out = Vec::new();
+        let mut size = 0;
+        for item in iter {
+            let (k, v) = item?;
+            let n = k.len() + v.len() + 16;
+            if !out.is_empty() && size + n > max_bytes {
+                break;
+            }
+            size += n;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// How many records the partition holds (a full scan of its range, no decoding).
+    pub fn len(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for item in self.range() {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.range().next().transpose()?.is_none())
+    }
+
+    /// Writes records streamed from the partition's previous owner, durably, through the
+    /// writer thread. Every record must belong to this partition.
+    pub async fn ingest(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let mut ops = Vec::with_capacity(records.len());
+        for (k, v) in records {
+            let found = layout::partition_of_key(&k);
+            if found != Some(self.p) || k.len() <= layout::PARTITION_BYTES {
+                return Err(StoreError::ForeignRecord {
+                    expected: self.p,
+                    found,
+                });
+            }
+            ops.push((k, Some(v)));
+        }
+        self.journal.commit().write_partition(self.p, ops).await?;
+        Ok(())
+    }
+
+    /// Removes every record of the partition, durably, through the writer thread, in
+    /// bounded cycles. Returns how many records were removed.
+    pub async fn drop(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        loop {
+            let keys: Vec<Vec<u8>> = self
+                .range()
+                .take(DROP_BATCH)
+                .map(|item| item.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            removed += keys.len();
+            let ops = keys.into_iter().map(|k| (k, None)).collect();
+            self.journal.commit().write_partition(self.p, ops).await?;
+        }
+        // The reset is also needed when there was nothing to remove.
+        self.journal
+            .commit()
+            .write_partition(self.p, Vec::new())
+            .await?;
+        Ok(removed)
+    }
+}
