@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`domain`]: pure state machines (`decide`/`apply`) for every entity; no IO.
-//! - [`store`]: the sled event journal, snapshots, group commit and the codec.
+//! - [`store`]: the sled journal, keyed by partition (events, snapshots, indexes and a
+//!   log per partition), the partition verbs handoff uses, group commit and the codec.
 //! - [`actors`]: the ractor shell around an aggregate: recover, decide, persist, reply.
 //! - [`supervision`]: the registry, per-kind supervisors, restart backoff, quarantine.
 //! - [`router`]: addresses entities by `(kind, id)`; the only way callers reach an actor.
