@@ -89,14 +89,10 @@ fn main() -> ExitCode {
                 data_dir,
                 log_format,
             };
-            let cfg = match Config::load(config.as_deref(), &overrides) {
+            let cfg = match configure(config, &overrides) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("emporium: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            emporium::telemetry::init_tracing(cfg.log.format, &cfg.log.level);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -119,19 +115,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the configuration (exit 2 on a bad one) and starts logging.
+fn configure(config: Option<PathBuf>, overrides: &Overrides) -> Result<Config, ExitCode> {
+    let cfg = Config::load(config.as_deref(), overrides).map_err(|e| {
+        eprintln!("emporium: {e}");
+        ExitCode::from(2)
+    })?;
+    emporium::telemetry::init_tracing(cfg.log.format, &cfg.log.level);
+    Ok(cfg)
+}
+
 fn migrate(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
     let overrides = Overrides {
         data_dir,
         ..Overrides::default()
     };
-    let cfg = match Config::load(config.as_deref(), &overrides) {
+    let cfg = match configure(config, &overrides) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("emporium: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    emporium::telemetry::init_tracing(cfg.log.format, &cfg.log.level);
     let dir = &cfg.store.data_dir;
     if !dir.join("sled").exists() {
         eprintln!("emporium migrate: no store in {}", dir.display());
