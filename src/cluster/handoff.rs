@@ -3,8 +3,8 @@
 //! The old owner, for each partition the map marks `moving` away from it:
 //! 1. closes the partition's gate and waits for the requests inside to finish;
 //! 2. stops the partition's entity actors (their state is already durable);
-//! 3. streams the partition's records (events, snapshots, index entries, and the payment
-//!    ledger of its orders) in bounded chunks; the receiver writes each chunk and makes
+//! 3. streams the partition's records (events, snapshots and index entries, the orders'
+//!    payments among them) in bounded chunks; the receiver writes each chunk and makes
 //!    it durable before it acknowledges;
 //! 4. proposes the epoch that names the new owner, and deletes its own copy once that
 //!    epoch is committed.
@@ -18,14 +18,11 @@ use super::partition_of;
 use super::wire::{HandoffChunk, Request, Response};
 use crate::domain::EntityKind;
 use crate::store::journal::entity_of_key;
-use crate::store::Journal;
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const JOURNAL: &str = "journal";
-const LEDGER: &str = crate::payment::simulator::IDEMPOTENCY_TREE;
 
 /// A handoff under way, for `GET /v1/cluster`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -215,40 +212,17 @@ impl Cluster {
     fn collect(&self, p: u32) -> Result<Vec<Record>, crate::store::StoreError> {
         let parts = self.partitions_len();
         let journal = self.inner.store.journal().raw().clone();
-        let ledger = self.inner.store.tree(LEDGER)?;
         let mut out = Vec::new();
-        let mut orders = BTreeSet::new();
         for item in journal.iter() {
             let (k, v) = item?;
             let Some((kind, id)) = entity_of_key(&k) else {
                 continue;
             };
-            // Payment intents travel with their order, below.
-            if kind == EntityKind::Payment || partition_of(kind, &id, parts) != p {
+            // A payment's partition is its order's.
+            if partition_of(kind, &id, parts) != p {
                 continue;
-            }
-            if kind == EntityKind::Order && k[0] == b'E' {
-                orders.insert(id);
             }
             out.push((JOURNAL.to_owned(), k.to_vec(), v.to_vec()));
-        }
-        for order in orders {
-            let Ok(uuid) = uuid::Uuid::parse_str(&order) else {
-                continue;
-            };
-            let (keys, intent) = crate::payment::simulator::order_ledger_keys(uuid);
-            for key in keys {
-                if let Some(v) = ledger.get(key.as_bytes())? {
-                    out.push((LEDGER.to_owned(), key.into_bytes(), v.to_vec()));
-                }
-            }
-            for space in [b'E', b'S'] {
-                let prefix = Journal::entity_prefix(space, EntityKind::Payment, &intent)?;
-                for item in journal.scan_prefix(prefix) {
-                    let (k, v) = item?;
-                    out.push((JOURNAL.to_owned(), k.to_vec(), v.to_vec()));
-                }
-            }
         }
         Ok(out)
     }
@@ -275,7 +249,7 @@ impl Cluster {
             self.delete(&stale).map_err(|e| e.to_string())?;
         }
         for (tree, key, value) in &c.records {
-            if tree != JOURNAL && tree != LEDGER {
+            if tree != JOURNAL {
                 return Err(format!("unknown tree {tree}"));
             }
             self.inner

@@ -2,16 +2,48 @@
 //! [`simulator`] that follows Stripe's conventions. A real gateway implements the same
 //! trait.
 //!
+//! The simulator keeps its ledger in the `payment` entity of each order
+//! ([`crate::domain::payment`]), reached through the router like every other entity;
+//! [`legacy`] folds the previous build's ledger (its own sled trees) into those entities
+//! once, at start-up.
+//!
 //! Card numbers never leave [`card`]: the edge tokenizes a card into a payment method
 //! token and its last 4 digits; only those are stored or logged.
 
 pub mod card;
+pub mod legacy;
 pub mod simulator;
 
 pub use card::{CardDetails, CardError};
 pub use simulator::Simulator;
 
+pub use crate::domain::payment::PaymentStep;
+
 use futures::future::BoxFuture;
+
+/// The idempotency key of one payment call: an order's step. A gateway sends it as
+/// `order:<order id>:<step>` (its `Display`); the simulator addresses the order's
+/// payment entity with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PaymentKey {
+    pub order_id: uuid::Uuid,
+    pub step: PaymentStep,
+}
+
+impl PaymentKey {
+    pub fn new(order_id: uuid::Uuid, step: PaymentStep) -> Self {
+        Self { order_id, step }
+    }
+}
+
+impl std::fmt::Display for PaymentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::domain::order::OrderState::payment_key(
+            self.order_id,
+            self.step.as_str(),
+        ))
+    }
+}
 
 /// A tokenized card: what the order keeps instead of the number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,21 +81,25 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// Places a hold for `amount_minor`; returns the authorization (payment intent) id.
     fn authorize(
         &self,
-        key: String,
+        key: PaymentKey,
         method: String,
         amount_minor: i64,
         currency: String,
     ) -> BoxFuture<'_, Result<String, PaymentError>>;
     fn capture(
         &self,
-        key: String,
+        key: PaymentKey,
         authorization: String,
         amount_minor: i64,
     ) -> BoxFuture<'_, Result<(), PaymentError>>;
-    fn void(&self, key: String, authorization: String) -> BoxFuture<'_, Result<(), PaymentError>>;
+    fn void(
+        &self,
+        key: PaymentKey,
+        authorization: String,
+    ) -> BoxFuture<'_, Result<(), PaymentError>>;
     fn refund(
         &self,
-        key: String,
+        key: PaymentKey,
         authorization: String,
         amount_minor: i64,
     ) -> BoxFuture<'_, Result<(), PaymentError>>;

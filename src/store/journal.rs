@@ -317,6 +317,28 @@ impl Journal {
     pub fn entity_prefix(space: u8, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
         entity_prefix(space, kind, id)
     }
+
+    /// The id of every entity of `kind` that has events, each once (for one-time
+    /// start-up migrations such as folding the old payment ledger into payments).
+    pub fn entity_ids(
+        &self,
+        kind: EntityKind,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        let mut last: Option<String> = None;
+        self.tree
+            .scan_prefix([b'E', kind.byte()])
+            .filter_map(move |item| match item {
+                Err(e) => Some(Err(e.into())),
+                Ok((k, _)) => {
+                    let (_, id) = entity_of_key(&k)?;
+                    if last.as_deref() == Some(id.as_str()) {
+                        return None;
+                    }
+                    last = Some(id.clone());
+                    Some(Ok(id))
+                }
+            })
+    }
 }
 
 /// The entity a journal key belongs to: its own events and snapshot, and the index
