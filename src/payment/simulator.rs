@@ -88,12 +88,16 @@ impl Simulator {
         self
     }
 
-    /// Runs `op` as the call `key` on the order's payment entity and returns the step's
-    /// outcome (the one recorded now, or the one replayed).
-    async fn call(&self, key: PaymentKey, op: PaymentOp) -> Result<String, PaymentError> {
+    /// The simulated latency of a gateway call (`payment.latency_ms`).
+    async fn delay(&self) {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
+    }
+
+    /// Runs `op` as the call `key` on the order's payment entity and returns the step's
+    /// outcome (the one recorded now, or the one replayed).
+    async fn call(&self, key: PaymentKey, op: PaymentOp) -> Result<String, PaymentError> {
         let router = self.router.get().ok_or_else(|| PaymentError::Retryable {
             message: "the gateway is starting".into(),
         })?;
@@ -167,18 +171,13 @@ impl PaymentGateway for Simulator {
         _currency: String,
     ) -> BoxFuture<'_, Result<String, PaymentError>> {
         Box::pin(async move {
+            self.delay().await;
             let Some(m) = method_from_token(&method) else {
-                if !self.latency.is_zero() {
-                    tokio::time::sleep(self.latency).await;
-                }
                 return Err(PaymentError::Invalid {
                     message: "unknown payment method".into(),
                 });
             };
             if m.processing_error {
-                if !self.latency.is_zero() {
-                    tokio::time::sleep(self.latency).await;
-                }
                 return Err(PaymentError::Retryable {
                     message: "processing_error".into(),
                 });
@@ -203,7 +202,10 @@ impl PaymentGateway for Simulator {
             authorization,
             amount_minor,
         };
-        Box::pin(async move { self.call(key, op).await.map(|_| ()) })
+        Box::pin(async move {
+            self.delay().await;
+            self.call(key, op).await.map(|_| ())
+        })
     }
 
     fn void(
@@ -212,7 +214,10 @@ impl PaymentGateway for Simulator {
         authorization: String,
     ) -> BoxFuture<'_, Result<(), PaymentError>> {
         let op = PaymentOp::Void { authorization };
-        Box::pin(async move { self.call(key, op).await.map(|_| ()) })
+        Box::pin(async move {
+            self.delay().await;
+            self.call(key, op).await.map(|_| ())
+        })
     }
 
     fn refund(
@@ -225,7 +230,10 @@ impl PaymentGateway for Simulator {
             authorization,
             amount_minor,
         };
-        Box::pin(async move { self.call(key, op).await.map(|_| ()) })
+        Box::pin(async move {
+            self.delay().await;
+            self.call(key, op).await.map(|_| ())
+        })
     }
 }
 

@@ -36,3 +36,5 @@ mod durability;
 mod deadlines;
 // Issue 12: idempotency that never lies.
 mod idempotency;
+// Issue 13: payments are entities, and idempotency is cluster-wide.
+mod payments_cluster;
