@@ -168,6 +168,10 @@ impl Step {
                                 at: now_ms(),
                             })
                         }
+                        // The ledger did not answer: re-driven later, same key.
+                        Err(e @ PaymentError::Unavailable { .. }) => {
+                            return transient("authorize", e)
+                        }
                         Err(PaymentError::Retryable { message }) => {
                             tracing::warn!(%order_id, attempt, %message, "authorization failed; retrying");
                             if attempt < self.config.payment_retries {
@@ -205,7 +209,9 @@ impl Step {
                     .await
                 {
                     Ok(()) => Some(OrderCommand::Captured { at: now_ms() }),
-                    Err(PaymentError::Retryable { message }) => transient("capture", message),
+                    Err(
+                        e @ (PaymentError::Retryable { .. } | PaymentError::Unavailable { .. }),
+                    ) => transient("capture", e),
                     Err(e) => Some(OrderCommand::PaymentFailed {
                         code: FailureCode::PaymentError,
                         message: e.to_string(),

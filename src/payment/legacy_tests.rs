@@ -25,10 +25,12 @@ async fn old_order(
     ledger: &[(PaymentStep, Outcome, Option<Millis>)],
 ) {
     // The order itself (only its presence in the journal matters to the fold).
-    store
-        .journal()
-        .put_raw_event(EntityKind::Order, &order.to_string(), 1, b"order")
-        .unwrap();
+    for seq in [1, 2] {
+        store
+            .journal()
+            .put_raw_event(EntityKind::Order, &order.to_string(), seq, b"order")
+            .unwrap();
+    }
     if !intent.is_empty() {
         let stamped: Vec<_> = intent.iter().map(|e| (1, e.clone())).collect();
         store

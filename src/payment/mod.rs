@@ -65,10 +65,18 @@ pub enum PaymentError {
     /// The request is wrong (unknown token, capture above the authorization): final.
     #[error("invalid: {message}")]
     Invalid { message: String },
+    /// The gateway's ledger did not answer (busy, moving, timed out): the call may or may
+    /// not have been applied. Not the card's fault, so it does not count as a failed
+    /// attempt: the caller tries again later with the same key, which replays it.
+    #[error("unavailable: {message}")]
+    Unavailable { message: String },
 }
 
-/// A payment gateway with manual capture. Every call carries an idempotency key: a
-/// repeat with the same key returns the first outcome and never charges twice.
+/// A payment gateway with manual capture. Every call carries an idempotency key (the
+/// order and step, [`PaymentKey`]): a repeat with the same key returns the first outcome
+/// and never charges twice. The saga calls it from inside its order's partition gate, so
+/// an implementation that writes entities (the simulator writes the order's payment)
+/// does so before a handoff of that partition streams it.
 pub trait PaymentGateway: Send + Sync + 'static {
     /// Validates a card and returns a token for it. Nothing about the number but its
     /// last 4 digits is kept.

@@ -98,7 +98,7 @@ impl Simulator {
     /// Runs `op` as the call `key` on the order's payment entity and returns the step's
     /// outcome (the one recorded now, or the one replayed).
     async fn call(&self, key: PaymentKey, op: PaymentOp) -> Result<String, PaymentError> {
-        let router = self.router.get().ok_or_else(|| PaymentError::Retryable {
+        let router = self.router.get().ok_or_else(|| PaymentError::Unavailable {
             message: "the gateway is starting".into(),
         })?;
         let cmd = PaymentCommand::Call {
@@ -116,14 +116,14 @@ impl Simulator {
                 Some(Outcome::Invalid(message)) => Err(PaymentError::Invalid {
                     message: message.clone(),
                 }),
-                None => Err(PaymentError::Retryable {
+                None => Err(PaymentError::Unavailable {
                     message: format!("no outcome recorded for {key}"),
                 }),
             },
             // Refused unrecorded (an intent the order's payment does not hold).
             Err(RouteError::Rejected(r)) => Err(PaymentError::Invalid { message: r.message }),
             // Not applied, or its outcome unknown: a retry with the same key replays it.
-            Err(e) => Err(PaymentError::Retryable {
+            Err(e) => Err(PaymentError::Unavailable {
                 message: format!("gateway ledger: {e}"),
             }),
         }

@@ -232,3 +232,22 @@ async fn a_token_without_its_method_is_refused() {
     assert!(matches!(e, Err(PaymentError::Invalid { .. })), "{e:?}");
     assert!(events_of(&r.store, order).is_empty());
 }
+
+#[tokio::test]
+async fn an_unreachable_ledger_is_unavailable_not_a_failed_attempt() {
+    // No router yet (the node is starting): the saga re-drives later with the same key.
+    let sim = Simulator::new(Arc::new(OnceLock::new()), Duration::ZERO);
+    let m = sim
+        .tokenize(&card("4242424242424242"), 2026, 11)
+        .await
+        .unwrap();
+    let e = sim
+        .authorize(
+            key(Uuid::from_u128(9), PaymentStep::Authorize),
+            m.token,
+            100,
+            "USD".into(),
+        )
+        .await;
+    assert!(matches!(e, Err(PaymentError::Unavailable { .. })), "{e:?}");
+}
