@@ -326,8 +326,8 @@ impl Cluster {
             return Err(EffectRefused::NotOwner(p as u32));
         }
         let gate = &self.inner.gates[p];
-        // Counted before the frozen flag is read (and the handoff sets the flag before
-        // it reads the count), so one of the two sees the other.
+        // Counted before the frozen flag is read, and a handoff sets the flag before it
+        // reads the count: with both sides sequentially consistent, one sees the other.
         gate.in_flight.fetch_add(1, Ordering::SeqCst);
         let guard = GateGuard(Some(self.inner.clone()), p);
         if gate.frozen.load(Ordering::SeqCst) || map.moving.contains_key(&(p as u32)) {
