@@ -3,7 +3,10 @@
 //! - [`OrderSaga`] performs each step named by `domain::order::next_effect` (cart lock,
 //!   reservations, payment calls) and reports the outcome as a command. Transient
 //!   failures return `None`, and the actor re-drives later; forward steps give up with
-//!   `Expired` once the reservation deadline has passed.
+//!   `Expired` once the reservation deadline has passed. In a cluster each step runs
+//!   inside its order's partition gate ([`crate::cluster::node::EffectGuard`]): a
+//!   handoff waits for the steps in flight, and a step refused by a frozen gate returns
+//!   `None`, so the order re-drives it on whichever node owns it next.
 //! - [`StockBehavior`] wakes a SKU when its earliest reservation expires.
 //! - [`ProductBehavior`] keeps the catalog view and the product index current.
 
@@ -16,8 +19,9 @@ use crate::domain::order::{
 };
 use crate::domain::product::{Product, ProductEvent, ProductState};
 use crate::domain::stock::{Stock, StockCommand, StockState};
+use crate::domain::EntityKind;
 use crate::domain::{Millis, RejectionCode, Sku};
-use crate::payment::{PaymentError, PaymentGateway};
+use crate::payment::{PaymentError, PaymentGateway, PaymentKey, PaymentStep};
 use crate::router::{RouteError, Router};
 use crate::store::{Index, IndexOp};
 use futures::future::BoxFuture;
@@ -48,6 +52,8 @@ impl OrderSaga {
         gateway: Arc<dyn PaymentGateway>,
         config: SagaConfig,
     ) -> Self {
+        // Exported from the start, so a dashboard sees 0 rather than a missing series.
+        counter!("emporium_saga_steps_deferred_total").absolute(0);
         Self {
             router,
             gateway,
@@ -64,8 +70,8 @@ struct Step {
     vending_sku: Option<Sku>,
 }
 
-fn stage_key(order_id: uuid::Uuid, step: &str) -> String {
-    OrderState::payment_key(order_id, step)
+fn stage_key(order_id: uuid::Uuid, step: PaymentStep) -> PaymentKey {
+    PaymentKey::new(order_id, step)
 }
 
 impl Step {
@@ -133,7 +139,7 @@ impl Step {
                 method,
                 expires_at,
             } => {
-                let key = stage_key(order_id, "authorize");
+                let key = stage_key(order_id, PaymentStep::Authorize);
                 let mut backoff = self.config.payment_retry_backoff;
                 for attempt in 1..=self.config.payment_retries.max(1) {
                     if expired(expires_at) {
@@ -141,7 +147,7 @@ impl Step {
                     }
                     match self
                         .gateway
-                        .authorize(key.clone(), method.clone(), amount_minor, currency.clone())
+                        .authorize(key, method.clone(), amount_minor, currency.clone())
                         .await
                     {
                         Ok(authorization) => {
@@ -163,6 +169,10 @@ impl Step {
                                 message,
                                 at: now_ms(),
                             })
+                        }
+                        // The ledger did not answer: re-driven later, same key.
+                        Err(e @ PaymentError::Unavailable { .. }) => {
+                            return transient("authorize", e)
                         }
                         Err(PaymentError::Retryable { message }) => {
                             tracing::warn!(%order_id, attempt, %message, "authorization failed; retrying");
@@ -193,11 +203,17 @@ impl Step {
                 }
                 match self
                     .gateway
-                    .capture(stage_key(order_id, "capture"), authorization, amount_minor)
+                    .capture(
+                        stage_key(order_id, PaymentStep::Capture),
+                        authorization,
+                        amount_minor,
+                    )
                     .await
                 {
                     Ok(()) => Some(OrderCommand::Captured { at: now_ms() }),
-                    Err(PaymentError::Retryable { message }) => transient("capture", message),
+                    Err(
+                        e @ (PaymentError::Retryable { .. } | PaymentError::Unavailable { .. }),
+                    ) => transient("capture", e),
                     Err(e) => Some(OrderCommand::PaymentFailed {
                         code: FailureCode::PaymentError,
                         message: e.to_string(),
@@ -251,7 +267,7 @@ impl Step {
             } => {
                 match self
                     .gateway
-                    .void(stage_key(order_id, "void"), authorization)
+                    .void(stage_key(order_id, PaymentStep::Void), authorization)
                     .await
                 {
                     Ok(()) => Some(OrderCommand::Voided { at: now_ms() }),
@@ -265,7 +281,11 @@ impl Step {
             } => {
                 match self
                     .gateway
-                    .refund(stage_key(order_id, "refund"), authorization, amount_minor)
+                    .refund(
+                        stage_key(order_id, PaymentStep::Refund),
+                        authorization,
+                        amount_minor,
+                    )
                     .await
                 {
                     Ok(()) => Some(OrderCommand::Refunded { at: now_ms() }),
@@ -310,18 +330,34 @@ pub(super) fn transient(step: &str, error: impl std::fmt::Display) -> Option<Ord
 impl Behavior<Order> for OrderSaga {
     fn next_effect(
         &self,
-        _id: &str,
+        id: &str,
         state: &OrderState,
     ) -> Option<BoxFuture<'static, Option<OrderCommand>>> {
         let effect = order::next_effect(state)?;
         let router = self.router.get()?.clone();
+        let cluster = router.cluster().cloned();
         let step = Step {
             router,
             gateway: self.gateway.clone(),
             config: self.config.clone(),
             vending_sku: super::vending_steps::line_sku(state),
         };
-        Some(Box::pin(step.perform(effect)))
+        let id = id.to_owned();
+        Some(Box::pin(async move {
+            let Some(cluster) = cluster else {
+                return step.perform(effect).await;
+            };
+            // Entered when the step starts, not when it is planned: a step that starts
+            // after its partition froze does not run here.
+            match cluster.enter(EntityKind::Order, &id) {
+                Ok(gate) => gate.run(step.perform(effect)).await,
+                Err(refused) => {
+                    tracing::debug!(order = %id, %refused, "saga step deferred");
+                    counter!("emporium_saga_steps_deferred_total").increment(1);
+                    None
+                }
+            }
+        }))
     }
 
     fn index_ops(&self, id: &str, events: &[OrderEvent], after: &OrderState) -> Vec<IndexOp> {

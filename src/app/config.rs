@@ -168,9 +168,9 @@ pub struct CheckoutConfig {
     pub payment_retries: u32,
     pub payment_retry_backoff_ms: u64,
     pub resume_concurrency: usize,
-    /// An `Idempotency-Key` names its order for this long, and payment methods and payment
-    /// idempotency keys live this long: 24 h, as Stripe keeps keys. Reused later, a key is
-    /// a new request.
+    /// An `Idempotency-Key` names its order for this long, and a payment step's outcome
+    /// is replayed this long: 24 h, as Stripe keeps keys. Reused later, a key is a new
+    /// request.
     pub idempotency_ttl_s: u64,
 }
 
@@ -191,9 +191,11 @@ impl Default for CheckoutConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentConfig {
     pub latency_ms: u64,
-    /// How often the sweep removes expired payment methods and idempotency keys.
+    /// Unused since payments are entities (each order keeps at most one outcome per
+    /// payment step, so there is nothing to sweep); still accepted, so existing config
+    /// files load.
     pub expiry_sweep_interval_ms: u64,
-    /// Most records the sweep looks at per tree and cycle (its work is bounded).
+    /// Unused, like `expiry_sweep_interval_ms`.
     pub expiry_sweep_max: usize,
 }
 

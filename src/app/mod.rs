@@ -18,6 +18,7 @@ use crate::actors::NoBehavior;
 use crate::domain::cart::Cart;
 use crate::domain::machine::Machine;
 use crate::domain::order::Order;
+use crate::domain::payment::Payment;
 use crate::domain::product::Product;
 use crate::domain::session::Session;
 use crate::domain::stock::Stock;
@@ -91,16 +92,17 @@ impl App {
         )?;
         let admin_token = resolve_admin_token(&config, &dir)?;
         let identity = Arc::new(build_identity(&config, &dir, &admin_token).await?);
-        let simulator = Arc::new(
-            Simulator::new(&store, Duration::from_millis(config.payment.latency_ms))?
-                .with_ttl(Duration::from_secs(config.checkout.idempotency_ttl_s)),
+        // Once, before any actor runs: the previous build's payment ledger becomes the
+        // orders' payment entities.
+        crate::payment::legacy::fold(&store, crate::actors::entity::now_ms()).await?;
+        let router_cell = Arc::new(OnceLock::new());
+        let gateway: Arc<dyn PaymentGateway> = Arc::new(
+            Simulator::new(
+                router_cell.clone(),
+                Duration::from_millis(config.payment.latency_ms),
+            )
+            .with_ttl(Duration::from_secs(config.checkout.idempotency_ttl_s)),
         );
-        crate::payment::simulator::spawn_sweep(
-            &simulator,
-            Duration::from_millis(config.payment.expiry_sweep_interval_ms),
-            config.payment.expiry_sweep_max,
-        );
-        let gateway: Arc<dyn PaymentGateway> = simulator;
         let catalog = Arc::new(Catalog::default());
         rebuild_catalog(&store, &catalog);
 
@@ -121,7 +123,6 @@ impl App {
             quarantine: Duration::from_millis(s.quarantine_ms),
         };
         let journal = store.journal().clone();
-        let router_cell = Arc::new(OnceLock::new());
         let saga = OrderSaga::new(
             router_cell.clone(),
             gateway.clone(),
@@ -152,6 +153,7 @@ impl App {
             }))
             .await?;
         let orders = start.kind::<Order>(Arc::new(saga)).await?;
+        let payments = start.kind::<Payment>(Arc::new(NoBehavior)).await?;
         let users = start.kind::<User>(Arc::new(NoBehavior)).await?;
         let emails = start.kind::<EmailClaim>(Arc::new(NoBehavior)).await?;
         let sessions = start.kind::<Session>(Arc::new(NoBehavior)).await?;
@@ -188,6 +190,7 @@ impl App {
             .with(carts)
             .with(skus)
             .with(orders)
+            .with(payments)
             .with(users)
             .with(emails)
             .with(sessions)

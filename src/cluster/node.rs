@@ -85,6 +85,43 @@ pub enum Placement {
 
 pub struct GateGuard(Option<Arc<Inner>>, usize);
 
+tokio::task_local! {
+    /// The gate the current task holds as a side effect in flight: (cluster, partition).
+    static EFFECT_GATE: (usize, usize);
+}
+
+/// A partition's gate held by a side effect (a saga step) for as long as it runs: a
+/// handoff waits for it before it stops the partition's actors and streams the
+/// partition. The effect's own requests to entities of the same partition pass the
+/// frozen gate (they are part of what the handoff waits for); every other request is
+/// held as usual.
+pub struct EffectGuard {
+    _guard: GateGuard,
+    held: (usize, usize),
+}
+
+impl EffectGuard {
+    /// Runs `effect` inside the gate; the gate is released when it finishes.
+    pub async fn run<F: std::future::Future>(self, effect: F) -> F::Output {
+        let out = EFFECT_GATE.scope(self.held, effect).await;
+        drop(self);
+        out
+    }
+}
+
+/// Why an effect may not start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EffectRefused {
+    #[error("this node has no cluster map yet")]
+    NoMap,
+    /// Another node owns the partition: the effect runs there, when its entity resumes.
+    #[error("partition {0} is owned by another node")]
+    NotOwner(u32),
+    /// The partition is being handed off: its effects resume on the new owner.
+    #[error("partition {0} is being handed off")]
+    Moving(u32),
+}
+
 impl Drop for GateGuard {
     fn drop(&mut self) {
         if let Some(inner) = &self.0 {
@@ -251,7 +288,12 @@ impl Cluster {
         let gate = &self.inner.gates[p];
         gate.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = GateGuard(Some(self.inner.clone()), p);
-        if gate.frozen.load(Ordering::Acquire) || map.moving.contains_key(&(p as u32)) {
+        let effect_inside = EFFECT_GATE
+            .try_with(|held| *held == (self.gate_id(), p))
+            .unwrap_or(false);
+        if !effect_inside
+            && (gate.frozen.load(Ordering::Acquire) || map.moving.contains_key(&(p as u32)))
+        {
             return Placement::Hold {
                 detail: format!("partition {p} is being handed off"),
             };
@@ -271,6 +313,35 @@ impl Cluster {
             };
         }
         Placement::Local(guard)
+    }
+
+    /// Enters the gate of `(kind, id)`'s partition for a side effect of that entity:
+    /// counted in flight until the guard drops, and refused (the effect is retried, on
+    /// whichever node owns the partition then) once the partition is frozen or moving, or
+    /// if this node does not own it.
+    pub fn enter(&self, kind: EntityKind, id: &str) -> Result<EffectGuard, EffectRefused> {
+        let map = self.map().ok_or(EffectRefused::NoMap)?;
+        let p = partition_of(kind, id, map.partitions()) as usize;
+        if map.owners[p] != self.inner.name {
+            return Err(EffectRefused::NotOwner(p as u32));
+        }
+        let gate = &self.inner.gates[p];
+        // Counted before the frozen flag is read, and a handoff sets the flag before it
+        // reads the count: with both sides sequentially consistent, one sees the other.
+        gate.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = GateGuard(Some(self.inner.clone()), p);
+        if gate.frozen.load(Ordering::SeqCst) || map.moving.contains_key(&(p as u32)) {
+            return Err(EffectRefused::Moving(p as u32));
+        }
+        Ok(EffectGuard {
+            _guard: guard,
+            held: (self.gate_id(), p),
+        })
+    }
+
+    /// Tells this node's gates from another `Cluster`'s in the same process (tests).
+    fn gate_id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
     }
 
     /// Whether this node owns `(kind, id)` now (for recovery at start-up).
@@ -508,5 +579,76 @@ impl Cluster {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn founded() -> (tempfile::TempDir, Cluster) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            &crate::store::StoreOptions {
+                cache_capacity_bytes: 8 << 20,
+                group_commit_max_batch: 64,
+                group_commit_queue: 64,
+                partitions: 64,
+            },
+        )
+        .unwrap();
+        let cfg = ClusterConfig {
+            node_name: "n1".into(),
+            ..ClusterConfig::default()
+        };
+        let c = Cluster::open(cfg, &store).unwrap();
+        c.bootstrap().await.unwrap();
+        (dir, c)
+    }
+
+    /// A saga step counts in its partition's gate while it runs, cannot start once the
+    /// gate is frozen, and its own requests to the partition pass the frozen gate while
+    /// everyone else's are held.
+    #[tokio::test]
+    async fn an_effect_holds_its_partition_gate_and_none_starts_after_the_freeze() {
+        let (_dir, c) = founded().await;
+        let id = "6f1c2b4e-8a0d-4c1e-9b7a-3d2f1e0c9b8a";
+        let p = c.partition_of(EntityKind::Order, id) as usize;
+        let gate = &c.inner.gates[p];
+        let guard = c.enter(EntityKind::Order, id).expect("owned and open");
+        assert_eq!(gate.in_flight.load(Ordering::SeqCst), 1);
+        gate.frozen.store(true, Ordering::SeqCst);
+        assert_eq!(
+            c.enter(EntityKind::Order, id).err(),
+            Some(EffectRefused::Moving(p as u32)),
+            "no effect starts after the freeze"
+        );
+        assert_eq!(
+            gate.in_flight.load(Ordering::SeqCst),
+            1,
+            "a refusal counts nothing"
+        );
+        let outside = matches!(
+            c.place(EntityKind::Payment, id, false),
+            Placement::Hold { .. }
+        );
+        assert!(outside, "others are held at the frozen gate");
+        let c2 = c.clone();
+        let inside = guard
+            .run(async move {
+                // The order's payment is in the same partition: its request passes.
+                matches!(
+                    c2.place(EntityKind::Payment, id, false),
+                    Placement::Local(_)
+                )
+            })
+            .await;
+        assert!(inside, "the effect's own request passes");
+        assert_eq!(
+            gate.in_flight.load(Ordering::SeqCst),
+            0,
+            "released when the effect ends"
+        );
     }
 }

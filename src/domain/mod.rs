@@ -8,7 +8,7 @@
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
 //! - [`order`]: the order and its checkout saga, which returns the next effect to run.
 //! - [`order_idempotency`]: `Idempotency-Key`s name orders (derived ids, fingerprints).
-//! - [`payment`]: a payment intent, as kept by the gateway simulator's ledger.
+//! - [`payment`]: an order's payment: its intent and the idempotent outcome of each step.
 //! - [`user`]: users (roles, profile, password hash) and the email claim.
 //! - [`session`]: a refresh-token family, rotated on every use.
 //! - [`machine`]: a vending machine: connectivity, planogram, sales, commands, app holds.

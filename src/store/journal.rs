@@ -388,4 +388,31 @@ impl Journal {
     pub(super) fn commit(&self) -> &GroupCommit {
         &self.commit
     }
+
+    /// The id of every entity of `kind` that has events, each once, partition by
+    /// partition (for one-time start-up migrations such as folding the old payment
+    /// ledger into payments).
+    pub fn entity_ids(
+        &self,
+        kind: EntityKind,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        let mut last: Option<String> = None;
+        (0..self.partitions)
+            .flat_map(move |p| {
+                let mut prefix = layout::partition_start(p).to_vec();
+                prefix.extend_from_slice(&[b'E', kind.byte()]);
+                self.tree.scan_prefix(prefix)
+            })
+            .filter_map(move |item| match item {
+                Err(e) => Some(Err(e.into())),
+                Ok((k, _)) => {
+                    let id = layout::id_of_entity_key(&k)?;
+                    if last.as_deref() == Some(id) {
+                        return None;
+                    }
+                    last = Some(id.to_owned());
+                    Some(Ok(id.to_owned()))
+                }
+            })
+    }
 }

@@ -94,6 +94,13 @@ pub fn seq_of_event_key(key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
+/// The id in an event or snapshot key.
+pub fn id_of_entity_key(key: &[u8]) -> Option<&str> {
+    let len = usize::from(*key.get(PARTITION_BYTES + 2)?);
+    let start = PARTITION_BYTES + 3;
+    std::str::from_utf8(key.get(start..start + len)?).ok()
+}
+
 /// The key of an entity's snapshot.
 pub fn snapshot_key(p: u32, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
     entity_prefix(p, SNAPSHOT, kind, id)

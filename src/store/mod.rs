@@ -126,6 +126,20 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Whether a named tree exists (without creating it).
+    pub fn has_tree(&self, name: &str) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
+    }
+
+    /// Removes a named tree and everything in it; `false` if there was none. For trees a
+    /// migration has emptied into the journal (the old payment ledger).
+    pub fn drop_tree(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.db.drop_tree(name)?)
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::domain::{checkout_body, new_key, GOOD_CARD};
 use crate::helpers::{spawn_app, AppOpts, Deadline, TestApp};
 
-const COOKIE: &str = "test-cluster-cookie-0123456789";
+pub(crate) const COOKIE: &str = "test-cluster-cookie-0123456789";
 const JWT: &str = "test-cluster-jwt-secret-0123456789abcdef";
 
 const PRODUCT: u8 = 1;
@@ -26,7 +26,7 @@ fn sku_on(status: &Value, prefix: &str, node: &str) -> String {
         .expect("some sku lands on every node")
 }
 
-fn node_config(name: &str, seeds: &[String], fault: bool) -> String {
+pub(crate) fn node_config(name: &str, seeds: &[String], fault: bool) -> String {
     let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
     format!(
         r#"
@@ -70,12 +70,12 @@ async fn cluster_of(n: usize, fault: bool) -> Vec<TestApp> {
     nodes
 }
 
-async fn status(node: &TestApp) -> Value {
+pub(crate) async fn status(node: &TestApp) -> Value {
     node.admin_get("/v1/cluster").await.expect(200).clone()
 }
 
 /// Until every node sees `members` live members, one epoch, quorum and no handoff.
-async fn wait_settled(nodes: &[TestApp], members: usize) -> Value {
+pub(crate) async fn wait_settled(nodes: &[TestApp], members: usize) -> Value {
     let deadline = Deadline::new(Duration::from_secs(60), "the cluster to settle");
     loop {
         let mut all = Vec::new();

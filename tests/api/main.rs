@@ -39,3 +39,5 @@ mod idempotency;
 
 // Issue 13: partition-owned state.
 mod storage_layout;
+// Issue 13: payments are entities, and idempotency is cluster-wide.
+mod payments_cluster;
