@@ -7,9 +7,10 @@
 //! - [`StockBehavior`] wakes a SKU when its earliest reservation expires.
 //! - [`ProductBehavior`] keeps the catalog view and the product index current.
 
-use super::behavior::Behavior;
+use super::behavior::{Behavior, Effects};
 use super::catalog::Catalog;
-use super::entity::now_ms;
+use super::client::{EntityClient, RouteError};
+use crate::clock::Clock;
 use crate::domain::cart::{Cart, CartCommand};
 use crate::domain::order::{
     self, Effect, FailureCode, Order, OrderCommand, OrderEvent, OrderState,
@@ -18,11 +19,10 @@ use crate::domain::product::{Product, ProductEvent, ProductState};
 use crate::domain::stock::{Stock, StockCommand, StockState};
 use crate::domain::{Millis, RejectionCode, Sku};
 use crate::payment::{PaymentError, PaymentGateway};
-use crate::router::{RouteError, Router};
 use crate::store::{Index, IndexOp};
 use futures::future::BoxFuture;
 use metrics::counter;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Saga settings.
@@ -36,28 +36,21 @@ pub struct SagaConfig {
 }
 
 pub struct OrderSaga {
-    router: Arc<OnceLock<Router>>,
     gateway: Arc<dyn PaymentGateway>,
     config: SagaConfig,
 }
 
 impl OrderSaga {
-    /// `router` is filled in once the router that hosts the orders is built.
-    pub fn new(
-        router: Arc<OnceLock<Router>>,
-        gateway: Arc<dyn PaymentGateway>,
-        config: SagaConfig,
-    ) -> Self {
-        Self {
-            router,
-            gateway,
-            config,
-        }
+    /// Its steps reach other entities, and read the time, through the [`Effects`] the
+    /// entity shell hands each one.
+    pub fn new(gateway: Arc<dyn PaymentGateway>, config: SagaConfig) -> Self {
+        Self { gateway, config }
     }
 }
 
 struct Step {
-    router: Router,
+    client: Arc<dyn EntityClient>,
+    clock: Arc<dyn Clock>,
     gateway: Arc<dyn PaymentGateway>,
     config: SagaConfig,
     /// The SKU of a vending order's line (its steps report outcomes per line).
@@ -70,15 +63,23 @@ fn stage_key(order_id: uuid::Uuid, step: &str) -> String {
 
 impl Step {
     async fn perform(self, effect: Effect) -> Option<OrderCommand> {
+        let now_ms = || self.clock.now_ms();
         let at = now_ms();
         let expired = |deadline: Millis| at >= deadline;
         match effect {
             Effect::ReserveSlot { .. } | Effect::Dispense { .. } | Effect::ReleaseSlot { .. } => {
-                super::vending_steps::perform(&self.router, self.vending_sku.clone(), effect).await
+                let clock = &*self.clock;
+                super::vending_steps::perform(
+                    &*self.client,
+                    clock,
+                    self.vending_sku.clone(),
+                    effect,
+                )
+                .await
             }
             Effect::LockCart { cart_id, order_id } => {
                 match self
-                    .router
+                    .client
                     .command::<Cart>(&cart_id.to_string(), CartCommand::Lock { order_id })
                     .await
                 {
@@ -113,7 +114,7 @@ impl Step {
                     expires_at,
                     now: at,
                 };
-                match self.router.command::<Stock>(sku.as_str(), cmd).await {
+                match self.client.command::<Stock>(sku.as_str(), cmd).await {
                     Ok(_) => Some(OrderCommand::LineReserved { sku, at }),
                     Err(RouteError::Rejected(r)) if r.code == RejectionCode::InvalidTransition => {
                         Some(OrderCommand::Expired { at })
@@ -211,7 +212,7 @@ impl Step {
                 quantity,
             } => {
                 match self
-                    .router
+                    .client
                     .command::<Stock>(
                         sku.as_str(),
                         StockCommand::Commit {
@@ -274,7 +275,7 @@ impl Step {
             }
             Effect::ReopenCart { cart_id, order_id } => {
                 match self
-                    .router
+                    .client
                     .command::<Cart>(&cart_id.to_string(), CartCommand::Reopen { order_id })
                     .await
                 {
@@ -287,7 +288,7 @@ impl Step {
 
     async fn stock_undo(&self, sku: Sku, cmd: StockCommand, at: Millis) -> Option<OrderCommand> {
         let release = matches!(cmd, StockCommand::Release { .. });
-        match self.router.command::<Stock>(sku.as_str(), cmd).await {
+        match self.client.command::<Stock>(sku.as_str(), cmd).await {
             // Release and Return are no-ops when there is nothing to undo, so a
             // rejection cannot happen; treat any answer as done.
             Ok(_) | Err(RouteError::Rejected(_)) => Some(if release {
@@ -312,11 +313,12 @@ impl Behavior<Order> for OrderSaga {
         &self,
         _id: &str,
         state: &OrderState,
+        effects: &Effects,
     ) -> Option<BoxFuture<'static, Option<OrderCommand>>> {
         let effect = order::next_effect(state)?;
-        let router = self.router.get()?.clone();
         let step = Step {
-            router,
+            client: effects.client.clone(),
+            clock: effects.clock.clone(),
             gateway: self.gateway.clone(),
             config: self.config.clone(),
             vending_sku: super::vending_steps::line_sku(state),

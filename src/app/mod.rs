@@ -110,6 +110,7 @@ impl App {
             snapshot_every: config.store.snapshot_every,
             idle_timeout: Duration::from_millis(config.actors.idle_timeout_ms),
             effect_retry: Duration::from_millis(config.actors.effect_retry_ms),
+            clock: crate::clock::system(),
         };
         let s = &config.supervision;
         let policy = RestartPolicy {
@@ -120,9 +121,7 @@ impl App {
             quarantine: Duration::from_millis(s.quarantine_ms),
         };
         let journal = store.journal().clone();
-        let router_cell = Arc::new(OnceLock::new());
         let saga = OrderSaga::new(
-            router_cell.clone(),
             gateway.clone(),
             SagaConfig {
                 payment_retries: config.checkout.payment_retries,
@@ -172,7 +171,6 @@ impl App {
         }
         let machines = start
             .kind::<Machine>(Arc::new(MachineBehavior::new(
-                router_cell.clone(),
                 sink,
                 MachineTiming {
                     heartbeat_interval_ms: u64::from(config.vending.heartbeat_interval_s) * 1000,
@@ -194,7 +192,6 @@ impl App {
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .build();
-        let _ = router_cell.set(router.clone());
         if let Some(c) = &cluster {
             c.set_local(Arc::new(cluster_local::ClusterLocal {
                 router: router.clone(),

@@ -235,7 +235,7 @@ impl Simulator {
                     decode_stamped(&bytes).map_err(|e| PaymentError::Invalid {
                         message: format!("stored outcome for {key} does not decode: {e}"),
                     })?;
-                if self.expired(created_at, crate::actors::entity::now_ms()) {
+                if self.expired(created_at, crate::clock::now_ms()) {
                     return Ok(None);
                 }
                 Ok(Some(o.into()))
@@ -271,7 +271,7 @@ impl Simulator {
                     Payment::apply(&mut state, e);
                 }
                 if !events.is_empty() {
-                    let at = crate::actors::entity::now_ms();
+                    let at = crate::clock::now_ms();
                     let stamped: Vec<_> = events.into_iter().map(|e| (at, e)).collect();
                     self.journal
                         .append::<Payment>(intent, rec.seq + 1, &stamped, None, &[])
@@ -287,7 +287,7 @@ impl Simulator {
             }
             Err(rejection) => StoredOutcome::Invalid(rejection.message),
         };
-        let now = crate::actors::entity::now_ms();
+        let now = crate::clock::now_ms();
         self.keys
             .insert(key, encode_stamped(&outcome, now))
             .map_err(|e| store_err(e.into()))?;
@@ -339,10 +339,7 @@ impl PaymentGateway for Simulator {
                 uuid::Uuid::new_v4().simple()
             );
             self.methods
-                .insert(
-                    &token,
-                    encode_stamped(&method, crate::actors::entity::now_ms()),
-                )
+                .insert(&token, encode_stamped(&method, crate::clock::now_ms()))
                 .map_err(|e| CardError::Store(e.to_string()))?;
             // Durable with the order placement that follows (same database flush).
             Ok(PaymentMethod {
@@ -449,7 +446,7 @@ pub fn spawn_sweep(sim: &std::sync::Arc<Simulator>, every: Duration, max: usize)
         loop {
             tick.tick().await;
             let Some(sim) = weak.upgrade() else { break };
-            match sim.sweep(crate::actors::entity::now_ms(), max).await {
+            match sim.sweep(crate::clock::now_ms(), max).await {
                 Ok(s) if s.removed + s.stamped > 0 => {
                     tracing::debug!(
                         removed = s.removed,

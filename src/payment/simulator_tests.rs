@@ -34,7 +34,7 @@ fn created_at(tree: &sled::Tree, key: &str, method: bool) -> Option<Millis> {
 #[tokio::test]
 async fn the_sweep_removes_expired_records_keeps_fresh_ones_and_is_bounded() {
     let (_dir, _store, sim) = simulator_with_ttl(Duration::from_secs(60));
-    let t0 = crate::actors::entity::now_ms();
+    let t0 = crate::clock::now_ms();
     let mut tokens = vec![];
     for i in 0..5 {
         let m = sim
@@ -65,7 +65,7 @@ async fn the_sweep_removes_expired_records_keeps_fresh_ones_and_is_bounded() {
 #[tokio::test]
 async fn an_expired_key_is_a_new_request_and_old_records_are_stamped_by_the_sweep() {
     let (_dir, _store, sim) = simulator_with_ttl(Duration::from_secs(60));
-    let now = crate::actors::entity::now_ms();
+    let now = crate::clock::now_ms();
     // An outcome stored two minutes ago has expired: not replayed.
     let outcome = StoredOutcome::Declined("card_declined".into());
     sim.keys
