@@ -1,6 +1,8 @@
 //! How a behavior reaches another entity: the narrow [`EntityClient`] trait, and the
 //! typed failure of such a call ([`RouteError`]).
 //!
+//! A command's answer is an [`Applied`] (or its [`Rejection`]), whoever asks.
+//!
 //! The router implements the trait (`router/client.rs`) and hands it to every kind it
 //! hosts when it is built; the entity shell passes it to its behavior with each side
 //! effect ([`super::behavior::Effects`]). So `actors` depends on this trait only, never on
@@ -11,12 +13,21 @@
 //! `dyn EntityClient` below ([`command`](trait.EntityClient.html#method.command),
 //! `command_within`, `get`), each with a deadline, each answering a typed result.
 
-use super::entity::Applied;
 use super::unavailable::UnavailableKind;
 use crate::domain::{Aggregate, EntityKind, Rejection};
 use futures::future::BoxFuture;
 use std::any::Any;
 use std::time::Duration;
+
+/// The result of an accepted command: the state after it, and the events it produced.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
+pub struct Applied<A: Aggregate> {
+    pub state: A::State,
+    pub events: Vec<A::Event>,
+}
+
+pub type CommandReply<A> = Result<Applied<A>, Rejection>;
 
 /// Why a routed request did not get an answer from its entity.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -18,23 +18,13 @@
 
 use super::admission::Ticket;
 use super::behavior::{Behavior, Effects};
-use super::client::EntityClient;
+use super::client::{Applied, CommandReply, EntityClient};
 use crate::clock::Clock;
 use crate::domain::{Aggregate, Millis, Rejection, RejectionCode};
 use crate::store::{Journal, StoreError};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The result of an accepted command: the state after it, and the events it produced.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound = "")]
-pub struct Applied<A: Aggregate> {
-    pub state: A::State,
-    pub events: Vec<A::Event>,
-}
-
-pub type CommandReply<A> = Result<Applied<A>, Rejection>;
 
 /// Messages to an entity. A caller's message carries its [`Ticket`]: the actor runs it
 /// only if it dequeues it before the caller's deadline and the caller has not given up;

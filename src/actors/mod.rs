@@ -29,8 +29,8 @@ pub mod unavailable;
 pub mod vending_steps;
 
 pub use behavior::{Behavior, Effects, NoBehavior};
-pub use client::{EntityClient, RouteError};
-pub use entity::{Applied, CommandReply, EntityActor, EntityMsg};
+pub use client::{Applied, CommandReply, EntityClient, RouteError};
+pub use entity::{EntityActor, EntityMsg};
 
 #[cfg(test)]
 mod layering_tests;

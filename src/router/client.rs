@@ -152,3 +152,31 @@ impl EntityClient for WeakRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::cart::Cart;
+
+    #[tokio::test]
+    async fn a_kind_the_router_does_not_host_is_refused_typed() {
+        let router = Router::builder(Duration::from_millis(50)).build();
+        let client: Arc<dyn EntityClient> = Arc::new(router);
+        let err = client.get::<Cart>("c-1").await.expect_err("refused");
+        assert!(err.to_string().contains("not registered"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_handle_kinds_hold_refuses_once_its_router_is_dropped() {
+        let router = Router::builder(Duration::from_millis(50)).build();
+        let handle: Arc<dyn EntityClient> = Arc::new(WeakRouter {
+            inner: Arc::downgrade(&router.inner),
+            ask_timeout: Duration::from_millis(50),
+        });
+        let live = handle.get::<Cart>("c-1").await.expect_err("not hosted");
+        assert!(live.to_string().contains("not registered"), "{live}");
+        drop(router);
+        let gone = handle.get::<Cart>("c-1").await.expect_err("gone");
+        assert!(gone.to_string().contains(GONE), "{gone}");
+    }
+}
