@@ -122,6 +122,9 @@ impl Setup {
 async fn an_entity_at_max_pending_refuses_before_queueing() {
     let t = setup(Duration::from_secs(5), 2, Arc::new(NoBehavior)).await;
     let id = t.cart().await;
+    // The actor answers before it uncounts the message: wait for it, or the creation
+    // could still hold one of the two slots taken below.
+    t.drained(&id).await;
     let live = t.live(&id);
     let held = [
         live.pending.try_admit(2).unwrap(),
@@ -315,5 +318,53 @@ async fn an_effect_reaches_another_entity_through_the_bound_client_on_the_inject
         stamps(&source),
         [42_000, 43_000, 43_000],
         "created, FWD, removed"
+    );
+}
+
+/// Wants a timer at 50 s (manual time) until the cart holds "WOKE"; the timer adds it.
+#[derive(Default)]
+struct Alarm {
+    woken_at: Mutex<Vec<u64>>,
+}
+
+impl Behavior<Cart> for Alarm {
+    fn next_wakeup(&self, state: &CartState) -> Option<u64> {
+        let woke = Sku::parse("WOKE").unwrap();
+        (state.created && !state.lines.contains_key(&woke)).then_some(50_000)
+    }
+    fn on_wakeup(&self, _state: &CartState, now: u64) -> Option<CartCommand> {
+        self.woken_at.lock().unwrap().push(now);
+        Some(add("WOKE"))
+    }
+}
+
+/// The shell's timers read the injected clock: a wake-up due at 50 s does not fire at
+/// 42 s, and fires once the test moves the clock past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_timer_fires_when_the_injected_clock_reaches_it() {
+    let clock = Arc::new(ManualClock::new(42_000));
+    let alarm = Arc::new(Alarm::default());
+    let t = setup_with(Duration::from_secs(5), 8, alarm.clone(), clock.clone()).await;
+    let id = t.cart().await;
+    t.router.command::<Cart>(&id, add("A")).await.unwrap();
+    let state = t.router.get::<Cart>(&id).await.unwrap();
+    assert_eq!(skus(&state), ["A"], "not woken at 42 s");
+
+    clock.set(50_000);
+    // A change re-reads the wake-up against the clock and brings the timer forward.
+    t.router.command::<Cart>(&id, add("B")).await.unwrap();
+    let mut woke = vec![];
+    for _ in 0..300 {
+        woke = skus(&t.router.get::<Cart>(&id).await.unwrap());
+        if woke.contains(&"WOKE".to_owned()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(woke, ["A", "B", "WOKE"]);
+    assert_eq!(
+        *alarm.woken_at.lock().unwrap(),
+        [50_000],
+        "the timer read the clock"
     );
 }
