@@ -1,12 +1,17 @@
 //! emporium: a commerce runtime of durable, supervised entity actors.
 //!
 //! # Layout
+//! - [`clock`]: the wall clock (`Clock`, system and manual), injected where tests drive
+//!   time; imports nothing of the crate.
 //! - [`domain`]: pure state machines (`decide`/`apply`) for every entity; no IO.
 //! - [`store`]: the sled journal, keyed by partition (events, snapshots, indexes and a
 //!   log per partition), the partition verbs handoff uses, group commit and the codec.
-//! - [`actors`]: the ractor shell around an aggregate: recover, decide, persist, reply.
+//! - [`actors`]: the ractor shell around an aggregate: recover, decide, persist, reply;
+//!   behaviors reach other entities through its `EntityClient` trait only.
 //! - [`supervision`]: the registry, per-kind supervisors, restart backoff, quarantine.
-//! - [`router`]: addresses entities by `(kind, id)`; the only way callers reach an actor.
+//! - [`router`]: addresses entities by `(kind, id)`; the only way callers reach an actor,
+//!   and the `EntityClient` every kind it hosts is given. Imports flow down this list
+//!   from `router` to `supervision` to `actors`, never back up.
 //! - [`auth`]: principals, JWT access tokens, refresh tokens, password hashing.
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
@@ -21,6 +26,7 @@ pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod chaos;
+pub mod clock;
 pub mod cluster;
 pub mod domain;
 pub mod grpc;

@@ -17,23 +17,14 @@
 //! timed out may say "not applied".
 
 use super::admission::Ticket;
-use super::behavior::Behavior;
+use super::behavior::{Behavior, Effects};
+use super::client::{Applied, CommandReply, EntityClient};
+use crate::clock::Clock;
 use crate::domain::{Aggregate, Millis, Rejection, RejectionCode};
 use crate::store::{Journal, StoreError};
-use crate::supervision::registry::Registry;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The result of an accepted command: the state after it, and the events it produced.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(bound = "")]
-pub struct Applied<A: Aggregate> {
-    pub state: A::State,
-    pub events: Vec<A::Event>,
-}
-
-pub type CommandReply<A> = Result<Applied<A>, Rejection>;
 
 /// Messages to an entity. A caller's message carries its [`Ticket`]: the actor runs it
 /// only if it dequeues it before the caller's deadline and the caller has not given up;
@@ -67,6 +58,15 @@ pub struct EntityConfig {
     pub idle_timeout: Duration,
     /// Delay before re-driving a side effect that asked to be retried.
     pub effect_retry: Duration,
+    /// The kind's clock: event stamps, timers, and the clock its effects are given.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The entity's slot in its kind's registry, as the shell sees it (the supervision tree
+/// implements it): the one place an idle actor asks to stop.
+pub trait Slots: Send + Sync + 'static {
+    /// Marks `id` stopping if `actor` still owns its slot; false if it no longer does.
+    fn begin_stop(&self, id: &str, actor: ActorId) -> bool;
 }
 
 /// What an entity actor is started with.
@@ -75,11 +75,15 @@ pub struct EntityArgs<A: Aggregate> {
     pub journal: Journal,
     pub behavior: Arc<dyn Behavior<A>>,
     pub config: Arc<EntityConfig>,
-    pub registry: Arc<Registry<EntityMsg<A>>>,
+    pub registry: Arc<dyn Slots>,
+    /// How its behavior's effects reach other entities (the router that hosts the kind).
+    pub client: Arc<dyn EntityClient>,
 }
 
 pub struct EntityState<A: Aggregate> {
     args: EntityArgs<A>,
+    /// What its behavior's effects are handed (the client and the clock of `args`).
+    effects: Effects,
     state: A::State,
     seq: u64,
     snapshot_seq: u64,
@@ -101,13 +105,6 @@ impl<A: Aggregate> Default for EntityActor<A> {
 
 /// Idle limit of an entity that has no events.
 const EMPTY_ENTITY_IDLE: Duration = Duration::from_secs(1);
-
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
 
 impl<A: Aggregate> EntityActor<A> {
     /// Decides, persists (durably), applies, and runs the follow-ups.
@@ -135,7 +132,7 @@ impl<A: Aggregate> EntityActor<A> {
         let last = st.seq + events.len() as u64;
         let every = st.args.config.snapshot_every.max(1);
         let snapshot = (last / every > st.snapshot_seq / every).then_some(&st.state);
-        let at = now_ms();
+        let at = st.args.config.clock.now_ms();
         let stamped: Vec<(Millis, A::Event)> = events.iter().map(|e| (at, e.clone())).collect();
         let index_ops = st.args.behavior.index_ops(&st.args.id, &events, &st.state);
         match st
@@ -185,7 +182,11 @@ impl<A: Aggregate> EntityActor<A> {
         if st.effect_running {
             return;
         }
-        if let Some(fut) = st.args.behavior.next_effect(&st.args.id, &st.state) {
+        if let Some(fut) = st
+            .args
+            .behavior
+            .next_effect(&st.args.id, &st.state, &st.effects)
+        {
             st.effect_running = true;
             let me = myself.clone();
             tokio::spawn(async move {
@@ -211,7 +212,8 @@ impl<A: Aggregate> EntityActor<A> {
     /// hold, a machine that came online): replace the timer then.
     fn reschedule_if_earlier(myself: &ActorRef<EntityMsg<A>>, st: &mut EntityState<A>) {
         if let Some(wake) = st.args.behavior.next_wakeup(&st.state) {
-            let until = Instant::now() + Duration::from_millis(wake.saturating_sub(now_ms()));
+            let until = Instant::now()
+                + Duration::from_millis(wake.saturating_sub(st.args.config.clock.now_ms()));
             if until + Duration::from_millis(10) < st.tick_at {
                 Self::schedule_tick(myself, st);
             }
@@ -222,7 +224,7 @@ impl<A: Aggregate> EntityActor<A> {
         let idle = Self::idle_limit(st);
         let mut wait = idle.saturating_sub(st.last_active.elapsed());
         if let Some(wake) = st.args.behavior.next_wakeup(&st.state) {
-            let until = Duration::from_millis(wake.saturating_sub(now_ms()));
+            let until = Duration::from_millis(wake.saturating_sub(st.args.config.clock.now_ms()));
             wait = wait.min(until);
         }
         let wait = wait.max(Duration::from_millis(10));
@@ -245,8 +247,13 @@ impl<A: Aggregate> Actor for EntityActor<A> {
         args: EntityArgs<A>,
     ) -> Result<Self::State, ActorProcessingErr> {
         let rec = args.journal.load::<A>(&args.id)?;
+        let effects = Effects {
+            client: args.client.clone(),
+            clock: args.config.clock.clone(),
+        };
         Ok(EntityState {
             args,
+            effects,
             state: rec.state,
             seq: rec.seq,
             snapshot_seq: rec.snapshot_seq,
@@ -324,7 +331,7 @@ impl<A: Aggregate> Actor for EntityActor<A> {
             EntityMsg::Drive => Self::drive(&myself, st),
             EntityMsg::Tick(generation) if generation != st.tick_gen => {}
             EntityMsg::Tick(_) => {
-                let now = now_ms();
+                let now = st.args.config.clock.now_ms();
                 if st
                     .args
                     .behavior

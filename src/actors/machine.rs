@@ -10,17 +10,16 @@
 //! - indexes: every registered machine, and the machines that must be active after a restart
 //!   (online, or holding units, commands or undelivered outcomes).
 
-use super::entity::now_ms;
-use crate::actors::Behavior;
+use super::behavior::{Behavior, Effects};
+use super::client::{EntityClient, RouteError};
 use crate::domain::machine::{
     next_tick, AppOutcome, Machine, MachineCommand, MachineEvent, MachineInput, MachineState,
 };
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::{Aggregate, Millis};
-use crate::router::{RouteError, Router};
 use crate::store::{Index, IndexOp};
 use futures::future::BoxFuture;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where commands for connected machines go (the gRPC sessions of this node).
@@ -40,32 +39,25 @@ pub struct MachineTiming {
 
 /// The machine kind's hooks.
 pub struct MachineBehavior {
-    router: Arc<OnceLock<Router>>,
     sink: Arc<dyn CommandSink>,
     timing: MachineTiming,
 }
 
 impl MachineBehavior {
-    pub fn new(
-        router: Arc<OnceLock<Router>>,
-        sink: Arc<dyn CommandSink>,
-        timing: MachineTiming,
-    ) -> Self {
-        Self {
-            router,
-            sink,
-            timing,
-        }
+    /// Its outbox reaches the orders through the [`Effects`] the entity shell hands it.
+    pub fn new(sink: Arc<dyn CommandSink>, timing: MachineTiming) -> Self {
+        Self { sink, timing }
     }
 }
 
 /// Tells an order how its vend ended; the machine forgets the outcome once the order has it.
-async fn notify(router: Router, order_id: Uuid, outcome: AppOutcome) -> Option<MachineInput> {
+async fn notify(effects: Effects, order_id: Uuid, outcome: AppOutcome) -> Option<MachineInput> {
     let cmd = OrderCommand::VendReported {
         report: outcome,
-        at: now_ms(),
+        at: effects.clock.now_ms(),
     };
-    match router.command::<Order>(&order_id.to_string(), cmd).await {
+    let client: &dyn EntityClient = &*effects.client;
+    match client.command::<Order>(&order_id.to_string(), cmd).await {
         // A rejection means the order does not exist (or no longer cares): nothing to tell.
         Ok(_) | Err(RouteError::Rejected(_)) => Some(MachineInput::AppNotified { order_id }),
         Err(error) => {
@@ -85,10 +77,14 @@ impl Behavior<Machine> for MachineBehavior {
         &self,
         _id: &str,
         state: &MachineState,
+        effects: &Effects,
     ) -> Option<BoxFuture<'static, Option<MachineInput>>> {
         let (order_id, outcome) = state.notices.iter().next()?;
-        let router = self.router.get()?.clone();
-        Some(Box::pin(notify(router, *order_id, outcome.clone())))
+        Some(Box::pin(notify(
+            effects.clone(),
+            *order_id,
+            outcome.clone(),
+        )))
     }
 
     fn next_wakeup(&self, state: &MachineState) -> Option<Millis> {
@@ -177,7 +173,6 @@ mod tests {
 
     fn behavior() -> MachineBehavior {
         MachineBehavior::new(
-            Arc::new(OnceLock::new()),
             Arc::new(NoSessions),
             MachineTiming {
                 heartbeat_interval_ms: 1000,

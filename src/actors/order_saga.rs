@@ -10,9 +10,10 @@
 //! - [`StockBehavior`] wakes a SKU when its earliest reservation expires.
 //! - [`ProductBehavior`] keeps the catalog view and the product index current.
 
-use super::behavior::Behavior;
+use super::behavior::{Behavior, Effects};
 use super::catalog::Catalog;
-use super::entity::now_ms;
+use super::client::{EntityClient, RouteError};
+use crate::clock::Clock;
 use crate::domain::cart::{Cart, CartCommand};
 use crate::domain::order::{
     self, Effect, FailureCode, Order, OrderCommand, OrderEvent, OrderState,
@@ -22,11 +23,10 @@ use crate::domain::stock::{Stock, StockCommand, StockState};
 use crate::domain::EntityKind;
 use crate::domain::{Millis, RejectionCode, Sku};
 use crate::payment::{PaymentError, PaymentGateway, PaymentKey, PaymentStep};
-use crate::router::{RouteError, Router};
 use crate::store::{Index, IndexOp};
 use futures::future::BoxFuture;
 use metrics::counter;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Saga settings.
@@ -40,30 +40,23 @@ pub struct SagaConfig {
 }
 
 pub struct OrderSaga {
-    router: Arc<OnceLock<Router>>,
     gateway: Arc<dyn PaymentGateway>,
     config: SagaConfig,
 }
 
 impl OrderSaga {
-    /// `router` is filled in once the router that hosts the orders is built.
-    pub fn new(
-        router: Arc<OnceLock<Router>>,
-        gateway: Arc<dyn PaymentGateway>,
-        config: SagaConfig,
-    ) -> Self {
+    /// Its steps reach other entities, and read the time, through the [`Effects`] the
+    /// entity shell hands each one.
+    pub fn new(gateway: Arc<dyn PaymentGateway>, config: SagaConfig) -> Self {
         // Exported from the start, so a dashboard sees 0 rather than a missing series.
         counter!("emporium_saga_steps_deferred_total").absolute(0);
-        Self {
-            router,
-            gateway,
-            config,
-        }
+        Self { gateway, config }
     }
 }
 
 struct Step {
-    router: Router,
+    client: Arc<dyn EntityClient>,
+    clock: Arc<dyn Clock>,
     gateway: Arc<dyn PaymentGateway>,
     config: SagaConfig,
     /// The SKU of a vending order's line (its steps report outcomes per line).
@@ -76,15 +69,23 @@ fn stage_key(order_id: uuid::Uuid, step: PaymentStep) -> PaymentKey {
 
 impl Step {
     async fn perform(self, effect: Effect) -> Option<OrderCommand> {
+        let now_ms = || self.clock.now_ms();
         let at = now_ms();
         let expired = |deadline: Millis| at >= deadline;
         match effect {
             Effect::ReserveSlot { .. } | Effect::Dispense { .. } | Effect::ReleaseSlot { .. } => {
-                super::vending_steps::perform(&self.router, self.vending_sku.clone(), effect).await
+                let clock = &*self.clock;
+                super::vending_steps::perform(
+                    &*self.client,
+                    clock,
+                    self.vending_sku.clone(),
+                    effect,
+                )
+                .await
             }
             Effect::LockCart { cart_id, order_id } => {
                 match self
-                    .router
+                    .client
                     .command::<Cart>(&cart_id.to_string(), CartCommand::Lock { order_id })
                     .await
                 {
@@ -119,7 +120,7 @@ impl Step {
                     expires_at,
                     now: at,
                 };
-                match self.router.command::<Stock>(sku.as_str(), cmd).await {
+                match self.client.command::<Stock>(sku.as_str(), cmd).await {
                     Ok(_) => Some(OrderCommand::LineReserved { sku, at }),
                     Err(RouteError::Rejected(r)) if r.code == RejectionCode::InvalidTransition => {
                         Some(OrderCommand::Expired { at })
@@ -227,7 +228,7 @@ impl Step {
                 quantity,
             } => {
                 match self
-                    .router
+                    .client
                     .command::<Stock>(
                         sku.as_str(),
                         StockCommand::Commit {
@@ -294,7 +295,7 @@ impl Step {
             }
             Effect::ReopenCart { cart_id, order_id } => {
                 match self
-                    .router
+                    .client
                     .command::<Cart>(&cart_id.to_string(), CartCommand::Reopen { order_id })
                     .await
                 {
@@ -307,7 +308,7 @@ impl Step {
 
     async fn stock_undo(&self, sku: Sku, cmd: StockCommand, at: Millis) -> Option<OrderCommand> {
         let release = matches!(cmd, StockCommand::Release { .. });
-        match self.router.command::<Stock>(sku.as_str(), cmd).await {
+        match self.client.command::<Stock>(sku.as_str(), cmd).await {
             // Release and Return are no-ops when there is nothing to undo, so a
             // rejection cannot happen; treat any answer as done.
             Ok(_) | Err(RouteError::Rejected(_)) => Some(if release {
@@ -332,25 +333,26 @@ impl Behavior<Order> for OrderSaga {
         &self,
         id: &str,
         state: &OrderState,
+        effects: &Effects,
     ) -> Option<BoxFuture<'static, Option<OrderCommand>>> {
         let effect = order::next_effect(state)?;
-        let router = self.router.get()?.clone();
-        let cluster = router.cluster().cloned();
         let step = Step {
-            router,
+            client: effects.client.clone(),
+            clock: effects.clock.clone(),
             gateway: self.gateway.clone(),
             config: self.config.clone(),
             vending_sku: super::vending_steps::line_sku(state),
         };
         let id = id.to_owned();
+        let client = effects.client.clone();
         Some(Box::pin(async move {
-            let Some(cluster) = cluster else {
-                return step.perform(effect).await;
-            };
             // Entered when the step starts, not when it is planned: a step that starts
             // after its partition froze does not run here.
-            match cluster.enter(EntityKind::Order, &id) {
-                Ok(gate) => gate.run(step.perform(effect)).await,
+            match client
+                .in_gate(EntityKind::Order, &id, step.perform(effect))
+                .await
+            {
+                Ok(next) => next,
                 Err(refused) => {
                     tracing::debug!(order = %id, %refused, "saga step deferred");
                     counter!("emporium_saga_steps_deferred_total").increment(1);

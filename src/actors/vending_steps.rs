@@ -1,11 +1,11 @@
 //! The order saga's steps at a vending machine: hold a slot's unit, send `Dispense`, and
 //! release the hold. Each is idempotent at the machine, keyed by the order id.
 
-use super::entity::now_ms;
+use super::client::{EntityClient, RouteError};
+use crate::clock::Clock;
 use crate::domain::machine::{Machine, MachineCommand, MachineInput};
 use crate::domain::order::{Effect, FailureCode, OrderCommand, OrderState};
 use crate::domain::RejectionCode;
-use crate::router::{RouteError, Router};
 use uuid::Uuid;
 
 /// The command id of an order's `Dispense`: derived from the order, so a repeated step
@@ -23,11 +23,12 @@ pub fn dispense_command_id(order_id: Uuid) -> Uuid {
 
 /// Performs a vending effect; `None` asks the actor to retry later.
 pub(super) async fn perform(
-    router: &Router,
+    client: &dyn EntityClient,
+    clock: &dyn Clock,
     s_line_sku: Option<crate::domain::Sku>,
     effect: Effect,
 ) -> Option<OrderCommand> {
-    let at = now_ms();
+    let at = clock.now_ms();
     let sku = s_line_sku?;
     match effect {
         Effect::ReserveSlot {
@@ -44,7 +45,7 @@ pub(super) async fn perform(
                 slot,
                 deadline,
             };
-            match router.command::<Machine>(&machine_id, cmd).await {
+            match client.command::<Machine>(&machine_id, cmd).await {
                 Ok(_) => Some(OrderCommand::LineReserved { sku, at }),
                 Err(RouteError::Rejected(r)) => {
                     let code = if r.message.starts_with("machine_offline") {
@@ -79,7 +80,7 @@ pub(super) async fn perform(
                 },
                 at,
             };
-            match router.command::<Machine>(&machine_id, cmd).await {
+            match client.command::<Machine>(&machine_id, cmd).await {
                 Ok(_) => Some(OrderCommand::DispenseSent { at }),
                 // The hold is gone: its deadline passed at the machine.
                 Err(RouteError::Rejected(r)) if r.code == RejectionCode::InvalidTransition => {
@@ -101,7 +102,7 @@ pub(super) async fn perform(
                 order_id,
                 reason: "order_cancelled".into(),
             };
-            match router.command::<Machine>(&machine_id, cmd).await {
+            match client.command::<Machine>(&machine_id, cmd).await {
                 // Releasing is a no-op when the machine no longer holds the unit.
                 Ok(_) | Err(RouteError::Rejected(_)) => {
                     Some(OrderCommand::LineReleased { sku, at })

@@ -94,7 +94,7 @@ impl App {
         let identity = Arc::new(build_identity(&config, &dir, &admin_token).await?);
         // Once, before any actor runs: the previous build's payment ledger becomes the
         // orders' payment entities.
-        crate::payment::legacy::fold(&store, crate::actors::entity::now_ms()).await?;
+        crate::payment::legacy::fold(&store, crate::clock::now_ms()).await?;
         let router_cell = Arc::new(OnceLock::new());
         let gateway: Arc<dyn PaymentGateway> = Arc::new(
             Simulator::new(
@@ -113,6 +113,7 @@ impl App {
             snapshot_every: config.store.snapshot_every,
             idle_timeout: Duration::from_millis(config.actors.idle_timeout_ms),
             effect_retry: Duration::from_millis(config.actors.effect_retry_ms),
+            clock: crate::clock::system(),
         };
         let s = &config.supervision;
         let policy = RestartPolicy {
@@ -124,7 +125,6 @@ impl App {
         };
         let journal = store.journal().clone();
         let saga = OrderSaga::new(
-            router_cell.clone(),
             gateway.clone(),
             SagaConfig {
                 payment_retries: config.checkout.payment_retries,
@@ -175,7 +175,6 @@ impl App {
         }
         let machines = start
             .kind::<Machine>(Arc::new(MachineBehavior::new(
-                router_cell.clone(),
                 sink,
                 MachineTiming {
                     heartbeat_interval_ms: u64::from(config.vending.heartbeat_interval_s) * 1000,
@@ -198,6 +197,8 @@ impl App {
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .build();
+        // The payment simulator reaches the payment entities through the router it is
+        // handed here (it is built before the router that hosts the orders using it).
         let _ = router_cell.set(router.clone());
         if let Some(c) = &cluster {
             c.set_local(Arc::new(cluster_local::ClusterLocal {

@@ -264,7 +264,7 @@ async fn load(
     let ledger = Arc::new(Ledger::open(&common.ledger)?);
     ledger.append(&Record::Load {
         seed,
-        at_ms: crate::actors::entity::now_ms(),
+        at_ms: crate::clock::now_ms(),
     })?;
     check::wait_ready(&common.addr, Duration::from_secs(30)).await?;
     let slots = machine_slots(&common.addr, &common.admin_token, &view.machine).await?;

@@ -109,18 +109,8 @@ impl EffectGuard {
     }
 }
 
-/// Why an effect may not start now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum EffectRefused {
-    #[error("this node has no cluster map yet")]
-    NoMap,
-    /// Another node owns the partition: the effect runs there, when its entity resumes.
-    #[error("partition {0} is owned by another node")]
-    NotOwner(u32),
-    /// The partition is being handed off: its effects resume on the new owner.
-    #[error("partition {0} is being handed off")]
-    Moving(u32),
-}
+/// Why an effect was not let in (the actors' own type: they decide what a deferral means).
+pub use crate::actors::client::Deferred as EffectRefused;
 
 impl Drop for GateGuard {
     fn drop(&mut self) {

@@ -19,7 +19,7 @@
 use super::convert::machine_input;
 use super::pb::{self, machine_message::Body, server_message, MachineMessage, ServerMessage};
 use super::sessions::{Outbound, Sessions};
-use crate::actors::entity::now_ms;
+use crate::clock::now_ms;
 use crate::domain::machine::{Machine, MachineInput};
 use crate::router::{RouteError, Router};
 use futures::Stream;

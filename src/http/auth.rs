@@ -7,9 +7,9 @@
 use super::error::ApiError;
 use super::extract::{admin, email as parse_email, parse_json, user, uuid};
 use super::{json, views};
-use crate::actors::entity::now_ms;
 use crate::app::App;
 use crate::auth::{password, refresh, Principal};
+use crate::clock::now_ms;
 use crate::domain::order::Order;
 use crate::domain::session::{Session, SessionCommand, SessionEvent};
 use crate::domain::user::{ClaimEmail, EmailClaim, Role, User, UserCommand, UserState};

@@ -10,9 +10,9 @@ use super::error::ApiError;
 use super::extract::{parse_json, staff};
 use super::views::rfc3339;
 use super::{json, route, run, with_app};
-use crate::actors::entity::now_ms;
 use crate::app::App;
 use crate::auth::Principal;
+use crate::clock::now_ms;
 use crate::domain::machine::{
     slot_availability, Machine, MachineCommand, MachineInput, MachineState, SlotSpec,
 };

@@ -4,9 +4,9 @@
 use super::error::ApiError;
 use super::extract::{may_use, staff, uuid, Access};
 use super::{json, views};
-use crate::actors::entity::now_ms;
 use crate::app::App;
 use crate::auth::Principal;
+use crate::clock::now_ms;
 use crate::domain::order::{Order, OrderCommand, OrderState};
 use std::time::Duration;
 use uuid::Uuid;

@@ -64,7 +64,7 @@ fn authorized() -> PaymentEvent {
 async fn the_old_ledger_is_folded_once_and_an_order_in_flight_is_not_charged_twice() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
-    let now = crate::actors::entity::now_ms();
+    let now = crate::clock::now_ms();
     // Authorized, waiting for its capture.
     let held = Uuid::from_u128(10);
     old_order(

@@ -25,7 +25,7 @@
 //! - A configurable latency (`payment.latency_ms`) is added to every call.
 
 use super::{CardDetails, CardError, PaymentError, PaymentGateway, PaymentKey, PaymentMethod};
-use crate::actors::entity::now_ms;
+use crate::clock::now_ms;
 use crate::domain::payment::{Outcome, Payment, PaymentCommand, PaymentOp};
 use crate::domain::Millis;
 use crate::router::{RouteError, Router};

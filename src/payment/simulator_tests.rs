@@ -38,6 +38,7 @@ pub(crate) async fn rig_on(store: Store) -> Rig {
             snapshot_every: 100,
             idle_timeout: Duration::from_secs(300),
             effect_retry: Duration::from_millis(100),
+            clock: crate::clock::system(),
         },
         RestartPolicy {
             max_restarts: 3,

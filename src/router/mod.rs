@@ -10,48 +10,33 @@
 //! [`STARTED_GRACE`] past the deadline), and past that the answer is "outcome unknown".
 //!
 //! With a cluster, `(kind, id)` → partition → owner node: a local owner is asked
-//! directly (through its partition's gate), a remote owner through its node's agent
-//! ([`remote`]). Callers do not change, because they never hold an actor handle.
+//! directly (through its partition's gate), a remote owner through its node's agent.
+//! Callers do not change, because they never hold an actor handle.
+//!
+//! - this module: the public [`Router`], its builder, and [`Router::route`], the one
+//!   dispatch between the two paths;
+//! - [`local`]: the local path (the kind's runtime and registry, admission, the wait);
+//! - [`remote`]: forwarding to the owner's agent, and serving requests forwarded here;
+//! - [`client`]: the router as the [`EntityClient`](crate::actors::EntityClient) that
+//!   behaviors reach other entities through, bound to every kind it hosts at build.
 
+mod client;
+mod local;
 pub mod remote;
-pub mod unavailable;
 
-pub use unavailable::UnavailableKind;
+pub use crate::actors::unavailable::UnavailableKind;
+pub use crate::actors::RouteError;
 
-use crate::actors::admission::{Claim, Ticket};
-use crate::actors::{Applied, CommandReply, EntityMsg};
-use crate::domain::{Aggregate, EntityKind, Rejection};
+use crate::actors::{Applied, CommandReply, EntityClient, EntityMsg};
+use crate::cluster::Placement;
+use crate::domain::{Aggregate, EntityKind};
 use crate::supervision::kind::ActivationError;
 use crate::supervision::KindRuntime;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Why a routed request did not get an answer from its entity.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RouteError {
-    #[error(transparent)]
-    Rejected(#[from] Rejection),
-    /// The deadline passed and the request was not applied (it never will be).
-    #[error("the entity did not answer in time; the request was not applied")]
-    Timeout,
-    /// The entity has `actors.max_pending` messages in flight; nothing was queued.
-    #[error("the entity has too many requests in flight")]
-    Overloaded { retry_after: Duration },
-    #[error("the entity is unavailable ({kind}): {detail}")]
-    Unavailable {
-        kind: UnavailableKind,
-        retry_after: Duration,
-        detail: String,
-    },
-    /// A forwarded request reached a node that does not own the entity at `epoch`.
-    #[error("this node does not own the entity at epoch {epoch}")]
-    NotOwner { epoch: u64 },
-    /// The owner's store failed (fail-stop): no write is acknowledged until it restarts.
-    #[error("the store failed: {0}")]
-    StoreFailed(String),
-}
+use tokio::time::Instant;
 
 impl From<ActivationError> for RouteError {
     fn from(e: ActivationError) -> Self {
@@ -79,35 +64,31 @@ pub struct Router {
 struct Inner {
     kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
     remote: HashMap<EntityKind, Arc<dyn remote::RemoteKind>>,
+    clients: HashMap<EntityKind, Arc<dyn client::ClientKind>>,
     cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
     max_pending: usize,
 }
 
-/// How many times a request is re-routed when its actor stopped between lookup and send.
-const MAX_REROUTES: usize = 3;
-
 /// How long past its deadline a caller waits for a command its entity already started,
 /// so that an applied command's answer is not lost. Past it: 503 `outcome_unknown`.
 pub const STARTED_GRACE: Duration = Duration::from_secs(5);
 
-/// `Retry-After` of a request refused because its entity is at `actors.max_pending`.
-const OVERLOADED_RETRY: Duration = Duration::from_secs(1);
-
 /// Default of `actors.max_pending`.
 pub const DEFAULT_MAX_PENDING: usize = 256;
 
-/// How a wait for an entity's reply ended, when it did not end with the reply.
-enum Unanswered {
-    /// The message was dropped before it started: nothing was applied.
-    NotStarted,
-    Failed(RouteError),
-}
+/// Pause between looks at a partition that is being handed off.
+const HOLD: Duration = Duration::from_millis(20);
+
+/// Gives one hosted kind the router as its entities' client.
+type Bind = Box<dyn FnOnce(Arc<dyn EntityClient>) + Send>;
 
 pub struct RouterBuilder {
     kinds: HashMap<EntityKind, Arc<dyn Any + Send + Sync>>,
     remote: HashMap<EntityKind, Arc<dyn remote::RemoteKind>>,
+    clients: HashMap<EntityKind, Arc<dyn client::ClientKind>>,
+    binds: Vec<Bind>,
     cluster: Option<crate::cluster::Cluster>,
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
@@ -116,11 +97,16 @@ pub struct RouterBuilder {
 
 impl RouterBuilder {
     pub fn with<A: Aggregate>(mut self, rt: Arc<KindRuntime<A>>) -> Self {
-        self.kinds.insert(A::KIND, rt);
+        self.kinds.insert(A::KIND, rt.clone());
         self.remote.insert(
             A::KIND,
             Arc::new(remote::Kind::<A>(std::marker::PhantomData)),
         );
+        self.clients.insert(
+            A::KIND,
+            Arc::new(client::Typed::<A>(std::marker::PhantomData)),
+        );
+        self.binds.push(Box::new(move |c| rt.bind_client(c)));
         self
     }
     /// Routes through `cluster`: entities owned elsewhere are forwarded to their owner.
@@ -138,17 +124,30 @@ impl RouterBuilder {
         self.max_pending = max.max(1);
         self
     }
+    /// The router, bound as the client of every kind it hosts (through a weak handle,
+    /// so entities do not keep a dropped router alive).
     pub fn build(self) -> Router {
-        Router {
-            inner: Arc::new(Inner {
+        let ask_timeout = self.ask_timeout;
+        let binds = self.binds;
+        let inner = Arc::new_cyclic(|weak| {
+            let handle: Arc<dyn EntityClient> = Arc::new(client::WeakRouter {
+                inner: weak.clone(),
+                ask_timeout,
+            });
+            for bind in binds {
+                bind(handle.clone());
+            }
+            Inner {
                 kinds: self.kinds,
                 remote: self.remote,
+                clients: self.clients,
                 cluster: self.cluster,
-                ask_timeout: self.ask_timeout,
+                ask_timeout,
                 store: self.store,
                 max_pending: self.max_pending,
-            }),
-        }
+            }
+        });
+        Router { inner }
     }
 }
 
@@ -157,6 +156,8 @@ impl Router {
         RouterBuilder {
             kinds: HashMap::new(),
             remote: HashMap::new(),
+            clients: HashMap::new(),
+            binds: Vec::new(),
             cluster: None,
             ask_timeout,
             store: None,
@@ -206,7 +207,7 @@ impl Router {
             crate::cluster::wire::EntityOp::Command(crate::store::codec::encode(&cmd))
         });
         let reply = self
-            .routed::<A, CommandReply<A>>(
+            .route::<A, CommandReply<A>>(
                 id,
                 timeout,
                 remote::Access {
@@ -237,7 +238,7 @@ impl Router {
             forwarded,
             op,
         };
-        self.routed::<A, _>(id, timeout, access, EntityMsg::Get)
+        self.route::<A, _>(id, timeout, access, EntityMsg::Get)
             .await
     }
 
@@ -263,7 +264,7 @@ impl Router {
             op,
         };
         match self
-            .routed::<A, _>(id, wait, access, EntityMsg::WaitSettled)
+            .route::<A, _>(id, wait, access, EntityMsg::WaitSettled)
             .await
         {
             Ok(s) => Ok(Some(s)),
@@ -286,15 +287,6 @@ impl Router {
         Ok(())
     }
 
-    /// A failed store takes no command: refused here, before anything is queued. (A
-    /// forwarded command is refused by the owner's router, whose store it would hit.)
-    fn store_ok(&self) -> Result<(), RouteError> {
-        match self.inner.store.as_ref().and_then(|h| h.reason()) {
-            Some(reason) => Err(RouteError::StoreFailed(reason)),
-            None => Ok(()),
-        }
-    }
-
     fn cluster_op(
         &self,
         op: impl FnOnce() -> crate::cluster::wire::EntityOp,
@@ -302,106 +294,75 @@ impl Router {
         self.inner.cluster.as_ref().map(|_| op())
     }
 
-    /// Asks the live actor of `id`, re-routing a message its actor dropped unstarted.
-    async fn ask<A, R>(
+    /// The one dispatch: without a cluster every entity is local ([`local`]); with one,
+    /// the placement of `(A::KIND, id)` says local (through its partition's gate),
+    /// remote ([`remote`]: forwarded to the owner), hold (a handoff is moving it: look
+    /// again until the deadline) or refuse.
+    async fn route<A, R>(
         &self,
         id: &str,
         timeout: Duration,
-        write: bool,
-        build: impl Fn(ractor::RpcReplyPort<R>, Ticket) -> EntityMsg<A>,
+        access: remote::Access,
+        build: impl Fn(ractor::RpcReplyPort<R>, crate::actors::admission::Ticket) -> EntityMsg<A>,
     ) -> Result<R, RouteError>
     where
         A: Aggregate,
-        R: Send + 'static,
+        R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
-        let rt = self.runtime::<A>();
-        let deadline = tokio::time::Instant::now() + timeout;
-        for _ in 0..MAX_REROUTES {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero() {
-                return Err(RouteError::Timeout);
-            }
-            let live = rt.actor(id, remaining).await?;
-            let Some(pending) = live.pending.try_admit(self.inner.max_pending) else {
-                metrics::counter!("emporium_entity_overloaded_total", "kind" => A::KIND.as_str())
-                    .increment(1);
-                return Err(RouteError::Overloaded {
-                    retry_after: OVERLOADED_RETRY,
-                });
+        let (Some(cluster), Some(op)) = (self.inner.cluster.as_ref(), access.op) else {
+            return self.ask::<A, R>(id, timeout, access.write, build).await;
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let held = |kind: UnavailableKind, detail: String| -> Result<(), RouteError> {
+                if remaining <= HOLD {
+                    Err(RouteError::Unavailable {
+                        kind,
+                        retry_after: Duration::from_secs(1),
+                        detail,
+                    })
+                } else {
+                    Ok(())
+                }
             };
-            let (ticket, claim) = Ticket::new(deadline, pending);
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            // A send error means the actor stopped (passivated) before admitting the
-            // message: nothing was applied, so route again to its successor.
-            if live.actor.send_message(build(tx.into(), ticket)).is_err() {
-                continue;
-            }
-            match Self::reply(rx, claim, deadline, write).await {
-                Ok(r) => return Ok(r),
-                Err(Unanswered::NotStarted) => continue,
-                Err(Unanswered::Failed(e)) => {
-                    // An entity that died on a failed store write says so.
-                    self.store_ok()?;
-                    return Err(e);
+            match cluster.place(A::KIND, id, access.write) {
+                Placement::Local(guard) => {
+                    let r = self.ask::<A, R>(id, remaining, access.write, &build).await;
+                    drop(guard);
+                    return r;
+                }
+                Placement::Refuse {
+                    kind,
+                    detail,
+                    retry_after,
+                } => {
+                    return Err(RouteError::Unavailable {
+                        kind,
+                        retry_after,
+                        detail,
+                    })
+                }
+                Placement::Hold { detail } => held(UnavailableKind::PartitionMoving, detail)?,
+                Placement::Remote { node, epoch } => {
+                    if access.forwarded {
+                        return Err(RouteError::NotOwner { epoch });
+                    }
+                    let sent = remote::Sent {
+                        node: &node,
+                        epoch,
+                        op: &op,
+                        remaining,
+                        write: access.write,
+                    };
+                    match self.forward::<A, R>(cluster, id, sent).await {
+                        remote::Forwarded::Answer(r) => return r,
+                        remote::Forwarded::Hold { kind, detail } => held(kind, detail)?,
+                    }
                 }
             }
+            tokio::time::sleep(HOLD.min(remaining)).await;
         }
-        Err(RouteError::Unavailable {
-            retry_after: Duration::from_secs(1),
-            kind: UnavailableKind::EntityUnavailable,
-            detail: "the entity kept stopping".into(),
-        })
-    }
-
-    /// Waits for the reply to a sent message. At the deadline the message is abandoned
-    /// (then it is never applied: 504), unless its entity already started it: a command
-    /// is then waited for up to [`STARTED_GRACE`] more, so its answer is not lost.
-    async fn reply<R>(
-        mut rx: tokio::sync::oneshot::Receiver<R>,
-        claim: Claim,
-        deadline: tokio::time::Instant,
-        write: bool,
-    ) -> Result<R, Unanswered> {
-        let restarting = || {
-            Unanswered::Failed(RouteError::Unavailable {
-                retry_after: Duration::from_secs(1),
-                kind: UnavailableKind::EntityRestarting,
-                detail: "the entity failed while handling the request; its outcome is unknown"
-                    .into(),
-            })
-        };
-        match tokio::time::timeout_at(deadline, &mut rx).await {
-            Ok(Ok(r)) => return Ok(r),
-            // Dropped unanswered: unstarted (its actor stopped, or it expired), or the
-            // actor died while handling it and the outcome is unknown.
-            Ok(Err(_)) if claim.abandon() => return Err(Unanswered::NotStarted),
-            Ok(Err(_)) => return Err(restarting()),
-            Err(_) if claim.abandon() || !write => {
-                return Err(Unanswered::Failed(RouteError::Timeout))
-            }
-            Err(_) => {}
-        }
-        match tokio::time::timeout_at(deadline + STARTED_GRACE, rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(restarting()),
-            Err(_) => Err(Unanswered::Failed(RouteError::Unavailable {
-                retry_after: Duration::from_secs(1),
-                kind: UnavailableKind::OutcomeUnknown,
-                detail: "the entity started the command but did not answer in time".into(),
-            })),
-        }
-    }
-
-    /// Test-only fault hook: makes the entity's actor panic.
-    #[cfg(test)]
-    pub async fn inject_panic<A: Aggregate>(&self, id: &str) -> Result<(), RouteError> {
-        let live = self
-            .runtime::<A>()
-            .actor(id, self.inner.ask_timeout)
-            .await?;
-        live.actor
-            .send_message(EntityMsg::Panic)
-            .map_err(|_| RouteError::Timeout)
     }
 }
 

@@ -1,6 +1,6 @@
-//! Routing across nodes: the placement decision for every request, forwarding to the
-//! owner's agent with the caller's remaining deadline, holding requests while their
-//! partition is handed off, and running requests forwarded here.
+//! The remote path: forwarding a request to its owner's agent with the caller's
+//! remaining deadline (the placement and the hold while a partition is handed off are
+//! [`Router::route`]'s), and running requests forwarded here.
 //!
 //! A forwarded request is never forwarded again: a node that no longer owns the entity
 //! answers `NotOwner` with its epoch, and the caller refreshes its map and retries within
@@ -8,17 +8,14 @@
 //! dropped silently.
 
 use super::{RouteError, Router, UnavailableKind as K};
-use crate::actors::{CommandReply, EntityMsg};
+use crate::actors::CommandReply;
 use crate::cluster::transport::CallError;
 use crate::cluster::wire::{EntityOp, RemoteError, Request, Response};
-use crate::cluster::Placement;
 use crate::domain::Aggregate;
 use crate::store::codec;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How a request reaches its entity.
 pub struct Access {
@@ -29,138 +26,109 @@ pub struct Access {
     pub op: Option<EntityOp>,
 }
 
-/// Pause between looks at a partition that is being handed off.
-const HOLD: Duration = Duration::from_millis(20);
+/// A request on its way to the owner `node` (placed there at `epoch`).
+pub(super) struct Sent<'a> {
+    pub node: &'a str,
+    pub epoch: u64,
+    pub op: &'a EntityOp,
+    /// What is left of the caller's deadline.
+    pub remaining: Duration,
+    pub write: bool,
+}
+
+/// How a forwarded request ended.
+pub(super) enum Forwarded<R> {
+    /// The owner's answer, or a failure to give the caller now.
+    Answer(Result<R, RouteError>),
+    /// The partition is moving or its owner is unreachable: look again until the
+    /// deadline (then answer 503 `kind`).
+    Hold { kind: K, detail: String },
+}
 
 impl Router {
-    pub(super) async fn routed<A, R>(
+    /// Forwards a request to its owner's agent with the caller's remaining deadline.
+    pub(super) async fn forward<A, R>(
         &self,
+        cluster: &crate::cluster::Cluster,
         id: &str,
-        timeout: Duration,
-        access: Access,
-        build: impl Fn(ractor::RpcReplyPort<R>, crate::actors::admission::Ticket) -> EntityMsg<A>,
-    ) -> Result<R, RouteError>
+        request: Sent<'_>,
+    ) -> Forwarded<R>
     where
         A: Aggregate,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        R: DeserializeOwned,
     {
-        let (Some(cluster), Some(op)) = (self.inner.cluster.as_ref(), access.op) else {
-            return self.ask::<A, R>(id, timeout, access.write, build).await;
+        let Sent {
+            node,
+            epoch,
+            op,
+            remaining,
+            write,
+        } = request;
+        let held = |kind: K, detail: String| Forwarded::Hold { kind, detail };
+        let req = Request::Entity {
+            kind: A::KIND.byte(),
+            id: id.to_owned(),
+            op: op.clone(),
+            timeout_ms: crate::cluster::wire::millis(remaining),
+            epoch,
         };
-        let deadline = Instant::now() + timeout;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let held = |kind: K, detail: String| -> Result<(), RouteError> {
-                if remaining <= HOLD {
-                    Err(RouteError::Unavailable {
-                        kind,
-                        retry_after: Duration::from_secs(1),
-                        detail,
-                    })
-                } else {
-                    Ok(())
-                }
-            };
-            match cluster.place(A::KIND, id, access.write) {
-                Placement::Local(guard) => {
-                    let r = self.ask::<A, R>(id, remaining, access.write, &build).await;
-                    drop(guard);
-                    return r;
-                }
-                Placement::Refuse {
-                    kind,
-                    detail,
-                    retry_after,
-                } => {
-                    return Err(RouteError::Unavailable {
-                        kind,
-                        retry_after,
-                        detail,
-                    })
-                }
-                Placement::Hold { detail } => held(K::PartitionMoving, detail)?,
-                Placement::Remote { node, epoch } => {
-                    if access.forwarded {
-                        return Err(RouteError::NotOwner { epoch });
-                    }
-                    let req = Request::Entity {
-                        kind: A::KIND.byte(),
-                        id: id.to_owned(),
-                        op: op.clone(),
-                        timeout_ms: crate::cluster::wire::millis(remaining),
-                        epoch,
-                    };
-                    // The owner answers within `remaining`, or within `STARTED_GRACE` more
-                    // for a command it started; the margin covers the trip.
-                    let wait = remaining + super::STARTED_GRACE + Duration::from_millis(200);
-                    let sent = std::time::Instant::now();
-                    let reply = cluster.call(&node, req, wait).await;
-                    metrics::histogram!("emporium_cluster_remote_ask_seconds")
-                        .record(sent.elapsed().as_secs_f64());
-                    match reply {
-                        Ok(Response::Entity(Ok(bytes))) => {
-                            return codec::decode::<R>(&bytes).map_err(|e| {
-                                RouteError::Unavailable {
-                                    kind: K::EntityUnavailable,
-                                    retry_after: Duration::from_secs(1),
-                                    detail: format!("undecodable reply from {node}: {e}"),
-                                }
-                            })
-                        }
-                        Ok(Response::Entity(Err(RemoteError::Timeout))) => {
-                            return Err(RouteError::Timeout)
-                        }
-                        Ok(Response::Entity(Err(RemoteError::NotOwner { epoch: theirs }))) => {
-                            if theirs > cluster.epoch() {
-                                let t = Duration::from_millis(cluster.config().call_timeout_ms);
-                                if let Ok(Response::Map(Some(m))) =
-                                    cluster.call(&node, Request::GetMap, t.min(remaining)).await
-                                {
-                                    cluster.adopt(m).await;
-                                }
-                            }
-                            held(K::PartitionMoving, format!("{node} no longer owns {id}"))?;
-                        }
-                        Ok(Response::Entity(Err(RemoteError::Unavailable {
-                            kind: K::PartitionMoving,
-                            detail,
-                            ..
-                        }))) => held(K::PartitionMoving, detail)?,
-                        Ok(Response::Entity(Err(RemoteError::Unavailable {
-                            kind,
-                            retry_after_ms,
-                            detail,
-                        }))) => {
-                            return Err(RouteError::Unavailable {
-                                kind,
-                                retry_after: Duration::from_millis(retry_after_ms),
-                                detail,
-                            });
-                        }
-                        Ok(other) => {
-                            return Err(RouteError::Unavailable {
-                                kind: K::EntityUnavailable,
-                                retry_after: Duration::from_secs(1),
-                                detail: format!("unexpected reply from {node}: {other:?}"),
-                            })
-                        }
-                        // A read that timed out on the way changed nothing; the outcome of
-                        // a command is unknown (it may have been applied at the owner).
-                        Err(CallError::Timeout(_)) if !access.write => {
-                            return Err(RouteError::Timeout)
-                        }
-                        Err(CallError::Timeout(_)) => {
-                            return Err(RouteError::Unavailable {
-                                kind: K::OutcomeUnknown,
-                                retry_after: Duration::from_secs(1),
-                                detail: format!("{node} did not answer in time"),
-                            })
-                        }
-                        Err(e) => held(K::PartitionUnavailable, e.to_string())?,
-                    }
-                }
+        // The owner answers within `remaining`, or within `STARTED_GRACE` more
+        // for a command it started; the margin covers the trip.
+        let wait = remaining + super::STARTED_GRACE + Duration::from_millis(200);
+        let sent = std::time::Instant::now();
+        let reply = cluster.call(node, req, wait).await;
+        metrics::histogram!("emporium_cluster_remote_ask_seconds")
+            .record(sent.elapsed().as_secs_f64());
+        match reply {
+            Ok(Response::Entity(Ok(bytes))) => Forwarded::Answer(
+                codec::decode::<R>(&bytes).map_err(|e| RouteError::Unavailable {
+                    kind: K::EntityUnavailable,
+                    retry_after: Duration::from_secs(1),
+                    detail: format!("undecodable reply from {node}: {e}"),
+                }),
+            ),
+            Ok(Response::Entity(Err(RemoteError::Timeout))) => {
+                Forwarded::Answer(Err(RouteError::Timeout))
             }
-            tokio::time::sleep(HOLD.min(remaining)).await;
+            Ok(Response::Entity(Err(RemoteError::NotOwner { epoch: theirs }))) => {
+                if theirs > cluster.epoch() {
+                    let t = Duration::from_millis(cluster.config().call_timeout_ms);
+                    if let Ok(Response::Map(Some(m))) =
+                        cluster.call(node, Request::GetMap, t.min(remaining)).await
+                    {
+                        cluster.adopt(m).await;
+                    }
+                }
+                held(K::PartitionMoving, format!("{node} no longer owns {id}"))
+            }
+            Ok(Response::Entity(Err(RemoteError::Unavailable {
+                kind: K::PartitionMoving,
+                detail,
+                ..
+            }))) => held(K::PartitionMoving, detail),
+            Ok(Response::Entity(Err(RemoteError::Unavailable {
+                kind,
+                retry_after_ms,
+                detail,
+            }))) => Forwarded::Answer(Err(RouteError::Unavailable {
+                kind,
+                retry_after: Duration::from_millis(retry_after_ms),
+                detail,
+            })),
+            Ok(other) => Forwarded::Answer(Err(RouteError::Unavailable {
+                kind: K::EntityUnavailable,
+                retry_after: Duration::from_secs(1),
+                detail: format!("unexpected reply from {node}: {other:?}"),
+            })),
+            // A read that timed out on the way changed nothing; the outcome of
+            // a command is unknown (it may have been applied at the owner).
+            Err(CallError::Timeout(_)) if !write => Forwarded::Answer(Err(RouteError::Timeout)),
+            Err(CallError::Timeout(_)) => Forwarded::Answer(Err(RouteError::Unavailable {
+                kind: K::OutcomeUnknown,
+                retry_after: Duration::from_secs(1),
+                detail: format!("{node} did not answer in time"),
+            })),
+            Err(e) => held(K::PartitionUnavailable, e.to_string()),
         }
     }
 

@@ -8,10 +8,11 @@
 
 use super::policy::{Decision, RestartPolicy};
 use super::registry::{Live, Lookup, Registry};
+use crate::actors::client::Unrouted;
 use crate::actors::entity::{EntityArgs, EntityConfig};
-use crate::actors::{Behavior, EntityActor, EntityMsg};
+use crate::actors::unavailable::UnavailableKind;
+use crate::actors::{Behavior, EntityActor, EntityClient, EntityMsg};
 use crate::domain::Aggregate;
-use crate::router::UnavailableKind;
 use crate::store::Journal;
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -40,6 +41,9 @@ pub struct KindRuntime<A: Aggregate> {
     config: Arc<EntityConfig>,
     policy: RestartPolicy,
     supervisor: OnceLock<ActorCell>,
+    /// How the kind's effects reach other entities: the router that hosts the kind binds
+    /// itself here when it is built, before it can activate any entity.
+    client: OnceLock<Arc<dyn EntityClient>>,
 }
 
 impl<A: Aggregate> KindRuntime<A> {
@@ -58,6 +62,7 @@ impl<A: Aggregate> KindRuntime<A> {
             config: Arc::new(config),
             policy,
             supervisor: OnceLock::new(),
+            client: OnceLock::new(),
         });
         // Export the kind's series from the start, so dashboards and alerts see 0
         // rather than a missing metric.
@@ -73,6 +78,13 @@ impl<A: Aggregate> KindRuntime<A> {
         };
         let _ = rt.supervisor.set(sup_ref.get_cell());
         Ok(rt)
+    }
+
+    /// Gives the kind's entities the way to other entities (called once, by the router
+    /// that hosts the kind; a later call is ignored). Until then, and for a runtime no
+    /// router hosts, their effects' calls are refused with a typed error.
+    pub fn bind_client(&self, client: Arc<dyn EntityClient>) {
+        let _ = self.client.set(client);
     }
 
     /// The live actor for `id` (with its count of messages in flight), activating it if
@@ -135,6 +147,11 @@ impl<A: Aggregate> KindRuntime<A> {
             behavior: self.behavior.clone(),
             config: self.config.clone(),
             registry: self.registry.clone(),
+            client: self
+                .client
+                .get()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Unrouted)),
         };
         match Actor::spawn_linked(None, EntityActor::<A>::default(), args, sup).await {
             Ok((actor, _)) => {

@@ -9,6 +9,7 @@
 //! which the router checks against `actors.max_pending` before it sends.
 
 use crate::actors::admission::Pending;
+use crate::actors::entity::Slots;
 use parking_lot::Mutex;
 use ractor::{ActorId, ActorRef};
 use std::collections::HashMap;
@@ -190,5 +191,11 @@ impl<M> Registry<M> {
 
     pub fn active_count(&self) -> usize {
         self.owners.lock().len()
+    }
+}
+
+impl<M: Send + 'static> Slots for Registry<M> {
+    fn begin_stop(&self, id: &str, actor: ActorId) -> bool {
+        Registry::begin_stop(self, id, actor)
     }
 }
