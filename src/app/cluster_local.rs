@@ -1,7 +1,9 @@
 //! The application's side of the cluster ([`crate::cluster::node::Local`]): running
 //! forwarded requests through the router, stopping a partition's actors for a handoff,
 //! keeping the catalog view and the resumed sagas in step with the partitions this node
-//! owns, and delivering machine commands to sessions on this node.
+//! owns, delivering machine commands to sessions on this node, and reading listings
+//! and journals for the partitions this node owns ([`LocalReads`], the router's
+//! [`ListingSource`], with or without a cluster).
 
 use crate::actors::catalog::Catalog;
 use crate::actors::machine::CommandSink;
@@ -11,8 +13,12 @@ use crate::domain::machine::{Machine, MachineCommand};
 use crate::domain::order::Order;
 use crate::domain::product::Product;
 use crate::domain::EntityKind;
+use crate::router::listing::{
+    AuditEvent, ListingQuery, ListingSource, PartitionRead, PartitionReply, PartitionRows,
+    ReadFailure, Row, RowData,
+};
 use crate::router::Router;
-use crate::store::{Index, Store};
+use crate::store::{Index, Journal, Store, StoreError};
 use futures::future::BoxFuture;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -86,6 +92,183 @@ impl crate::cluster::node::Local for ClusterLocal {
 
     fn push_machine(&self, machine_id: &str, command_id: Uuid, command: &MachineCommand) -> bool {
         self.sessions.push(machine_id, command_id, command)
+    }
+
+    fn partition_read(
+        &self,
+        read: PartitionRead,
+        partitions: Vec<u32>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<PartitionReply, ReadFailure>> {
+        let router = self.router.clone();
+        Box::pin(async move {
+            router
+                .serve_partition_read(read, partitions, timeout)
+                .await
+                .map_err(|e| e.into_read_failure())
+        })
+    }
+}
+
+/// This node's listings and journal reads: the journal's indexes and events, and the
+/// catalog view, restricted to the entities the router's `keep` selects.
+pub struct LocalReads {
+    pub journal: Journal,
+    pub catalog: Arc<Catalog>,
+}
+
+fn read_failure(e: StoreError) -> ReadFailure {
+    match e {
+        StoreError::Corrupt { .. } => ReadFailure::Corrupt(e.to_string()),
+        other => ReadFailure::Store(other.to_string()),
+    }
+}
+
+impl LocalReads {
+    fn events<A: crate::domain::Aggregate>(
+        &self,
+        id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, ReadFailure> {
+        let evs = self
+            .journal
+            .events::<A>(id, after_seq, limit)
+            .map_err(read_failure)?;
+        Ok(evs
+            .into_iter()
+            .map(|(seq, at, e)| AuditEvent {
+                seq,
+                at,
+                json: serde_json::to_string(&e).unwrap_or_else(|_| "null".into()),
+            })
+            .collect())
+    }
+
+    fn keys(
+        &self,
+        index: Index,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<PartitionRows, ReadFailure> {
+        let keys = self
+            .journal
+            .index_page_where(index, prefix, after, limit, keep)
+            .map_err(read_failure)?;
+        Ok(PartitionRows::Rows(
+            keys.into_iter()
+                .map(|key| Row {
+                    key,
+                    data: RowData::Key,
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl ListingSource for LocalReads {
+    fn read(
+        &self,
+        read: &PartitionRead,
+        keep: &(dyn Fn(EntityKind, &str) -> bool + Send + Sync),
+    ) -> Result<PartitionRows, ReadFailure> {
+        use crate::domain::{cart::Cart, payment::Payment, stock::Stock, user::User};
+        match read {
+            PartitionRead::List(ListingQuery::UserOrders { user, after, limit }) => {
+                // `user/inverted time/order id`: the entry is in the order's partition.
+                let keep = |k: &str| {
+                    k.rsplit('/')
+                        .next()
+                        .is_some_and(|order| keep(EntityKind::Order, order))
+                };
+                let prefix = format!("{user}/");
+                self.keys(
+                    Index::UserOrders,
+                    &prefix,
+                    after.as_deref(),
+                    *limit as usize + 1,
+                    &keep,
+                )
+            }
+            PartitionRead::List(ListingQuery::Machines { after, limit }) => {
+                let keep = |id: &str| keep(EntityKind::Machine, id);
+                self.keys(
+                    Index::Machines,
+                    "",
+                    after.as_deref(),
+                    *limit as usize + 1,
+                    &keep,
+                )
+            }
+            PartitionRead::List(ListingQuery::Products {
+                q,
+                category,
+                after,
+                limit,
+            }) => {
+                let cursor = after
+                    .as_deref()
+                    .map(crate::domain::Sku::parse)
+                    .transpose()
+                    .map_err(|e| ReadFailure::Store(format!("bad cursor: {e}")))?;
+                let page = self.catalog.search_where(
+                    q.as_deref(),
+                    category.as_deref(),
+                    *limit as usize,
+                    cursor.as_ref(),
+                    &|sku| keep(EntityKind::Product, sku.as_str()),
+                );
+                Ok(PartitionRows::Rows(
+                    page.items
+                        .into_iter()
+                        .map(|e| Row {
+                            key: e.sku.to_string(),
+                            data: RowData::Product(e.state),
+                        })
+                        .collect(),
+                ))
+            }
+            PartitionRead::Events {
+                kind,
+                id,
+                after_seq,
+                limit,
+            } => {
+                let kind =
+                    EntityKind::from_byte(*kind).ok_or_else(|| ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::EntityUnavailable,
+                        detail: format!("unknown entity kind {kind}"),
+                    })?;
+                if !keep(kind, id) {
+                    return Ok(PartitionRows::Events(Vec::new()));
+                }
+                let (after, limit) = (*after_seq, *limit as usize);
+                let evs = match kind {
+                    EntityKind::Product => self.events::<Product>(id, after, limit),
+                    EntityKind::Sku => self.events::<Stock>(id, after, limit),
+                    EntityKind::Cart => self.events::<Cart>(id, after, limit),
+                    EntityKind::Order => self.events::<Order>(id, after, limit),
+                    EntityKind::Payment => self.events::<Payment>(id, after, limit),
+                    EntityKind::User => self.events::<User>(id, after, limit),
+                    EntityKind::Machine => self.events::<Machine>(id, after, limit),
+                    // Email claims and sessions hold hashes of secrets: never listed.
+                    EntityKind::Email | EntityKind::Session => Ok(Vec::new()),
+                }?;
+                Ok(PartitionRows::Events(evs))
+            }
+            PartitionRead::Exists { kind, id } => {
+                let kind =
+                    EntityKind::from_byte(*kind).ok_or_else(|| ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::EntityUnavailable,
+                        detail: format!("unknown entity kind {kind}"),
+                    })?;
+                let exists =
+                    keep(kind, id) && self.journal.exists(kind, id).map_err(read_failure)?;
+                Ok(PartitionRows::Exists(exists))
+            }
+        }
     }
 }
 

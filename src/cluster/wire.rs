@@ -60,6 +60,16 @@ pub enum Request {
         command_id: uuid::Uuid,
         command: MachineCommand,
     },
+    /// A listing or journal read over `partitions`, answered for those the receiver owns
+    /// at its epoch (added last: earlier variants keep their encoding).
+    PartitionRead {
+        read: crate::router::listing::PartitionRead,
+        partitions: Vec<u32>,
+        /// The caller's remaining deadline.
+        timeout_ms: u64,
+        /// The caller's epoch.
+        epoch: u64,
+    },
 }
 
 /// One bounded piece of a partition's data.
@@ -103,6 +113,10 @@ pub enum Response {
     Pushed(bool),
     /// The receiver could not handle the request at all.
     Error(String),
+    /// The answer to [`Request::PartitionRead`].
+    PartitionRead(
+        Result<crate::router::listing::PartitionReply, crate::router::listing::ReadFailure>,
+    ),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]

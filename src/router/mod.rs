@@ -13,6 +13,7 @@
 //! directly (through its partition's gate), a remote owner through its node's agent
 //! ([`remote`]). Callers do not change, because they never hold an actor handle.
 
+pub mod listing;
 pub mod remote;
 pub mod unavailable;
 
@@ -83,6 +84,7 @@ struct Inner {
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
     max_pending: usize,
+    listings: Option<Arc<dyn listing::ListingSource>>,
 }
 
 /// How many times a request is re-routed when its actor stopped between lookup and send.
@@ -112,6 +114,7 @@ pub struct RouterBuilder {
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
     max_pending: usize,
+    listings: Option<Arc<dyn listing::ListingSource>>,
 }
 
 impl RouterBuilder {
@@ -133,6 +136,11 @@ impl RouterBuilder {
         self.store = Some(health);
         self
     }
+    /// Where this node reads listings and journals for the partitions it owns.
+    pub fn listings(mut self, source: Arc<dyn listing::ListingSource>) -> Self {
+        self.listings = Some(source);
+        self
+    }
     /// Caller messages each entity admits in flight (`actors.max_pending`).
     pub fn max_pending(mut self, max: usize) -> Self {
         self.max_pending = max.max(1);
@@ -147,6 +155,7 @@ impl RouterBuilder {
                 ask_timeout: self.ask_timeout,
                 store: self.store,
                 max_pending: self.max_pending,
+                listings: self.listings,
             }),
         }
     }
@@ -161,6 +170,7 @@ impl Router {
             ask_timeout,
             store: None,
             max_pending: DEFAULT_MAX_PENDING,
+            listings: None,
         }
     }
 
@@ -284,6 +294,11 @@ impl Router {
             .actor(id, self.inner.ask_timeout)
             .await?;
         Ok(())
+    }
+
+    /// Why this node's store failed (fail-stop), if it did.
+    pub fn store_failure(&self) -> Option<String> {
+        self.inner.store.as_ref().and_then(|h| h.reason())
     }
 
     /// A failed store takes no command: refused here, before anything is queued. (A

@@ -317,6 +317,39 @@ impl Journal {
     pub fn entity_prefix(space: u8, kind: EntityKind, id: &str) -> Result<Vec<u8>, StoreError> {
         entity_prefix(space, kind, id)
     }
+
+    /// Like [`Journal::index_page`], counting only the keys `keep` selects (for example
+    /// those of the partitions a node reads): up to `limit` of them, in key order.
+    pub fn index_page_where(
+        &self,
+        index: Index,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let full_prefix = index_key(index, prefix);
+        let start = match after {
+            Some(a) => {
+                let mut k = index_key(index, a);
+                k.push(0);
+                k
+            }
+            None => full_prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.tree.range(start..) {
+            let (k, _) = item?;
+            if !k.starts_with(&full_prefix) || out.len() >= limit {
+                break;
+            }
+            let key = String::from_utf8_lossy(&k[2..]).into_owned();
+            if keep(&key) {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The entity a journal key belongs to: its own events and snapshot, and the index
