@@ -216,7 +216,8 @@ impl ListingSource for LocalReads {
                 let page = self.catalog.search_where(
                     q.as_deref(),
                     category.as_deref(),
-                    *limit as usize,
+                    // One more than the page, so the merge knows whether one follows.
+                    *limit as usize + 1,
                     cursor.as_ref(),
                     &|sku| keep(EntityKind::Product, sku.as_str()),
                 );

@@ -19,7 +19,7 @@ const CART: u8 = 2;
 const SKU: u8 = 3;
 
 /// A sku name whose product and stock both live on `node`.
-fn sku_on(status: &Value, prefix: &str, node: &str) -> String {
+pub(crate) fn sku_on(status: &Value, prefix: &str, node: &str) -> String {
     (0..10_000)
         .map(|i| format!("{prefix}-{i}"))
         .find(|s| owner_of(status, PRODUCT, s) == node && owner_of(status, SKU, s) == node)
@@ -59,7 +59,7 @@ async fn start_node(name: &str, seeds: &[String], fault: bool) -> TestApp {
 }
 
 /// `n` nodes: node1 founds the cluster, the others join through it, one at a time.
-async fn cluster_of(n: usize, fault: bool) -> Vec<TestApp> {
+pub(crate) async fn cluster_of(n: usize, fault: bool) -> Vec<TestApp> {
     let first = start_node("node1", &[], fault).await;
     let seed = first.cluster_addr().expect("cluster.addr of node1");
     let mut nodes = vec![first];
@@ -70,12 +70,12 @@ async fn cluster_of(n: usize, fault: bool) -> Vec<TestApp> {
     nodes
 }
 
-async fn status(node: &TestApp) -> Value {
+pub(crate) async fn status(node: &TestApp) -> Value {
     node.admin_get("/v1/cluster").await.expect(200).clone()
 }
 
 /// Until every node sees `members` live members, one epoch, quorum and no handoff.
-async fn wait_settled(nodes: &[TestApp], members: usize) -> Value {
+pub(crate) async fn wait_settled(nodes: &[TestApp], members: usize) -> Value {
     let deadline = Deadline::new(Duration::from_secs(60), "the cluster to settle");
     loop {
         let mut all = Vec::new();
@@ -108,7 +108,7 @@ fn partition_of(kind: u8, id: &str, partitions: u64) -> usize {
     (h % partitions) as usize
 }
 
-fn owner_of(status: &Value, kind: u8, id: &str) -> String {
+pub(crate) fn owner_of(status: &Value, kind: u8, id: &str) -> String {
     let parts = status["partitions"].as_u64().expect("partitions");
     status["owners"][partition_of(kind, id, parts)]
         .as_str()
@@ -225,7 +225,12 @@ async fn carts_with(nodes: &[TestApp], sku: &str, n: usize) -> Vec<(String, i64)
         .await
 }
 
-async fn wait_status_of(node: &TestApp, member: &str, want: &str, within: Duration) -> Duration {
+pub(crate) async fn wait_status_of(
+    node: &TestApp,
+    member: &str,
+    want: &str,
+    within: Duration,
+) -> Duration {
     let t = Instant::now();
     let deadline = Deadline::new(within, format!("{member} to be {want}"));
     loop {
@@ -288,27 +293,31 @@ async fn a_killed_node_is_detected_its_partitions_answer_503_and_come_back_intac
     }
 }
 
-/// Per-entity seq continuity, read from whichever node holds the entity's journal: it
-/// must be exactly one node, with seqs 1..=n and no gap or repeat.
+/// Per-entity seq continuity: the audit route reads the owner's journal (issue 13), so
+/// every node must answer the same events, with seqs 1..=n and no gap or repeat.
 async fn assert_single_journal(nodes: &[TestApp], kind: &str, id: &str) {
-    let mut holders = Vec::new();
+    let mut answers = Vec::new();
     for n in nodes {
         let r = n.events(kind, id).await;
-        if r.status == 200 {
-            let seqs: Vec<u64> = r.json["events"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["seq"].as_u64())
-                .collect();
-            if !seqs.is_empty() {
-                let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
-                assert_eq!(seqs, expected, "{kind}/{id} on {}", n.address);
-                holders.push(n.address.clone());
-            }
-        }
+        let seqs: Vec<u64> = r.expect(200)["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert!(
+            !seqs.is_empty(),
+            "{kind}/{id} has no events via {}",
+            n.address
+        );
+        assert_eq!(seqs, expected, "{kind}/{id} via {}", n.address);
+        answers.push(r.json["events"].clone());
     }
-    assert_eq!(holders.len(), 1, "{kind}/{id} journaled on {holders:?}");
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "{kind}/{id}: the nodes answer different journals: {answers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -36,3 +36,7 @@ mod durability;
 mod deadlines;
 // Issue 12: idempotency that never lies.
 mod idempotency;
+
+// Issue 13: listings are cluster-wide, and the edges reach data only through the router.
+mod layering;
+mod listings;
