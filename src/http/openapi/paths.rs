@@ -115,6 +115,7 @@ pub fn update_me() {}
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::machines::PARTIAL),
     ),
     responses(
         (status = 200, description = "a page of orders", body = OrderPage),
@@ -169,6 +170,7 @@ pub fn put_product() {}
         ("category" = Option<String>, Query, description = "exact category, case-insensitive"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::machines::PARTIAL),
     ),
     responses(
         (status = 200, description = "a page of products", body = ProductPage),
