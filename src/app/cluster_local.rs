@@ -317,3 +317,82 @@ impl CommandSink for ClusterSink {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::partition::partition_of;
+    use crate::store::{IndexOp, StoreOptions};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let opts = StoreOptions {
+            cache_capacity_bytes: 16 << 20,
+            group_commit_max_batch: 64,
+            group_commit_queue: 64,
+        };
+        Store::open(dir, &opts).unwrap()
+    }
+
+    /// A node reads only its partitions' index entries, and a page counts only those:
+    /// `limit + 1` kept keys even when other partitions' keys come between them.
+    #[tokio::test]
+    async fn a_user_orders_read_keeps_only_the_asked_partitions_and_fills_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let orders: Vec<String> = (0..40u128)
+            .map(|i| Uuid::from_u128(i * 7919 + 1).to_string())
+            .collect();
+        let ops: Vec<IndexOp> = orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| IndexOp::Put(Index::UserOrders, format!("u1/{:04}/{o}", 100 - i)))
+            .chain([IndexOp::Put(
+                Index::UserOrders,
+                format!("u2/0001/{}", orders[0]),
+            )])
+            .collect();
+        store
+            .journal()
+            .append::<Order>("index-only", 1, &[], None, &ops)
+            .await
+            .unwrap();
+        let reads = LocalReads {
+            journal: store.journal().clone(),
+            catalog: Arc::new(Catalog::default()),
+        };
+        let mine = |kind: EntityKind, id: &str| partition_of(kind, id, 4) < 2;
+        let expected: Vec<String> = (0..40)
+            .rev()
+            .map(|i| format!("u1/{:04}/{}", 100 - i, orders[i]))
+            .filter(|k| mine(EntityKind::Order, k.rsplit('/').next().unwrap()))
+            .collect();
+        assert!(
+            expected.len() > 5 && expected.len() < 40,
+            "{}",
+            expected.len()
+        );
+        let read = |after: Option<String>, limit| {
+            let q = PartitionRead::List(ListingQuery::UserOrders {
+                user: "u1".into(),
+                after,
+                limit,
+            });
+            match reads.read(&q, &mine).unwrap() {
+                PartitionRows::Rows(r) => r.into_iter().map(|r| r.key).collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(read(None, 100), expected, "every kept key, none of u2's");
+        assert_eq!(read(None, 3), expected[..4], "limit + 1 kept keys");
+        assert_eq!(read(Some(expected[3].clone()), 1), expected[4..6]);
+        let exists = PartitionRead::Exists {
+            kind: EntityKind::Order.byte(),
+            id: "index-only".into(),
+        };
+        assert_eq!(
+            reads.read(&exists, &|_, _| true).unwrap(),
+            PartitionRows::Exists(false),
+            "index entries are not events"
+        );
+    }
+}
