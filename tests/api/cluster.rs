@@ -49,7 +49,7 @@ fault_injection = {fault}
     )
 }
 
-async fn start_node(name: &str, seeds: &[String], fault: bool) -> TestApp {
+pub(crate) async fn start_node(name: &str, seeds: &[String], fault: bool) -> TestApp {
     spawn_app(
         AppOpts::new()
             .config(node_config(name, seeds, fault))

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cluster::{cluster_of, owner_of, sku_on, status, wait_status_of};
+use crate::cluster::{
+    cluster_of, owner_of, sku_on, start_node, status, wait_settled, wait_status_of,
+};
 use crate::helpers::TestApp;
 
 const ORDER: u8 = 4;
@@ -65,7 +67,7 @@ fn u64s(v: &Value) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listings_answer_for_the_whole_cluster_and_name_missing_partitions() {
-    let nodes = cluster_of(3, true).await;
+    let mut nodes = cluster_of(3, true).await;
     let st = status(&nodes[0]).await;
 
     // One product (and its stock) on each node, all found by one search word.
@@ -171,6 +173,33 @@ async fn listings_answer_for_the_whole_cluster_and_name_missing_partitions() {
         );
     }
 
+    // A cursor is a position in the global order: a fourth node joins (partitions move
+    // to it), and paging on from the first page's cursor, through the new node, gives
+    // the same pages as before the rebalance.
+    let seed = nodes[0].cluster_addr().expect("cluster.addr of node1");
+    nodes.push(start_node("node4", &[seed], true).await);
+    let st = wait_settled(&nodes, 4).await;
+    assert!(
+        !partitions_of(&st, "node4").is_empty(),
+        "node4 took no partition"
+    );
+    let cursor = paged[0][0].1.as_str().expect("a second page").to_owned();
+    let mut rest = Vec::new();
+    let mut next = Some(cursor);
+    while let Some(c) = next.take() {
+        assert!(rest.len() < 10, "paging after the join does not end");
+        let r = nodes[3]
+            .get_as(
+                &shopper.access,
+                &format!("/v1/me/orders?limit=7&cursor={c}"),
+            )
+            .await;
+        let v = r.expect(200);
+        rest.push((ids(&v["items"]), v["next_cursor"].clone()));
+        next = v["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(rest, paged[0][1..], "pages after a rebalance");
+
     // Cut node3 off: node1's listings miss exactly node3's partitions.
     nodes[2]
         .admin_post("/v1/cluster/fault", Some(&json!({"blackhole": true})))
@@ -199,14 +228,12 @@ async fn listings_answer_for_the_whole_cluster_and_name_missing_partitions() {
         .await
         .expect(200)
         .clone();
-    assert_eq!(
-        ids(&v["items"]),
-        sorted_machines[..]
-            .iter()
-            .filter(|m| **m != machines[2])
-            .cloned()
-            .collect::<Vec<_>>()
-    );
+    let reachable: Vec<String> = sorted_machines
+        .iter()
+        .filter(|m| owner_of(&st, MACHINE, m) != "node3")
+        .cloned()
+        .collect();
+    assert_eq!(ids(&v["items"]), reachable);
     assert_eq!(u64s(&v["missing_partitions"]), lost);
     nodes[0]
         .admin_get("/v1/machines")
@@ -217,7 +244,18 @@ async fn listings_answer_for_the_whole_cluster_and_name_missing_partitions() {
         .await
         .expect(200)
         .clone();
-    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
+    let found: Vec<&str> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["sku"].as_str())
+        .collect();
+    let reachable: Vec<&str> = sorted_skus
+        .iter()
+        .filter(|s| owner_of(&st, 1, s) != "node3")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(found, reachable, "{v}");
     assert_eq!(u64s(&v["missing_partitions"]), lost);
 
     // The audit trail is a read on the entity's owner: unavailable while it is cut off.
