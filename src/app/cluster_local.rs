@@ -135,14 +135,17 @@ impl LocalReads {
             .journal
             .events::<A>(id, after_seq, limit)
             .map_err(read_failure)?;
-        Ok(evs
-            .into_iter()
-            .map(|(seq, at, e)| AuditEvent {
-                seq,
-                at,
-                json: serde_json::to_string(&e).unwrap_or_else(|_| "null".into()),
-            })
-            .collect())
+        let mut out = Vec::with_capacity(evs.len());
+        let mut bytes = 0;
+        for (seq, at, e) in evs {
+            let json = serde_json::to_string(&e).unwrap_or_else(|_| "null".into());
+            bytes += json.len();
+            if bytes > crate::router::listing::MAX_EVENT_BYTES && !out.is_empty() {
+                break;
+            }
+            out.push(AuditEvent { seq, at, json });
+        }
+        Ok(out)
     }
 
     fn keys(

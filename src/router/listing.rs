@@ -191,6 +191,11 @@ pub trait ListingSource: Send + Sync + 'static {
     ) -> Result<PartitionRows, ReadFailure>;
 }
 
+/// The most bytes of events one journal read returns (at least one event): a reply
+/// stays well under the cluster codec's decode limit; the caller pages on with
+/// `after_seq`.
+pub const MAX_EVENT_BYTES: usize = 2 << 20;
+
 /// The margin a fan-out call allows past the owner's deadline for the trip back.
 const TRIP: Duration = Duration::from_millis(200);
 

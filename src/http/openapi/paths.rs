@@ -417,7 +417,7 @@ pub fn refund_order() {}
         ("kind" = EntityKind, Path, description = "the entity kind"),
         ("id" = String, Path, description = "a SKU for `product` and `sku`/`inventory`, a UUID for `cart`, `order` and `user`, a machine id for `machine`"),
         ("after_seq" = Option<u64>, Query, minimum = 0, description = "only events after this sequence number"),
-        ("limit" = Option<u32>, Query, minimum = 0, description = "most events to return (default 1000, at most 10000)"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "most events to return (default 1000, at most 10000; a page also stops after about 2 MiB of events: page on with `after_seq`)"),
     ),
     responses(
         (status = 200, description = "the events", body = EntityEvents),
