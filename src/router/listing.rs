@@ -314,7 +314,7 @@ impl Router {
         let p = self.cluster().map(|c| c.partition_of(kind, id));
         let (mut rows, missing) = self.fan_out(&read, p.map(|p| vec![p])).await?;
         if !missing.is_empty() {
-            return Err(missing_error(missing));
+            return Err(missing_error(&missing));
         }
         rows.pop()
             .ok_or_else(|| ListingError::from(RouteError::Timeout))
@@ -325,7 +325,7 @@ impl Router {
         let limit = q.limit();
         let (parts, missing) = self.fan_out(&PartitionRead::List(q), None).await?;
         if !missing.is_empty() && !partial {
-            return Err(missing_error(missing));
+            return Err(missing_error(&missing));
         }
         let mut rows = Vec::new();
         for p in parts {
@@ -338,7 +338,7 @@ impl Router {
         Ok(Page {
             rows,
             next_cursor,
-            missing_partitions: missing,
+            missing_partitions: missing.into_keys().collect(),
         })
     }
 
@@ -352,18 +352,18 @@ impl Router {
     }
 
     /// Reads `read` over `partitions` (every partition when `None`) from their owners.
-    /// Returns each owner's rows and the partitions that did not answer, sorted.
+    /// Returns each owner's rows and the partitions that did not answer, with why.
     async fn fan_out(
         &self,
         read: &PartitionRead,
         partitions: Option<Vec<u32>>,
-    ) -> Result<(Vec<PartitionRows>, Vec<u32>), ListingError> {
+    ) -> Result<(Vec<PartitionRows>, BTreeMap<u32, String>), ListingError> {
         let Some(cluster) = self.cluster() else {
             let source = self.source()?.clone();
             let read = read.clone();
             let rows = run_blocking(self.ask_timeout(), move || source.read(&read, &|_, _| true))
                 .await??;
-            return Ok((vec![rows], Vec::new()));
+            return Ok((vec![rows], BTreeMap::new()));
         };
         let deadline = Instant::now() + self.ask_timeout();
         let Some(map) = cluster.map() else {
@@ -435,13 +435,9 @@ impl Router {
             }
         }
         for p in pending {
-            missing.insert(p, format!("partition {p} is moving"));
+            missing.insert(p, "its owner does not serve it now (it is moving)".into());
         }
-        if !missing.is_empty() {
-            let parts: Vec<u32> = missing.keys().copied().collect();
-            tracing::debug!(partitions = ?parts, reason = ?missing.values().next(), "a listing misses partitions");
-        }
-        Ok((rows, missing.into_keys().collect()))
+        Ok((rows, missing))
     }
 
     /// Asks `owner` (possibly this node) to read `read` over `partitions`.
@@ -564,9 +560,18 @@ async fn run_blocking<T: Send + 'static>(
     }
 }
 
-fn missing_error(partitions: Vec<u32>) -> ListingError {
+/// The error of a read some partitions could not answer: their numbers, and (a few of)
+/// the reasons.
+fn missing_error(missing: &BTreeMap<u32, String>) -> ListingError {
+    let partitions: Vec<u32> = missing.keys().copied().collect();
+    let reasons: BTreeSet<&str> = missing.values().map(String::as_str).collect();
+    let reasons: Vec<&str> = reasons.into_iter().take(3).collect();
+    tracing::debug!(?partitions, ?reasons, "a read misses partitions");
     ListingError::PartitionsUnavailable {
-        detail: format!("partitions {partitions:?} cannot answer now"),
+        detail: format!(
+            "partitions {partitions:?} cannot answer now: {}",
+            reasons.join("; ")
+        ),
         partitions,
         retry_after: MISSING_RETRY,
     }
