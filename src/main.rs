@@ -189,7 +189,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     // load balancer drains it rather than meeting refused connections), then stops and
     // exits non-zero, so its supervisor restarts it from what is really on disk.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let health = app.store.health().clone();
+    let health = app.store_health().clone();
     let grace = Duration::from_millis(app.config.http.shutdown_grace_ms);
     tokio::spawn(async move {
         tokio::select! {
@@ -209,7 +209,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
         emporium::grpc::server::serve(&app, grpc_listener, stopped(stop_rx.clone())),
     );
     app.shutdown().await;
-    if let Some(reason) = app.store.health().reason() {
+    if let Some(reason) = app.store_health().reason() {
         return Err(format!("the store failed: {reason}").into());
     }
     served.map_err(|e| format!("http edge: {e}"))?;

@@ -81,6 +81,19 @@ impl Catalog {
         limit: usize,
         cursor: Option<&Sku>,
     ) -> Page {
+        self.search_where(q, category, limit, cursor, &|_| true)
+    }
+
+    /// [`Catalog::search`] over the products `keep` selects (those of the partitions a
+    /// node answers for, in a cluster-wide search).
+    pub fn search_where(
+        &self,
+        q: Option<&str>,
+        category: Option<&str>,
+        limit: usize,
+        cursor: Option<&Sku>,
+        keep: &dyn Fn(&Sku) -> bool,
+    ) -> Page {
         let terms: Vec<String> = q.map(|q| words(q).collect()).unwrap_or_default();
         let entries = self.entries.read();
         let range = match cursor {
@@ -91,6 +104,7 @@ impl Catalog {
         };
         let mut items: Vec<CatalogEntry> = range
             .map(|(_, e)| e)
+            .filter(|e| keep(&e.sku))
             .filter(|e| e.state.purchasable())
             .filter(|e| {
                 category.is_none_or(|c| {
@@ -158,5 +172,21 @@ mod tests {
         let p2 = c.search(None, None, 2, Some(&cur));
         assert_eq!(p2.items.len(), 1);
         assert!(p2.next_cursor.is_none());
+    }
+
+    #[test]
+    fn search_where_counts_only_the_selected_products() {
+        let c = Catalog::default();
+        for s in ["A", "B", "C", "D"] {
+            put(&c, s, "Mug", "kitchen");
+        }
+        let odd = |s: &Sku| matches!(s.as_str(), "A" | "C");
+        let p = c.search_where(None, None, 1, None, &odd);
+        assert_eq!(p.items[0].sku.as_str(), "A");
+        assert_eq!(p.next_cursor.as_deref(), Some("A"));
+        let cur = Sku::parse("A").unwrap();
+        let p = c.search_where(None, None, 1, Some(&cur), &odd);
+        assert_eq!(p.items[0].sku.as_str(), "C");
+        assert!(p.next_cursor.is_none());
     }
 }

@@ -1,7 +1,9 @@
 //! The application's side of the cluster ([`crate::cluster::node::Local`]): running
 //! forwarded requests through the router, stopping a partition's actors for a handoff,
 //! keeping the catalog view and the resumed sagas in step with the partitions this node
-//! owns, and delivering machine commands to sessions on this node.
+//! owns, delivering machine commands to sessions on this node, and reading listings
+//! and journals for the partitions this node owns ([`LocalReads`], the router's
+//! [`ListingSource`], with or without a cluster).
 
 use crate::actors::catalog::Catalog;
 use crate::actors::machine::CommandSink;
@@ -11,8 +13,12 @@ use crate::domain::machine::{Machine, MachineCommand};
 use crate::domain::order::Order;
 use crate::domain::product::Product;
 use crate::domain::EntityKind;
+use crate::router::listing::{
+    AuditEvent, ListingQuery, ListingSource, PartitionRead, PartitionReply, PartitionRows,
+    ReadFailure, Row, RowData,
+};
 use crate::router::Router;
-use crate::store::{Index, Store};
+use crate::store::{Index, Journal, Store, StoreError};
 use futures::future::BoxFuture;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -87,6 +93,185 @@ impl crate::cluster::node::Local for ClusterLocal {
     fn push_machine(&self, machine_id: &str, command_id: Uuid, command: &MachineCommand) -> bool {
         self.sessions.push(machine_id, command_id, command)
     }
+
+    fn partition_read(
+        &self,
+        read: PartitionRead,
+        partitions: Vec<u32>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<PartitionReply, ReadFailure>> {
+        let router = self.router.clone();
+        Box::pin(async move {
+            router
+                .serve_partition_read(read, partitions, timeout)
+                .await
+                .map_err(|e| e.into_read_failure())
+        })
+    }
+}
+
+/// This node's listings and journal reads: the journal's indexes and events, and the
+/// catalog view, restricted to the entities the router's `keep` selects.
+pub struct LocalReads {
+    pub journal: Journal,
+    pub catalog: Arc<Catalog>,
+}
+
+fn read_failure(e: StoreError) -> ReadFailure {
+    match e {
+        StoreError::Corrupt { .. } => ReadFailure::Corrupt(e.to_string()),
+        other => ReadFailure::Store(other.to_string()),
+    }
+}
+
+impl LocalReads {
+    fn events<A: crate::domain::Aggregate>(
+        &self,
+        id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, ReadFailure> {
+        let evs = self
+            .journal
+            .events::<A>(id, after_seq, limit)
+            .map_err(read_failure)?;
+        let mut out = Vec::with_capacity(evs.len());
+        let mut bytes = 0;
+        for (seq, at, e) in evs {
+            let json = serde_json::to_string(&e).unwrap_or_else(|_| "null".into());
+            bytes += json.len();
+            if bytes > crate::router::listing::MAX_EVENT_BYTES && !out.is_empty() {
+                break;
+            }
+            out.push(AuditEvent { seq, at, json });
+        }
+        Ok(out)
+    }
+
+    /// A page of an index over `partitions` (every partition when `None`): one range
+    /// read per partition, merged.
+    fn keys(
+        &self,
+        index: Index,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        partitions: Option<&[u32]>,
+    ) -> Result<PartitionRows, ReadFailure> {
+        let keys = match partitions {
+            Some(ps) => self
+                .journal
+                .index_page_in(ps.iter().copied(), index, prefix, after, limit),
+            None => self.journal.index_page(index, prefix, after, limit),
+        }
+        .map_err(read_failure)?;
+        Ok(PartitionRows::Rows(
+            keys.into_iter()
+                .map(|key| Row {
+                    key,
+                    data: RowData::Key,
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl ListingSource for LocalReads {
+    fn read(
+        &self,
+        read: &PartitionRead,
+        partitions: Option<&[u32]>,
+        keep: &(dyn Fn(EntityKind, &str) -> bool + Send + Sync),
+    ) -> Result<PartitionRows, ReadFailure> {
+        use crate::domain::{cart::Cart, payment::Payment, stock::Stock, user::User};
+        match read {
+            PartitionRead::List(ListingQuery::UserOrders { user, after, limit }) => {
+                // `user/inverted time/order id`: the entry is in the order's partition.
+                let prefix = format!("{user}/");
+                self.keys(
+                    Index::UserOrders,
+                    &prefix,
+                    after.as_deref(),
+                    *limit as usize + 1,
+                    partitions,
+                )
+            }
+            PartitionRead::List(ListingQuery::Machines { after, limit }) => self.keys(
+                Index::Machines,
+                "",
+                after.as_deref(),
+                *limit as usize + 1,
+                partitions,
+            ),
+            PartitionRead::List(ListingQuery::Products {
+                q,
+                category,
+                after,
+                limit,
+            }) => {
+                let cursor = after
+                    .as_deref()
+                    .map(crate::domain::Sku::parse)
+                    .transpose()
+                    .map_err(|e| ReadFailure::Store(format!("bad cursor: {e}")))?;
+                let page = self.catalog.search_where(
+                    q.as_deref(),
+                    category.as_deref(),
+                    // One more than the page, so the merge knows whether one follows.
+                    *limit as usize + 1,
+                    cursor.as_ref(),
+                    &|sku| keep(EntityKind::Product, sku.as_str()),
+                );
+                Ok(PartitionRows::Rows(
+                    page.items
+                        .into_iter()
+                        .map(|e| Row {
+                            key: e.sku.to_string(),
+                            data: RowData::Product(e.state),
+                        })
+                        .collect(),
+                ))
+            }
+            PartitionRead::Events {
+                kind,
+                id,
+                after_seq,
+                limit,
+            } => {
+                let kind =
+                    EntityKind::from_byte(*kind).ok_or_else(|| ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::EntityUnavailable,
+                        detail: format!("unknown entity kind {kind}"),
+                    })?;
+                if !keep(kind, id) {
+                    return Ok(PartitionRows::Events(Vec::new()));
+                }
+                let (after, limit) = (*after_seq, *limit as usize);
+                let evs = match kind {
+                    EntityKind::Product => self.events::<Product>(id, after, limit),
+                    EntityKind::Sku => self.events::<Stock>(id, after, limit),
+                    EntityKind::Cart => self.events::<Cart>(id, after, limit),
+                    EntityKind::Order => self.events::<Order>(id, after, limit),
+                    EntityKind::Payment => self.events::<Payment>(id, after, limit),
+                    EntityKind::User => self.events::<User>(id, after, limit),
+                    EntityKind::Machine => self.events::<Machine>(id, after, limit),
+                    // Email claims and sessions hold hashes of secrets: never listed.
+                    EntityKind::Email | EntityKind::Session => Ok(Vec::new()),
+                }?;
+                Ok(PartitionRows::Events(evs))
+            }
+            PartitionRead::Exists { kind, id } => {
+                let kind =
+                    EntityKind::from_byte(*kind).ok_or_else(|| ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::EntityUnavailable,
+                        detail: format!("unknown entity kind {kind}"),
+                    })?;
+                let exists =
+                    keep(kind, id) && self.journal.exists(kind, id).map_err(read_failure)?;
+                Ok(PartitionRows::Exists(exists))
+            }
+        }
+    }
 }
 
 /// Delivers machine commands to the session, wherever in the cluster it is: this
@@ -131,5 +316,87 @@ impl CommandSink for ClusterSink {
             }
         });
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::partition::partition_of;
+    use crate::store::{IndexOp, StoreOptions};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let opts = StoreOptions {
+            cache_capacity_bytes: 16 << 20,
+            group_commit_max_batch: 64,
+            group_commit_queue: 64,
+            partitions: 4,
+        };
+        Store::open(dir, &opts).unwrap()
+    }
+
+    /// A node reads only its partitions' index entries (one range read per partition),
+    /// and a page counts only those: `limit + 1` keys even when other partitions' keys
+    /// come between them in the global order.
+    #[tokio::test]
+    async fn a_user_orders_read_keeps_only_the_asked_partitions_and_fills_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let orders: Vec<String> = (0..40u128)
+            .map(|i| Uuid::from_u128(i * 7919 + 1).to_string())
+            .collect();
+        // Each order writes its own entry, so the entry is in the order's partition.
+        for (i, o) in orders.iter().enumerate() {
+            let put = IndexOp::Put(Index::UserOrders, format!("u1/{:04}/{o}", 100 - i));
+            store
+                .journal()
+                .append::<Order>(o, 1, &[], None, &[put])
+                .await
+                .unwrap();
+        }
+        let other = IndexOp::Put(Index::UserOrders, format!("u2/0001/{}", orders[0]));
+        store
+            .journal()
+            .append::<Order>(&orders[0], 1, &[], None, &[other])
+            .await
+            .unwrap();
+        let reads = LocalReads {
+            journal: store.journal().clone(),
+            catalog: Arc::new(Catalog::default()),
+        };
+        let mine = |kind: EntityKind, id: &str| partition_of(kind, id, 4) < 2;
+        let expected: Vec<String> = (0..40)
+            .rev()
+            .map(|i| format!("u1/{:04}/{}", 100 - i, orders[i]))
+            .filter(|k| mine(EntityKind::Order, k.rsplit('/').next().unwrap()))
+            .collect();
+        assert!(
+            expected.len() > 5 && expected.len() < 40,
+            "{}",
+            expected.len()
+        );
+        let read = |after: Option<String>, limit| {
+            let q = PartitionRead::List(ListingQuery::UserOrders {
+                user: "u1".into(),
+                after,
+                limit,
+            });
+            match reads.read(&q, Some(&[0, 1]), &mine).unwrap() {
+                PartitionRows::Rows(r) => r.into_iter().map(|r| r.key).collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(read(None, 100), expected, "every kept key, none of u2's");
+        assert_eq!(read(None, 3), expected[..4], "limit + 1 kept keys");
+        assert_eq!(read(Some(expected[3].clone()), 1), expected[4..6]);
+        let exists = PartitionRead::Exists {
+            kind: EntityKind::Order.byte(),
+            id: orders[1].clone(),
+        };
+        assert_eq!(
+            reads.read(&exists, None, &|_, _| true).unwrap(),
+            PartitionRows::Exists(false),
+            "index entries are not events"
+        );
     }
 }

@@ -62,7 +62,8 @@ impl std::ops::Deref for App {
 pub struct AppParts {
     pub config: Arc<Config>,
     pub router: Router,
-    pub store: Store,
+    /// Private to `app`: the edges reach data through the router only.
+    store: Store,
     pub catalog: Arc<Catalog>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub admin_token: Arc<String>,
@@ -196,6 +197,10 @@ impl App {
             .with(machines)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
+            .listings(Arc::new(cluster_local::LocalReads {
+                journal: store.journal().clone(),
+                catalog: catalog.clone(),
+            }))
             .build();
         // The payment simulator reaches the payment entities through the router it is
         // handed here (it is built before the router that hosts the orders using it).
@@ -224,6 +229,11 @@ impl App {
             ready: Arc::new(AtomicBool::new(false)),
             root,
         })))
+    }
+
+    /// The store's fail-stop state (for the process: exit once it failed).
+    pub fn store_health(&self) -> &crate::store::StoreHealth {
+        self.store.health()
     }
 
     pub fn is_ready(&self) -> bool {

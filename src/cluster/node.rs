@@ -44,6 +44,16 @@ pub trait Local: Send + Sync + 'static {
     fn drain(&self, owned: Selector) -> futures::future::BoxFuture<'static, ()>;
     /// Partitions now owned here (resume their sagas and views) or no longer (evict).
     fn partitions_changed(&self, gained: Vec<u32>, lost: Vec<u32>);
+    /// Reads a listing or a journal over those of `partitions` this node owns.
+    fn partition_read(
+        &self,
+        read: crate::router::listing::PartitionRead,
+        partitions: Vec<u32>,
+        timeout: Duration,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<crate::router::listing::PartitionReply, crate::router::listing::ReadFailure>,
+    >;
     /// Hands a command to a machine session on this node, if it has one.
     fn push_machine(
         &self,
@@ -332,6 +342,22 @@ impl Cluster {
     /// Tells this node's gates from another `Cluster`'s in the same process (tests).
     fn gate_id(&self) -> usize {
         Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// A guard for reading partition `p` here: `None` unless this node owns it at its
+    /// epoch and it is neither being handed off nor fenced. While the guard lives, no
+    /// handoff moves the partition.
+    pub fn read_guard(&self, p: u32) -> Option<GateGuard> {
+        let map = self.map()?;
+        if map.owners.get(p as usize) != Some(&self.inner.name) {
+            return None;
+        }
+        let gate = &self.inner.gates[p as usize];
+        gate.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = GateGuard(Some(self.inner.clone()), p as usize);
+        let moving = gate.frozen.load(Ordering::SeqCst) || map.moving.contains_key(&p);
+        let fenced = gate.serve_after.load(Ordering::SeqCst) > self.now_ms();
+        (!moving && !fenced).then_some(guard)
     }
 
     /// Whether this node owns `(kind, id)` now (for recovery at start-up).

@@ -260,6 +260,28 @@ impl Cluster {
                     .is_some_and(|l| l.push_machine(&machine_id, command_id, &command));
                 Response::Pushed(pushed)
             }
+            Request::PartitionRead {
+                read,
+                partitions,
+                timeout_ms,
+                epoch: _,
+            } => {
+                use crate::router::listing::ReadFailure;
+                let Ok(_permit) = self.inner.inbound.clone().try_acquire_owned() else {
+                    return Response::PartitionRead(Err(ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::Overloaded,
+                        detail: "too many forwarded requests".into(),
+                    }));
+                };
+                let Some(local) = self.inner.local.get().cloned() else {
+                    return Response::PartitionRead(Err(ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::ClusterJoining,
+                        detail: "this node is starting".into(),
+                    }));
+                };
+                let timeout = Duration::from_millis(timeout_ms.min(60_000));
+                Response::PartitionRead(local.partition_read(read, partitions, timeout).await)
+            }
         }
     }
 

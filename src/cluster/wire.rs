@@ -60,6 +60,16 @@ pub enum Request {
         command_id: uuid::Uuid,
         command: MachineCommand,
     },
+    /// A listing or journal read over `partitions`, answered for those the receiver owns
+    /// at its epoch (added last: earlier variants keep their encoding).
+    PartitionRead {
+        read: crate::router::listing::PartitionRead,
+        partitions: Vec<u32>,
+        /// The caller's remaining deadline.
+        timeout_ms: u64,
+        /// The caller's epoch.
+        epoch: u64,
+    },
 }
 
 /// One bounded piece of a partition's data.
@@ -103,6 +113,10 @@ pub enum Response {
     Pushed(bool),
     /// The receiver could not handle the request at all.
     Error(String),
+    /// The answer to [`Request::PartitionRead`].
+    PartitionRead(
+        Result<crate::router::listing::PartitionReply, crate::router::listing::ReadFailure>,
+    ),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
@@ -166,6 +180,48 @@ mod tests {
             .unwrap_err()
             .contains("not supported"));
         assert!(decode::<Request>(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn partition_reads_round_trip() {
+        use crate::router::listing::{ListingQuery, PartitionRead, PartitionReply, PartitionRows};
+        let read = PartitionRead::List(ListingQuery::UserOrders {
+            user: "u".into(),
+            after: Some("u/0001/x".into()),
+            limit: 20,
+        });
+        let b = encode(Request::PartitionRead {
+            read: read.clone(),
+            partitions: vec![1, 5],
+            timeout_ms: 900,
+            epoch: 4,
+        });
+        match decode::<Request>(&b).unwrap() {
+            Request::PartitionRead {
+                read: r,
+                partitions,
+                timeout_ms,
+                epoch,
+            } => assert_eq!(
+                (r, partitions, timeout_ms, epoch),
+                (read, vec![1, 5], 900, 4)
+            ),
+            other => panic!("{other:?}"),
+        }
+        let b = encode(Response::PartitionRead(Ok(PartitionReply {
+            rows: PartitionRows::Exists(true),
+            not_owned: vec![5],
+            epoch: 4,
+        })));
+        match decode::<Response>(&b).unwrap() {
+            Response::PartitionRead(Ok(r)) => {
+                assert_eq!(
+                    (r.rows, r.not_owned, r.epoch),
+                    (PartitionRows::Exists(true), vec![5], 4)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A 2^40 length prefix spliced in at every position of a real frame (so it lands on

@@ -1,18 +1,12 @@
-//! Operator routes over the journal: an entity's events as an audit trail.
+//! Operator routes over the journal: an entity's events as an audit trail, read on
+//! the entity's owner through the router (like any other entity read).
 
 use super::error::ApiError;
 use super::extract::{sku, staff, uuid};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
-use crate::domain::cart::Cart;
-use crate::domain::machine::Machine;
-use crate::domain::order::Order;
-use crate::domain::payment::Payment;
-use crate::domain::product::Product;
-use crate::domain::stock::Stock;
-use crate::domain::user::User;
-use crate::domain::{Aggregate, EntityKind};
+use crate::domain::EntityKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
@@ -50,26 +44,24 @@ fn redact(v: &mut Value) {
     }
 }
 
-fn events<A: Aggregate>(app: &App, id: &str, q: &EventsQuery) -> Result<Vec<Value>, ApiError> {
+async fn events(
+    app: &App,
+    kind: EntityKind,
+    id: &str,
+    q: &EventsQuery,
+) -> Result<Vec<Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let evs = app
-        .store
-        .journal()
-        .events::<A>(id, q.after_seq.unwrap_or(0), limit)
-        .map_err(|e| match e {
-            crate::store::StoreError::Corrupt { .. } => ApiError::unavailable(
-                "entity_corrupt",
-                e.to_string(),
-                std::time::Duration::from_secs(30),
-            ),
-            other => other.into(),
-        })?;
+        .router
+        .entity_events(kind, id, q.after_seq.unwrap_or(0), limit)
+        .await?;
     Ok(evs
         .into_iter()
-        .map(|(seq, at, e)| {
-            let (ty, mut data) = split_variant(serde_json::to_value(&e).unwrap_or(Value::Null));
+        .map(|e| {
+            let value = serde_json::from_str(&e.json).unwrap_or(Value::Null);
+            let (ty, mut data) = split_variant(value);
             redact(&mut data);
-            json!({"seq": seq, "at": views::rfc3339(at), "type": ty, "data": data})
+            json!({"seq": e.seq, "at": views::rfc3339(e.at), "type": ty, "data": data})
         })
         .collect())
 }
@@ -87,15 +79,14 @@ pub async fn entity_events(
             "kind must be one of product, cart, sku, inventory, order, payment, user, machine",
         )
     })?;
-    let list = match kind {
-        EntityKind::Product => events::<Product>(&app, sku(&id)?.as_str(), &q)?,
-        EntityKind::Sku => events::<Stock>(&app, sku(&id)?.as_str(), &q)?,
-        EntityKind::Cart => events::<Cart>(&app, &uuid("cart id", &id)?.to_string(), &q)?,
-        EntityKind::Order => events::<Order>(&app, &uuid("order id", &id)?.to_string(), &q)?,
-        EntityKind::Payment => events::<Payment>(&app, &id, &q)?,
-        EntityKind::User => events::<User>(&app, &uuid("user id", &id)?.to_string(), &q)?,
+    let id_key = match kind {
+        EntityKind::Product | EntityKind::Sku => sku(&id)?.as_str().to_owned(),
+        EntityKind::Cart => uuid("cart id", &id)?.to_string(),
+        EntityKind::Order => uuid("order id", &id)?.to_string(),
+        EntityKind::Payment => id.clone(),
+        EntityKind::User => uuid("user id", &id)?.to_string(),
         // LowStock, sales, commands and alarms; the secret hash is redacted.
-        EntityKind::Machine => events::<Machine>(&app, &super::machines::machine_id(&id)?, &q)?,
+        EntityKind::Machine => super::machines::machine_id(&id)?,
         // Email claims are keyed by a hash and sessions hold token hashes: not exposed.
         EntityKind::Email | EntityKind::Session => {
             return Err(ApiError::validation(format!(
@@ -103,6 +94,7 @@ pub async fn entity_events(
             )))
         }
     };
+    let list = events(&app, kind, &id_key, &q).await?;
     if list.is_empty() && q.after_seq.unwrap_or(0) == 0 {
         return Err(ApiError::not_found(format!("no {kind} {id}")));
     }

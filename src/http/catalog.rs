@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::domain::product::{Product, ProductCommand, ProductEvent, ProductSpec};
 use crate::domain::stock::{Stock, StockCommand};
 use crate::domain::{EntityKind, Sku};
+use crate::router::listing::RowData;
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -106,6 +107,7 @@ pub struct ListQuery {
     category: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    partial: Option<String>,
 }
 
 pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError> {
@@ -127,21 +129,31 @@ pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError>
     if q.q.as_ref().is_some_and(|s| s.len() > 200) {
         return Err(ApiError::validation("q must be at most 200 characters"));
     }
-    let page = app.catalog.search(
-        q.q.as_deref(),
-        q.category.as_deref().filter(|c| !c.is_empty()),
-        limit,
-        cursor.as_ref(),
-    );
+    let partial = super::machines::partial(q.partial.as_deref())?;
+    let page = app
+        .router
+        .search_products(
+            q.q.clone(),
+            q.category.clone().filter(|c| !c.is_empty()),
+            cursor.map(|c| c.to_string()),
+            limit,
+            partial,
+        )
+        .await?;
     let currency = &app.config.shop.currency;
     let items: Vec<_> = page
-        .items
+        .rows
         .iter()
-        .map(|e| views::product(&e.sku, &e.state, currency))
+        .filter_map(|r| match &r.data {
+            RowData::Product(state) => Some((Sku::parse(&r.key).ok()?, state)),
+            RowData::Key => None,
+        })
+        .map(|(sku, state)| views::product(&sku, state, currency))
         .collect();
+    let body = serde_json::json!({"items": items, "next_cursor": page.next_cursor});
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"items": items, "next_cursor": page.next_cursor}),
+        &super::machines::with_missing(body, partial, &page.missing_partitions),
     ))
 }
 
@@ -182,7 +194,11 @@ pub async fn adjust(
 
 pub async fn get_inventory(app: App, sku_s: String) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
-    if !app.store.journal().exists(EntityKind::Sku, sku.as_str())? {
+    if !app
+        .router
+        .entity_exists(EntityKind::Sku, sku.as_str())
+        .await?
+    {
         require_product(&app, &sku).await?;
     }
     let state = app.router.get::<Stock>(sku.as_str()).await?;

@@ -1,8 +1,11 @@
 //! The one place where failures become HTTP statuses. Every error body is
 //! `{"error":{"code":"snake_case","message":"..."}}`; 503 and 504 carry `Retry-After`.
+//! A listing some partitions could not answer is 503 `partition_unavailable` whose
+//! error also names them: `"partitions": [3, 17]`.
 
 use crate::domain::{Rejection, RejectionCode};
-use crate::router::RouteError;
+use crate::router::listing::{ListingError, ReadFailure};
+use crate::router::{RouteError, UnavailableKind};
 use serde_json::json;
 use std::time::Duration;
 use warp::http::{header, StatusCode};
@@ -14,6 +17,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// The partitions that could not answer (503 `partition_unavailable` of a listing).
+    pub partitions: Option<Vec<u32>>,
 }
 
 impl ApiError {
@@ -23,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            partitions: None,
         }
     }
     pub fn validation(message: impl Into<String>) -> Self {
@@ -57,7 +63,10 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(p) = &self.partitions {
+            body["error"]["partitions"] = json!(p);
+        }
         let mut resp =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response_();
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -141,15 +150,33 @@ impl From<RouteError> for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::group_commit::CommitError;
-        if let crate::store::StoreError::Commit(CommitError::Failed(r) | CommitError::Flush(r)) = &e
-        {
-            return ApiError::store_failed(r);
+impl From<ListingError> for ApiError {
+    fn from(e: ListingError) -> Self {
+        match e {
+            ListingError::Route(e) => e.into(),
+            ListingError::PartitionsUnavailable {
+                partitions,
+                retry_after,
+                detail,
+            } => ApiError {
+                partitions: Some(partitions),
+                ..ApiError::unavailable(
+                    UnavailableKind::PartitionUnavailable.as_str(),
+                    detail,
+                    retry_after,
+                )
+            },
+            ListingError::Read(ReadFailure::Corrupt(detail)) => {
+                ApiError::unavailable("entity_corrupt", detail, Duration::from_secs(30))
+            }
+            ListingError::Read(ReadFailure::Store(detail)) => {
+                tracing::error!(error = %detail, "store read failed");
+                ApiError::unavailable("store_unavailable", detail, Duration::from_secs(1))
+            }
+            ListingError::Read(ReadFailure::Unavailable { kind, detail }) => {
+                ApiError::unavailable(kind.as_str(), detail, Duration::from_secs(1))
+            }
         }
-        tracing::error!(error = %e, "store error at the edge");
-        ApiError::unavailable("store_unavailable", e.to_string(), Duration::from_secs(1))
     }
 }
 

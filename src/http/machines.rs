@@ -18,7 +18,6 @@ use crate::domain::machine::{
 };
 use crate::domain::{RejectionCode, Sku};
 use crate::router::RouteError;
-use crate::store::Index;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -231,6 +230,22 @@ pub struct ListQuery {
     online: Option<String>,
     alarm: Option<String>,
     low_stock: Option<String>,
+    cursor: Option<String>,
+    partial: Option<String>,
+}
+
+/// `?partial=true`: a listing answers 200 without the partitions that cannot answer,
+/// and names them in `missing_partitions`; otherwise they make it 503.
+pub(super) fn partial(v: Option<&str>) -> Result<bool, ApiError> {
+    Ok(flag("partial", v)?.unwrap_or(false))
+}
+
+/// Adds `"missing_partitions"` to a listing's body when the caller accepts a partial one.
+pub(super) fn with_missing(mut body: Value, partial: bool, missing: &[u32]) -> Value {
+    if partial {
+        body["missing_partitions"] = json!(missing);
+    }
+    body
 }
 
 fn flag(name: &str, v: Option<&str>) -> Result<Option<bool>, ApiError> {
@@ -244,7 +259,8 @@ fn flag(name: &str, v: Option<&str>) -> Result<Option<bool>, ApiError> {
     }
 }
 
-/// `GET /v1/machines`: registered machines (at most [`MAX_LISTED`]), in id order.
+/// `GET /v1/machines`: registered machines of the whole cluster (at most
+/// [`MAX_LISTED`] ids read per page), in id order; `next_cursor` continues.
 pub async fn list_machines(
     app: App,
     p: Result<Principal, ApiError>,
@@ -254,24 +270,28 @@ pub async fn list_machines(
     let online = flag("online", q.online.as_deref())?;
     let alarm = flag("alarm", q.alarm.as_deref())?;
     let low_stock = flag("low_stock", q.low_stock.as_deref())?;
-    let ids = app
-        .store
-        .journal()
-        .index_keys(Index::Machines)
-        .take(MAX_LISTED)
-        .collect::<Result<Vec<String>, _>>()?;
+    let partial = partial(q.partial.as_deref())?;
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Some(machine_id(c).map_err(|_| ApiError::validation("cursor is not valid"))?),
+        None => None,
+    };
+    let page = app
+        .router
+        .list_machines(cursor, MAX_LISTED, partial)
+        .await?;
     let router = app.router.clone();
-    let states: Vec<(String, Result<MachineState, RouteError>)> = futures::stream::iter(ids)
-        .map(|id| {
-            let router = router.clone();
-            async move {
-                let s = router.get::<Machine>(&id).await;
-                (id, s)
-            }
-        })
-        .buffered(16)
-        .collect()
-        .await;
+    let states: Vec<(String, Result<MachineState, RouteError>)> =
+        futures::stream::iter(page.rows.into_iter().map(|r| r.key))
+            .map(|id| {
+                let router = router.clone();
+                async move {
+                    let s = router.get::<Machine>(&id).await;
+                    (id, s)
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
     let mut items = Vec::new();
     for (id, s) in states {
         let s = s?;
@@ -283,7 +303,11 @@ pub async fn list_machines(
             items.push(machine_view(&id, &s));
         }
     }
-    Ok(json(StatusCode::OK, &json!({ "items": items })))
+    let body = json!({ "items": items, "next_cursor": page.next_cursor });
+    Ok(json(
+        StatusCode::OK,
+        &with_missing(body, partial, &page.missing_partitions),
+    ))
 }
 
 /// `GET /v1/machines/{id}`: the machine's full state.

@@ -104,7 +104,7 @@ async fn live(_app: App) -> Result<Response, ApiError> {
 }
 
 async fn ready(app: App) -> Result<Response, ApiError> {
-    if let Some(reason) = app.store.health().reason() {
+    if let Some(reason) = app.router.store_failure() {
         return Err(ApiError::store_failed(reason));
     }
     let joined = app.cluster.as_ref().is_none_or(|c| c.map().is_some());

@@ -21,6 +21,7 @@
 //!   behaviors reach other entities through, bound to every kind it hosts at build.
 
 mod client;
+pub mod listing;
 mod local;
 pub mod remote;
 
@@ -69,6 +70,7 @@ struct Inner {
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
     max_pending: usize,
+    listings: Option<Arc<dyn listing::ListingSource>>,
 }
 
 /// How long past its deadline a caller waits for a command its entity already started,
@@ -93,6 +95,7 @@ pub struct RouterBuilder {
     ask_timeout: Duration,
     store: Option<crate::store::StoreHealth>,
     max_pending: usize,
+    listings: Option<Arc<dyn listing::ListingSource>>,
 }
 
 impl RouterBuilder {
@@ -117,6 +120,11 @@ impl RouterBuilder {
     /// Refuses local commands once `health` has failed (fail-stop).
     pub fn store_health(mut self, health: crate::store::StoreHealth) -> Self {
         self.store = Some(health);
+        self
+    }
+    /// Where this node reads listings and journals for the partitions it owns.
+    pub fn listings(mut self, source: Arc<dyn listing::ListingSource>) -> Self {
+        self.listings = Some(source);
         self
     }
     /// Caller messages each entity admits in flight (`actors.max_pending`).
@@ -145,6 +153,7 @@ impl RouterBuilder {
                 ask_timeout,
                 store: self.store,
                 max_pending: self.max_pending,
+                listings: self.listings,
             }
         });
         Router { inner }
@@ -162,6 +171,7 @@ impl Router {
             ask_timeout,
             store: None,
             max_pending: DEFAULT_MAX_PENDING,
+            listings: None,
         }
     }
 
@@ -285,6 +295,11 @@ impl Router {
             .actor(id, self.inner.ask_timeout)
             .await?;
         Ok(())
+    }
+
+    /// Why this node's store failed (fail-stop), if it did.
+    pub fn store_failure(&self) -> Option<String> {
+        self.inner.store.as_ref().and_then(|h| h.reason())
     }
 
     fn cluster_op(

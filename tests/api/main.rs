@@ -41,3 +41,6 @@ mod idempotency;
 mod storage_layout;
 // Issue 13: payments are entities, and idempotency is cluster-wide.
 mod payments_cluster;
+// Issue 13: listings are cluster-wide, and the edges reach data only through the router.
+mod layering;
+mod listings;

@@ -177,6 +177,12 @@ pub struct MachineWithSecret {
 #[serde(deny_unknown_fields)]
 pub struct MachineList {
     pub items: Vec<Machine>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(default)]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// One slot of a planogram as set by an operator.
@@ -245,6 +251,11 @@ pub struct PurchaseRequest {
 
 const STAFF_401: &str = "`unauthorized`, `invalid_token` or `token_expired`";
 const STAFF_403: &str = "`forbidden`: not an operator or admin";
+/// The `partial` parameter of every cluster-wide listing.
+pub(super) const PARTIAL: &str =
+    "true: answer 200 with what could be read and name the partitions \
+    that could not in `missing_partitions`; otherwise such partitions make the listing 503 \
+    `partition_unavailable` whose error names them in `partitions`";
 
 /// Registers a machine (201, with its secret, once) or updates its name and location (200).
 #[utoipa::path(put, path = "/v1/machines/{id}", tag = "machines",
@@ -273,13 +284,16 @@ pub fn put_machine() {}
     ))]
 pub fn rotate_machine_secret() {}
 
-/// Registered machines (at most 1000), filtered by connectivity, alarms and low stock.
+/// Registered machines of the whole cluster (at most 1000 read a page), in id order,
+/// filtered by connectivity, alarms and low stock.
 #[utoipa::path(get, path = "/v1/machines", tag = "machines",
     security(("bearer" = [])),
     params(
         ("online" = Option<bool>, Query, description = "only machines online (true) or offline (false)"),
         ("alarm" = Option<bool>, Query, description = "only machines with (true) or without (false) open alarms"),
         ("low_stock" = Option<bool>, Query, description = "only machines with (true) or without (false) low-stock slots"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = PARTIAL),
     ),
     responses(
         (status = 200, description = "the machines", body = MachineList),

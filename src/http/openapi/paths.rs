@@ -115,6 +115,7 @@ pub fn update_me() {}
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::machines::PARTIAL),
     ),
     responses(
         (status = 200, description = "a page of orders", body = OrderPage),
@@ -169,6 +170,7 @@ pub fn put_product() {}
         ("category" = Option<String>, Query, description = "exact category, case-insensitive"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::machines::PARTIAL),
     ),
     responses(
         (status = 200, description = "a page of products", body = ProductPage),
@@ -415,7 +417,7 @@ pub fn refund_order() {}
         ("kind" = EntityKind, Path, description = "the entity kind"),
         ("id" = String, Path, description = "a SKU for `product` and `sku`/`inventory`, a UUID for `cart`, `order` and `user`, a machine id for `machine`"),
         ("after_seq" = Option<u64>, Query, minimum = 0, description = "only events after this sequence number"),
-        ("limit" = Option<u32>, Query, minimum = 0, description = "most events to return (default 1000, at most 10000)"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "most events to return (default 1000, at most 10000; a page also stops after about 2 MiB of events: page on with `after_seq`)"),
     ),
     responses(
         (status = 200, description = "the events", body = EntityEvents),

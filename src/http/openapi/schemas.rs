@@ -41,6 +41,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// A human-readable explanation; not part of the contract.
     pub message: String,
+    /// With 503 `partition_unavailable` from a listing: the partitions that could not
+    /// answer.
+    #[serde(default)]
+    pub partitions: Option<Vec<u32>>,
 }
 
 /// A probe's answer.
@@ -196,6 +200,9 @@ pub struct ProductPage {
     /// Pass as `cursor` for the next page; `null` on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(default)]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// Stock of one SKU.
@@ -437,6 +444,9 @@ pub struct OrderPage {
     /// Pass as `cursor` for the next page; `null` on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(default)]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 // ---------------------------------------------------------------------------------------
