@@ -96,14 +96,11 @@ impl App {
         // Once, before any actor runs: the previous build's payment ledger becomes the
         // orders' payment entities.
         crate::payment::legacy::fold(&store, crate::clock::now_ms()).await?;
-        let router_cell = Arc::new(OnceLock::new());
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(
-            Simulator::new(
-                router_cell.clone(),
-                Duration::from_millis(config.payment.latency_ms),
-            )
-            .with_ttl(Duration::from_secs(config.checkout.idempotency_ttl_s)),
+        let simulator = Arc::new(
+            Simulator::new(Duration::from_millis(config.payment.latency_ms))
+                .with_ttl(Duration::from_secs(config.checkout.idempotency_ttl_s)),
         );
+        let gateway: Arc<dyn PaymentGateway> = simulator.clone();
         let catalog = Arc::new(Catalog::default());
         rebuild_catalog(&store, &catalog);
 
@@ -201,10 +198,10 @@ impl App {
                 journal: store.journal().clone(),
                 catalog: catalog.clone(),
             }))
+            // The simulator reaches the payment entities through the router that hosts
+            // them (built after it: the orders using it are hosted here too).
+            .bind(move |client| simulator.bind_client(client))
             .build();
-        // The payment simulator reaches the payment entities through the router it is
-        // handed here (it is built before the router that hosts the orders using it).
-        let _ = router_cell.set(router.clone());
         if let Some(c) = &cluster {
             c.set_local(Arc::new(cluster_local::ClusterLocal {
                 router: router.clone(),

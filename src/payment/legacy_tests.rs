@@ -4,11 +4,10 @@
 
 use super::*;
 use crate::domain::payment::{IntentStatus, PaymentStep};
+use crate::payment::simulator::intent_of;
 use crate::payment::simulator::tests::{events_of, open_store, rig_on};
-use crate::payment::simulator::{intent_of, Simulator};
 use crate::payment::{PaymentGateway, PaymentKey};
 use serde::Serialize;
-use std::time::Duration;
 
 #[derive(Serialize)]
 struct OldStamped<'a> {
@@ -150,7 +149,7 @@ async fn the_old_ledger_is_folded_once_and_an_order_in_flight_is_not_charged_twi
 
     // The sagas resume on the new build: nothing is held or captured twice.
     let r = rig_on(store.clone()).await;
-    let sim = Simulator::new(r.router.clone(), Duration::ZERO);
+    let sim = r.simulator();
     let key = PaymentKey::new;
     let card = crate::payment::CardDetails {
         card_number: "4242424242424242".into(),

@@ -25,10 +25,10 @@
 //! - A configurable latency (`payment.latency_ms`) is added to every call.
 
 use super::{CardDetails, CardError, PaymentError, PaymentGateway, PaymentKey, PaymentMethod};
+use crate::actors::client::{EntityClient, RouteError};
 use crate::clock::now_ms;
 use crate::domain::payment::{Outcome, Payment, PaymentCommand, PaymentOp};
 use crate::domain::Millis;
-use crate::router::{RouteError, Router};
 use crate::store::codec;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -66,20 +66,28 @@ struct TokenMethod {
 pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
 
 pub struct Simulator {
-    /// Filled in once the router that hosts the payment entities is built.
-    router: Arc<OnceLock<Router>>,
+    /// The way to the payment entities: bound by the router that hosts them when it is
+    /// built ([`crate::router::RouterBuilder::bind`]), after this gateway (the orders
+    /// that use it are hosted by the same router).
+    client: OnceLock<Arc<dyn EntityClient>>,
     latency: Duration,
     /// How long idempotency keys live.
     ttl_ms: Millis,
 }
 
 impl Simulator {
-    pub fn new(router: Arc<OnceLock<Router>>, latency: Duration) -> Self {
+    pub fn new(latency: Duration) -> Self {
         Self {
-            router,
+            client: OnceLock::new(),
             latency,
             ttl_ms: DEFAULT_TTL.as_millis() as Millis,
         }
+    }
+
+    /// Binds the client the payment entities are reached through (once; later binds are
+    /// ignored).
+    pub fn bind_client(&self, client: Arc<dyn EntityClient>) {
+        let _ = self.client.set(client);
     }
 
     /// Sets how long idempotency keys live (`checkout.idempotency_ttl_s`).
@@ -98,7 +106,7 @@ impl Simulator {
     /// Runs `op` as the call `key` on the order's payment entity and returns the step's
     /// outcome (the one recorded now, or the one replayed).
     async fn call(&self, key: PaymentKey, op: PaymentOp) -> Result<String, PaymentError> {
-        let router = self.router.get().ok_or_else(|| PaymentError::Unavailable {
+        let client = self.client.get().ok_or_else(|| PaymentError::Unavailable {
             message: "the gateway is starting".into(),
         })?;
         let cmd = PaymentCommand::Call {
@@ -106,7 +114,7 @@ impl Simulator {
             now: now_ms(),
             ttl_ms: self.ttl_ms,
         };
-        match router
+        match client
             .command::<Payment>(&key.order_id.to_string(), cmd)
             .await
         {

@@ -5,6 +5,7 @@ use super::*;
 use crate::actors::entity::EntityConfig;
 use crate::actors::NoBehavior;
 use crate::domain::payment::{PaymentEvent, PaymentStep};
+use crate::router::Router;
 use crate::store::{Store, StoreOptions};
 use crate::supervision::{KindRuntime, RestartPolicy};
 use uuid::Uuid;
@@ -12,8 +13,17 @@ use uuid::Uuid;
 /// A store, and a router serving the payment kind on it.
 pub(crate) struct Rig {
     pub store: Store,
-    pub router: Arc<OnceLock<Router>>,
+    pub router: Router,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Rig {
+    /// A simulator bound to this rig's router, without latency.
+    pub(crate) fn simulator(&self) -> Simulator {
+        let sim = Simulator::new(Duration::ZERO);
+        sim.bind_client(Arc::new(self.router.clone()));
+        sim
+    }
 }
 
 pub(crate) fn open_store(dir: &std::path::Path) -> Store {
@@ -51,11 +61,10 @@ pub(crate) async fn rig_on(store: Store) -> Rig {
     )
     .await
     .unwrap();
-    let cell = Arc::new(OnceLock::new());
-    let _ = cell.set(Router::builder(Duration::from_secs(5)).with(rt).build());
+    let router = Router::builder(Duration::from_secs(5)).with(rt).build();
     Rig {
         store,
-        router: cell,
+        router,
         _dir: None,
     }
 }
@@ -93,7 +102,7 @@ fn key(order: Uuid, step: PaymentStep) -> PaymentKey {
 #[tokio::test]
 async fn idempotent_authorize_capture_and_declines_live_in_the_orders_payment() {
     let r = rig().await;
-    let sim = Simulator::new(r.router.clone(), Duration::ZERO);
+    let sim = r.simulator();
     let order = Uuid::from_u128(1);
     let ok = sim
         .tokenize(&card("4242424242424242"), 2026, 11)
@@ -186,7 +195,7 @@ async fn idempotent_authorize_capture_and_declines_live_in_the_orders_payment() 
 async fn an_expired_key_is_a_new_request_that_lands_on_the_same_intent() {
     let r = rig().await;
     // A TTL of zero: every call is a new request.
-    let sim = Simulator::new(r.router.clone(), Duration::ZERO).with_ttl(Duration::ZERO);
+    let sim = r.simulator().with_ttl(Duration::ZERO);
     let order = Uuid::from_u128(7);
     let m = sim
         .tokenize(&card("4242424242424242"), 2026, 11)
@@ -221,7 +230,7 @@ async fn an_expired_key_is_a_new_request_that_lands_on_the_same_intent() {
 #[tokio::test]
 async fn a_token_without_its_method_is_refused() {
     let r = rig().await;
-    let sim = Simulator::new(r.router.clone(), Duration::ZERO);
+    let sim = r.simulator();
     let order = Uuid::from_u128(8);
     let e = sim
         .authorize(
@@ -238,7 +247,7 @@ async fn a_token_without_its_method_is_refused() {
 #[tokio::test]
 async fn an_unreachable_ledger_is_unavailable_not_a_failed_attempt() {
     // No router yet (the node is starting): the saga re-drives later with the same key.
-    let sim = Simulator::new(Arc::new(OnceLock::new()), Duration::ZERO);
+    let sim = Simulator::new(Duration::ZERO);
     let m = sim
         .tokenize(&card("4242424242424242"), 2026, 11)
         .await

@@ -112,6 +112,12 @@ impl RouterBuilder {
         self.binds.push(Box::new(move |c| rt.bind_client(c)));
         self
     }
+    /// Hands the built router, as an [`EntityClient`], to a component built before it
+    /// (the payment gateway, whose entities this router hosts).
+    pub fn bind(mut self, bind: impl FnOnce(Arc<dyn EntityClient>) + Send + 'static) -> Self {
+        self.binds.push(Box::new(bind));
+        self
+    }
     /// Routes through `cluster`: entities owned elsewhere are forwarded to their owner.
     pub fn cluster(mut self, cluster: Option<crate::cluster::Cluster>) -> Self {
         self.cluster = cluster;
