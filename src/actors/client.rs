@@ -78,12 +78,20 @@ pub trait EntityClient: Send + Sync + 'static {
     /// froze or belongs to another node ([`Deferred`]). Requests the effect makes to its
     /// own partition pass the gate it holds. Use the typed
     /// [`in_gate`](#method.in_gate).
+    ///
+    /// The default, for a client that hosts no partitions (no router, test doubles), runs
+    /// the effect as it is; the router overrides it.
     fn gated(
         &self,
-        kind: EntityKind,
-        id: String,
+        _kind: EntityKind,
+        _id: String,
         effect: BoxFuture<'static, ()>,
-    ) -> BoxFuture<'static, Result<(), Deferred>>;
+    ) -> BoxFuture<'static, Result<(), Deferred>> {
+        Box::pin(async move {
+            effect.await;
+            Ok(())
+        })
+    }
 
     /// The current `A::State` of `(kind, id)`, within `within`. Use the typed
     /// [`get`](#method.get).
@@ -196,18 +204,6 @@ impl EntityClient for Unrouted {
     fn ask_timeout(&self) -> Duration {
         Duration::ZERO
     }
-    /// No partitions without a router: the effect runs (and its calls are refused).
-    fn gated(
-        &self,
-        _kind: EntityKind,
-        _id: String,
-        effect: BoxFuture<'static, ()>,
-    ) -> BoxFuture<'static, Result<(), Deferred>> {
-        Box::pin(async move {
-            effect.await;
-            Ok(())
-        })
-    }
     fn command_erased(
         &self,
         kind: EntityKind,
@@ -238,17 +234,6 @@ mod tests {
     impl EntityClient for WrongType {
         fn ask_timeout(&self) -> Duration {
             Duration::from_millis(10)
-        }
-        fn gated(
-            &self,
-            _kind: EntityKind,
-            _id: String,
-            effect: BoxFuture<'static, ()>,
-        ) -> BoxFuture<'static, Result<(), Deferred>> {
-            Box::pin(async move {
-                effect.await;
-                Ok(())
-            })
         }
         fn command_erased(
             &self,
