@@ -77,26 +77,19 @@ pub fn uuid(what: &str, s: &str) -> Result<uuid::Uuid, ApiError> {
 }
 
 pub fn sku(s: &str) -> Result<Sku, ApiError> {
-    let decoded = percent_decode(s);
+    let decoded = percent_decode(s)?;
     Sku::parse(&decoded).map_err(ApiError::validation)
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes a raw path segment. A `%` not followed by two hex digits stays as it is (and
+/// then fails the SKU pattern); bytes that do not decode to UTF-8 are a `validation`
+/// error. The segment is handled as bytes throughout, so a `%` next to a multi-byte
+/// character cannot split it.
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| ApiError::validation("the path segment is not UTF-8 once percent-decoded"))
 }
 
 /// The caller, from the `Authorization` header. A header that is present but not a
@@ -275,6 +268,11 @@ mod tests {
         assert_eq!(sku("A-1").unwrap().as_str(), "A-1");
         assert!(sku("a%20b").is_err());
         assert!(sku("%").is_err());
+        assert_eq!(sku("A%2D1").unwrap().as_str(), "A-1");
+        // A `%` escape next to a multi-byte character once sliced inside it and panicked.
+        for raw in ["%a<é>", "%é", "a%", "%%", "%ff", "%c3", "é%2"] {
+            assert_eq!(sku(raw).unwrap_err().code, "validation", "{raw}");
+        }
         assert!(uuid("cart id", "nope").is_err());
     }
 }
