@@ -20,6 +20,7 @@
 //! - [`telemetry`]: tracing and Prometheus metrics.
 //! - [`grpc`]: the vending machine gateway (`emporium.vending.v1`), health and reflection.
 //! - [`sim`]: `emporium vm-sim`, a tonic client simulating many vending machines.
+//! - [`fuzzing`]: the decoders of outside bytes as fuzz targets, and their seed corpus.
 //! - [`chaos`]: `emporium chaos`, the kill -9 harness: a load with a ledger, and its checker.
 
 pub mod actors;
@@ -29,6 +30,7 @@ pub mod chaos;
 pub mod clock;
 pub mod cluster;
 pub mod domain;
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod loadgen;

@@ -44,3 +44,6 @@ mod payments_cluster;
 // Issue 13: listings are cluster-wide, and the edges reach data only through the router.
 mod layering;
 mod listings;
+
+// Issue 14: the fuzzers' HTTP corpus, replayed against the real binary.
+mod fuzz_corpus;
