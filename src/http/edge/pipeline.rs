@@ -9,6 +9,12 @@
 //!    that also covers reading the body;
 //! 6. on the way out: `X-Request-Id`, security headers, CORS headers, request metrics,
 //!    and exactly one access-log line (`target: "emporium::access"`).
+//!
+//! A panic anywhere in steps 2 to 5 is caught here: the client gets 500 `internal`
+//! (step 6 still runs), `emporium_http_panics_total` counts it, and an error line carries
+//! the request id. No panic reaches the connection. Debug builds (and the
+//! `fault-injection` feature) have a test hook: a request with `X-Emporium-Fault: panic`
+//! panics inside the pipeline.
 
 use super::cors::{Cors, Decision};
 use super::rate_limit::{self, ClientKey, RateLimits};
@@ -17,8 +23,10 @@ use crate::app::App;
 use crate::http::context::{self, RequestContext};
 use crate::http::error::ApiError;
 use crate::http::RouteTag;
+use futures::FutureExt;
 use metrics::{counter, histogram};
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_service::Service;
@@ -33,6 +41,10 @@ pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// Time allowed beyond `http.request_timeout_ms` for reading the body, before the
 /// whole request is abandoned.
 const BODY_ALLOWANCE: Duration = Duration::from_secs(1);
+
+/// The test-only fault hook's header (debug builds and the `fault-injection` feature).
+#[cfg(any(debug_assertions, feature = "fault-injection"))]
+pub const FAULT_HEADER: &str = "x-emporium-fault";
 
 /// The edge of one listener. Shared by every connection.
 pub struct Edge {
@@ -80,7 +92,10 @@ impl Edge {
         let work = {
             let ctx = ctx.clone();
             async move {
-                let mut resp = self.dispatch(req, peer).await;
+                let caught = AssertUnwindSafe(self.dispatch(req, peer))
+                    .catch_unwind()
+                    .await;
+                let mut resp = caught.unwrap_or_else(|payload| panicked(&*payload, &ctx));
                 self.finish(&mut resp, &method, origin.as_ref(), started, &ctx);
                 resp
             }
@@ -93,6 +108,14 @@ impl Edge {
         B: hyper::body::Body + Send + Sync + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        #[cfg(any(debug_assertions, feature = "fault-injection"))]
+        if req
+            .headers()
+            .get(FAULT_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"panic")
+        {
+            panic!("fault hook: {FAULT_HEADER}: panic");
+        }
         if let Some(cors) = &self.cors {
             let decision = cors.decide(req.method(), req.headers());
             if decision != Decision::PassOn {
@@ -206,6 +229,28 @@ impl Edge {
             "request"
         );
     }
+}
+
+/// The answer to a request whose pipeline panicked: counted, logged with the request
+/// id, and a 500 `internal` JSON error (the panic message stays in the log).
+fn panicked(payload: &(dyn std::any::Any + Send), ctx: &RequestContext) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    counter!("emporium_http_panics_total").increment(1);
+    tracing::error!(
+        request_id = %ctx.request_id,
+        panic = message,
+        "request panicked; answered 500 internal"
+    );
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an internal error occurred; the request id is in the X-Request-Id header",
+    )
+    .into_response()
 }
 
 /// Methods as metric labels: the standard ones, everything else as `OTHER` so a client
