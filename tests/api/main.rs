@@ -45,4 +45,6 @@ mod payments_cluster;
 mod layering;
 mod listings;
 // Issue 14: hostile clients at the HTTP edge.
+mod connections;
 mod hostile;
+mod proxies;
