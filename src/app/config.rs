@@ -105,7 +105,7 @@ impl Default for HttpConfig {
             shutdown_grace_ms: 8_000,
             first_byte_timeout_ms: 10_000,
             idle_timeout_ms: 120_000,
-            max_connections_per_ip: 256,
+            max_connections_per_ip: 1024,
             trusted_proxies: Vec::new(),
             cors: CorsConfig::default(),
             tls: TlsConfig::default(),
