@@ -14,7 +14,7 @@ use crate::hostile::socket_addr;
 const FIRST_BYTE_MS: u64 = 1500;
 
 /// A connection to `addr` from `source` (a loopback address other than 127.0.0.1).
-async fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+pub async fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
     let sock = TcpSocket::new_v4().expect("socket");
     sock.bind(format!("{source}:0").parse().unwrap())
         .expect("bind the source address");

@@ -123,3 +123,33 @@ async fn one_accounts_attempts_are_limited_whatever_the_address() {
         .await
         .expect_error(401, "invalid_credentials");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_from_a_second_address_that_is_not_trusted_are_ignored() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Only 127.0.0.1 is trusted; 127.0.0.2 claims a new client on every login.
+    let app = spawn_app(limited_app("\"127.0.0.1/32\"")).await;
+    let addr = crate::hostile::socket_addr(&app);
+    let mut statuses = Vec::new();
+    for i in 1..=3 {
+        let body = r#"{"email":"a@example.com","password":"correct horse battery"}"#;
+        let req = format!(
+            "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.{i}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = crate::connections::connect_from("127.0.0.2", addr).await;
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("answered")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        statuses.push(text.split_whitespace().nth(1).unwrap_or("").to_string());
+    }
+    assert_eq!(statuses, ["401", "401", "429"], "one bucket for 127.0.0.2");
+    // While 127.0.0.1, trusted, still gets a bucket per forwarded client.
+    login_from(&app, "203.0.113.1", "a@example.com", PASSWORD)
+        .await
+        .expect_error(401, "invalid_credentials");
+}
