@@ -37,6 +37,15 @@ pub struct HttpConfig {
     pub max_in_flight: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// A connection must send its first byte, then start its first request (the HTTP/2
+    /// preface included), within this; else it is closed.
+    pub first_byte_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/1 and /2).
+    pub idle_timeout_ms: u64,
+    /// Open connections per client IP (IPv6 by /64); trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// Peers (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<String>,
     pub cors: CorsConfig,
     pub tls: TlsConfig,
 }
@@ -66,6 +75,9 @@ pub struct RateLimitConfig {
     /// Login and register, per client IP.
     pub auth_per_minute: u32,
     pub auth_burst: u32,
+    /// Login and register, per account (normalised email), whatever the address.
+    pub account_per_minute: u32,
+    pub account_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -76,6 +88,8 @@ impl Default for RateLimitConfig {
             burst: 200,
             auth_per_minute: 20,
             auth_burst: 10,
+            account_per_minute: 10,
+            account_burst: 5,
         }
     }
 }
@@ -89,6 +103,10 @@ impl Default for HttpConfig {
             max_in_flight: 1024,
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 8_000,
+            first_byte_timeout_ms: 10_000,
+            idle_timeout_ms: 120_000,
+            max_connections_per_ip: 1024,
+            trusted_proxies: Vec::new(),
             cors: CorsConfig::default(),
             tls: TlsConfig::default(),
         }
@@ -319,6 +337,9 @@ pub struct AuthConfig {
     pub refresh_token_ttl_s: u64,
     /// Carts created without a token stay usable by their id.
     pub allow_guest_checkout: bool,
+    /// Password hashes and verifications (login, register) run at once; past it, 503
+    /// `overloaded`.
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for AuthConfig {
@@ -329,6 +350,7 @@ impl Default for AuthConfig {
             access_token_ttl_s: 900,
             refresh_token_ttl_s: 30 * 24 * 3600,
             allow_guest_checkout: true,
+            max_concurrent_hashes: 4,
         }
     }
 }
@@ -475,6 +497,22 @@ impl Config {
         }
         if self.actors.max_pending == 0 {
             return bad("actors.max_pending must be positive");
+        }
+        if self.http.first_byte_timeout_ms == 0
+            || self.http.idle_timeout_ms == 0
+            || self.http.max_connections_per_ip == 0
+        {
+            return bad("http.first_byte_timeout_ms, http.idle_timeout_ms and http.max_connections_per_ip must be positive");
+        }
+        if let Some(bad_cidr) = self
+            .http
+            .trusted_proxies
+            .iter()
+            .find(|c| crate::http::edge::forwarded::parse_cidr(c).is_none())
+        {
+            return bad(&format!(
+                "http.trusted_proxies: {bad_cidr:?} is not a CIDR such as 10.0.0.0/8 or an IP"
+            ));
         }
         if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
             return bad("http.max_in_flight and store.group_commit_max_batch must be positive");

@@ -1,11 +1,13 @@
 //! Identity at the edge: who is calling, and what may they do.
 //!
+//! - [`attempts`]: login and register attempts per account (normalised email).
 //! - [`jwt`]: the signing key set (rotatable, selected by `kid`) and access tokens.
 //! - [`password`]: argon2id hashing, off the async runtime, with a dummy hash so an
 //!   unknown email costs the same as a wrong password.
 //! - [`refresh`]: opaque refresh tokens `<family>.<secret>`, stored only as hashes.
 //! - [`Principal`]: the caller of one request, and its role checks.
 
+pub mod attempts;
 pub mod jwt;
 pub mod password;
 pub mod refresh;

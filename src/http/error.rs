@@ -180,6 +180,12 @@ impl From<ListingError> for ApiError {
     }
 }
 
+impl From<crate::auth::password::Overloaded> for ApiError {
+    fn from(e: crate::auth::password::Overloaded) -> Self {
+        ApiError::unavailable("overloaded", e.to_string(), Duration::from_secs(1))
+    }
+}
+
 /// Marker rejections raised by our own filters before a handler runs.
 #[derive(Debug)]
 pub struct Shed;

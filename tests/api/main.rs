@@ -44,6 +44,9 @@ mod payments_cluster;
 // Issue 13: listings are cluster-wide, and the edges reach data only through the router.
 mod layering;
 mod listings;
-
+// Issue 14: hostile clients at the HTTP edge.
+mod connections;
+mod hostile;
+mod proxies;
 // Issue 14: the fuzzers' HTTP corpus, replayed against the real binary.
 mod fuzz_corpus;

@@ -389,3 +389,42 @@ async fn the_limiter_records_the_verified_user_for_the_access_log() {
     assert_eq!(line["route"], "GET /v1/products");
     f.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_every_hashing_slot_taken_login_and_register_are_503_overloaded() {
+    let f = fixture(|c| c.auth.max_concurrent_hashes = 1).await;
+    let held = f.edge.hashes.try_acquire().expect("the only slot");
+    let body = r#"{"email":"slots@example.com","password":"correct horse battery"}"#;
+    for path in ["/v1/auth/login", "/v1/auth/register"] {
+        let (resp, json) = send(&f, req("POST", path), body, PEER).await;
+        assert_eq!(resp.status(), 503, "{path}: {json}");
+        assert_eq!(json["error"]["code"], "overloaded", "{path}: {json}");
+        assert_eq!(header(&resp, "retry-after"), Some("1"));
+    }
+    // Other routes do not need a slot.
+    let (resp, _) = send(&f, req("GET", "/v1/products"), "", PEER).await;
+    assert_eq!(resp.status(), 200);
+    drop(held);
+    let (resp, json) = send(&f, req("POST", "/v1/auth/register"), body, PEER).await;
+    assert_eq!(resp.status(), 201, "{json}");
+    f.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_panic_in_the_pipeline_is_a_500_internal_with_the_edge_headers() {
+    let f = fixture(|_| {}).await;
+    let (resp, json) = send(
+        &f,
+        req("GET", "/v1/products")
+            .header("x-request-id", "p-1")
+            .header(FAULT_HEADER, "panic"),
+        "",
+        PEER,
+    )
+    .await;
+    assert_eq!(resp.status(), 500, "{json}");
+    assert_eq!(json["error"]["code"], "internal");
+    assert_eq!(header(&resp, "x-request-id"), Some("p-1"));
+    assert_eq!(header(&resp, "x-content-type-options"), Some("nosniff"));
+    f.app.shutdown().await;
+}

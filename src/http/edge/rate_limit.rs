@@ -1,17 +1,21 @@
 //! Rate limits by route group with `governor` keyed limiters (GCRA, no queues).
 //!
 //! - group **auth**: `POST /v1/auth/login` and `POST /v1/auth/register`, keyed by client
-//!   IP, `auth_per_minute` with a burst of `auth_burst` (brute-force protection);
+//!   IP, `auth_per_minute` with a burst of `auth_burst` (brute-force protection), and
+//!   also by account ([`crate::auth::attempts`], the body's normalised email),
+//!   `account_per_minute` with a burst of `account_burst`;
 //! - group **default**: everything else, keyed by user id when the caller presents a
 //!   valid access token, else by client IP, `per_second` with a burst of `burst`;
 //! - exempt: `/health/*` and `/metrics`, so probes and scrapes never get 429.
 //!
+//! The client IP is the peer's, or the one a trusted proxy names ([`super::forwarded`]).
 //! IPv6 clients are keyed by their /64 (one host usually owns a whole /64), IPv4-mapped
 //! addresses by the IPv4 address. Keys that are indistinguishable from fresh ones are
 //! dropped by [`RateLimits::retain_recent`], which the listener runs periodically and
 //! which [`RateLimits::check`] also runs when the key count passes [`MAX_KEYS`].
 
 use crate::app::config::RateLimitConfig;
+use crate::auth::attempts::AccountAttempts;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -76,6 +80,7 @@ type Keyed<K, C> =
 pub struct RateLimits<C: Clock = DefaultClock> {
     default: Keyed<ClientKey, C>,
     auth: Keyed<IpAddr, C>,
+    accounts: AccountAttempts<C>,
     checks: AtomicU64,
 }
 
@@ -100,7 +105,8 @@ impl<C: Clock + Clone> RateLimits<C> {
         let auth = Quota::per_minute(nz(cfg.auth_per_minute)).allow_burst(nz(cfg.auth_burst));
         Some(Self {
             default: RateLimiter::dashmap_with_clock(default, clock.clone()),
-            auth: RateLimiter::dashmap_with_clock(auth, clock),
+            auth: RateLimiter::dashmap_with_clock(auth, clock.clone()),
+            accounts: AccountAttempts::with_clock(cfg, clock),
             checks: AtomicU64::new(0),
         })
     }
@@ -127,17 +133,28 @@ impl<C: Clock + Clone> RateLimits<C> {
         outcome.map_err(|wait| wait.max(Duration::from_millis(1)))
     }
 
+    /// Counts one login or register attempt on `email`'s account; `Err` is the wait.
+    pub fn check_account(&self, email: &str) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_CHECK_EVERY == 0
+            && self.accounts.len() > MAX_KEYS
+        {
+            self.accounts.retain_recent();
+        }
+        self.accounts.check(email)
+    }
+
     /// Drops keys whose state is indistinguishable from a fresh one.
     pub fn retain_recent(&self) {
+        self.accounts.retain_recent();
         self.default.retain_recent();
         self.auth.retain_recent();
         self.default.shrink_to_fit();
         self.auth.shrink_to_fit();
     }
 
-    /// Live keys across both limiters (an estimate under concurrency).
+    /// Live keys across the limiters (an estimate under concurrency).
     pub fn len(&self) -> usize {
-        self.default.len() + self.auth.len()
+        self.default.len() + self.auth.len() + self.accounts.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,6 +174,7 @@ mod tests {
             burst,
             auth_per_minute,
             auth_burst,
+            ..RateLimitConfig::default()
         }
     }
 
