@@ -2,10 +2,11 @@
 //! the entity's owner through the router (like any other entity read).
 
 use super::error::ApiError;
-use super::extract::{sku, staff, uuid};
+use super::extract::{sku, uuid};
+use super::filters;
+use super::routes::{route, Routes};
 use super::{json, views};
 use crate::app::App;
-use crate::auth::Principal;
 use crate::domain::EntityKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,10 +71,8 @@ pub async fn entity_events(
     app: App,
     kind: String,
     id: String,
-    p: Result<Principal, ApiError>,
     q: EventsQuery,
 ) -> Result<Response, ApiError> {
-    staff(&p?)?;
     let kind = EntityKind::parse(&kind).ok_or_else(|| {
         ApiError::validation(
             "kind must be one of product, cart, sku, inventory, order, payment, user, machine",
@@ -102,4 +101,30 @@ pub async fn entity_events(
         StatusCode::OK,
         &json!({"kind": kind, "id": id, "events": list}),
     ))
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{get, path, put};
+    let events = route!(
+        app,
+        "GET /v1/admin/entities/{kind}/{id}/events",
+        path!("v1" / "admin" / "entities" / String / String / "events")
+            .and(end())
+            .and(get())
+            .and(filters::staff(app))
+            .and(warp::query::<EventsQuery>()),
+        |kind, id, _p, q, a| entity_events(a, kind, id, q)
+    );
+    let set_roles = route!(
+        app,
+        "PUT /v1/admin/users/{user_id}/roles",
+        path!("v1" / "admin" / "users" / String / "roles")
+            .and(end())
+            .and(put())
+            .and(filters::admin(app))
+            .and(filters::small_body(app)),
+        |id, p, b, a| super::auth::set_roles(a, id, p, b)
+    );
+    events.or(set_roles)
 }

@@ -5,7 +5,9 @@
 //! dummy argon2id hash, so both failures cost the same and answer the same.
 
 use super::error::ApiError;
-use super::extract::{admin, email as parse_email, parse_json, user, uuid};
+use super::extract::{email as parse_email, uuid};
+use super::filters;
+use super::routes::{route, Routes};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::{password, refresh, Principal};
@@ -46,16 +48,12 @@ fn invalid_token() -> ApiError {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Credentials {
+pub struct Credentials {
     email: String,
     password: String,
 }
 
-pub async fn register(
-    app: App,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    let c: Credentials = parse_json(&body?)?;
+pub async fn register(app: App, c: Credentials) -> Result<Response, ApiError> {
     let email = parse_email(&c.email)?;
     password::validate(&c.password, &email).map_err(ApiError::validation)?;
     let hash = password::hash(c.password)
@@ -107,8 +105,7 @@ async fn token_pair(
     ))
 }
 
-pub async fn login(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Response, ApiError> {
-    let c: Credentials = parse_json(&body?)?;
+pub async fn login(app: App, c: Credentials) -> Result<Response, ApiError> {
     let Ok(email) = parse_email(&c.email) else {
         return Err(invalid_credentials());
     };
@@ -144,15 +141,11 @@ pub async fn login(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Res
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefreshBody {
+pub struct RefreshBody {
     refresh_token: String,
 }
 
-pub async fn refresh_tokens(
-    app: App,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    let b: RefreshBody = parse_json(&body?)?;
+pub async fn refresh_tokens(app: App, b: RefreshBody) -> Result<Response, ApiError> {
     let presented = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
     let family = presented.family;
     // The new token's generation is the family's after the rotation, so the secret is
@@ -196,8 +189,7 @@ pub async fn refresh_tokens(
     token_pair(&app, user_id, &u.roles, token).await
 }
 
-pub async fn logout(app: App, body: Result<bytes::Bytes, ApiError>) -> Result<Response, ApiError> {
-    let b: RefreshBody = parse_json(&body?)?;
+pub async fn logout(app: App, b: RefreshBody) -> Result<Response, ApiError> {
     let family = refresh::parse(&b.refresh_token)
         .ok_or_else(invalid_token)?
         .family;
@@ -233,8 +225,7 @@ async fn existing_user(app: &App, id: Uuid) -> Result<UserState, ApiError> {
     }
 }
 
-pub async fn me(app: App, p: Result<Principal, ApiError>) -> Result<Response, ApiError> {
-    let id = user(&p?)?;
+pub async fn me(app: App, id: Uuid) -> Result<Response, ApiError> {
     Ok(json(
         StatusCode::OK,
         &profile(id, &existing_user(&app, id).await?),
@@ -243,7 +234,7 @@ pub async fn me(app: App, p: Result<Principal, ApiError>) -> Result<Response, Ap
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProfileBody {
+pub struct ProfileBody {
     name: Option<String>,
     phone: Option<String>,
 }
@@ -257,13 +248,7 @@ fn valid_phone(p: &str) -> bool {
         && digits.chars().any(|c| c.is_ascii_digit())
 }
 
-pub async fn update_me(
-    app: App,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    let id = user(&p?)?;
-    let b: ProfileBody = parse_json(&body?)?;
+pub async fn update_me(app: App, id: Uuid, b: ProfileBody) -> Result<Response, ApiError> {
     let name = b.name.map(|n| n.trim().to_owned());
     if name
         .as_ref()
@@ -294,12 +279,7 @@ pub struct PageQuery {
 }
 
 /// The caller's orders, newest first, from every partition of the cluster.
-pub async fn my_orders(
-    app: App,
-    p: Result<Principal, ApiError>,
-    q: PageQuery,
-) -> Result<Response, ApiError> {
-    let id = user(&p?)?;
+pub async fn my_orders(app: App, id: Uuid, q: PageQuery) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::validation(
@@ -355,20 +335,17 @@ pub async fn my_orders(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RolesBody {
+pub struct RolesBody {
     roles: Vec<String>,
 }
 
 pub async fn set_roles(
     app: App,
     id: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    p: Principal,
+    b: RolesBody,
 ) -> Result<Response, ApiError> {
-    let p = p?;
-    admin(&p)?;
     let id = uuid("user id", &id)?;
-    let b: RolesBody = parse_json(&body?)?;
     let roles = b
         .roles
         .iter()
@@ -392,4 +369,81 @@ pub async fn set_roles(
         )
         .await?;
     Ok(json(StatusCode::OK, &profile(id, &applied.state)))
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{get, patch, path, post};
+    let register = route!(
+        app,
+        "POST /v1/auth/register",
+        path!("v1" / "auth" / "register")
+            .and(end())
+            .and(post())
+            .and(filters::small_body(app)),
+        |b, a| register(a, b)
+    );
+    let login = route!(
+        app,
+        "POST /v1/auth/login",
+        path!("v1" / "auth" / "login")
+            .and(end())
+            .and(post())
+            .and(filters::small_body(app)),
+        |b, a| login(a, b)
+    );
+    let refresh = route!(
+        app,
+        "POST /v1/auth/refresh",
+        path!("v1" / "auth" / "refresh")
+            .and(end())
+            .and(post())
+            .and(filters::small_body(app)),
+        |b, a| refresh_tokens(a, b)
+    );
+    let logout = route!(
+        app,
+        "POST /v1/auth/logout",
+        path!("v1" / "auth" / "logout")
+            .and(end())
+            .and(post())
+            .and(filters::small_body(app)),
+        |b, a| logout(a, b)
+    );
+    let me = route!(
+        app,
+        "GET /v1/me",
+        path!("v1" / "me")
+            .and(end())
+            .and(get())
+            .and(filters::user(app)),
+        |u, a| me(a, u)
+    );
+    let update_me = route!(
+        app,
+        "PATCH /v1/me",
+        path!("v1" / "me")
+            .and(end())
+            .and(patch())
+            .and(filters::user(app))
+            .and(filters::small_body(app)),
+        |u, b, a| update_me(a, u, b)
+    );
+    let my_orders = route!(
+        app,
+        "GET /v1/me/orders",
+        path!("v1" / "me" / "orders")
+            .and(end())
+            .and(get())
+            .and(filters::user(app))
+            .and(warp::query::<PageQuery>()),
+        |u, q, a| my_orders(a, u, q)
+    );
+    register
+        .or(login)
+        .or(refresh)
+        .or(logout)
+        .or(me)
+        .or(update_me)
+        .or(my_orders)
 }

@@ -4,7 +4,9 @@
 //! their id while `auth.allow_guest_checkout` is on.
 
 use super::error::ApiError;
-use super::extract::{may_use, parse_json, sku, user, uuid, Access};
+use super::extract::{may_use, sku, uuid, Access};
+use super::filters;
+use super::routes::{route, Routes};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
@@ -20,8 +22,7 @@ fn view(app: &App, id: Uuid, c: &CartState) -> serde_json::Value {
     views::cart(id, c, &app.config.shop.currency)
 }
 
-pub async fn create(app: App, p: Result<Principal, ApiError>) -> Result<Response, ApiError> {
-    let p = p?;
+pub async fn create(app: App, p: Principal) -> Result<Response, ApiError> {
     let owner = p.user_id();
     if owner.is_none() && p == Principal::Anonymous && !app.identity.allow_guest_checkout {
         return Err(ApiError::new(
@@ -38,12 +39,7 @@ pub async fn create(app: App, p: Result<Principal, ApiError>) -> Result<Response
     Ok(json(StatusCode::CREATED, &view(&app, id, &applied.state)))
 }
 
-pub async fn get(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    let p = p?;
+pub async fn get(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let c = accessible(&app, &p, id, Access::Read).await?;
     Ok(json(StatusCode::OK, &view(&app, id, &c)))
@@ -83,7 +79,7 @@ async fn price_of(app: &App, sku: &Sku) -> Result<i64, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AddBody {
+pub struct AddBody {
     sku: String,
     quantity: u32,
 }
@@ -91,12 +87,10 @@ struct AddBody {
 pub async fn add_item(
     app: App,
     id: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    p: Principal,
+    b: AddBody,
 ) -> Result<Response, ApiError> {
-    let p = p?;
     let id = uuid("cart id", &id)?;
-    let b: AddBody = parse_json(&body?)?;
     let sku = Sku::parse(&b.sku).map_err(ApiError::validation)?;
     let max = crate::domain::ids::MAX_ADD_QUANTITY;
     if !(1..=max).contains(&b.quantity) {
@@ -117,7 +111,7 @@ pub async fn add_item(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetBody {
+pub struct SetBody {
     quantity: u32,
 }
 
@@ -125,13 +119,11 @@ pub async fn set_item(
     app: App,
     id: String,
     sku_s: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    p: Principal,
+    b: SetBody,
 ) -> Result<Response, ApiError> {
-    let p = p?;
     let id = uuid("cart id", &id)?;
     let sku = sku(&sku_s)?;
-    let b: SetBody = parse_json(&body?)?;
     let max = crate::domain::ids::MAX_LINE_QUANTITY;
     if b.quantity > max {
         return Err(ApiError::validation(format!(
@@ -156,9 +148,8 @@ pub async fn remove_item(
     app: App,
     id: String,
     sku_s: String,
-    p: Result<Principal, ApiError>,
+    p: Principal,
 ) -> Result<Response, ApiError> {
-    let p = p?;
     let id = uuid("cart id", &id)?;
     let sku = sku(&sku_s)?;
     accessible(&app, &p, id, Access::Write).await?;
@@ -170,13 +161,7 @@ pub async fn remove_item(
 }
 
 /// A signed-in shopper takes over a guest cart. Someone else's cart is 404.
-pub async fn claim(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    let p = p?;
-    let owner = user(&p)?;
+pub async fn claim(app: App, id: String, owner: Uuid) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let c = app.router.get::<Cart>(&id.to_string()).await?;
     let claimable = c.created
@@ -189,4 +174,69 @@ pub async fn claim(
         .command::<Cart>(&id.to_string(), CartCommand::Claim { owner })
         .await?;
     Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{delete, get, path, post, put};
+    let who = || filters::principal(app);
+    let get_cart = route!(
+        app,
+        "GET /v1/carts/{id}",
+        path!("v1" / "carts" / String)
+            .and(end())
+            .and(get())
+            .and(who()),
+        |id, p, a| self::get(a, id, p)
+    );
+    let add_item = route!(
+        app,
+        "POST /v1/carts/{id}/items",
+        path!("v1" / "carts" / String / "items")
+            .and(end())
+            .and(post())
+            .and(who())
+            .and(filters::body(app)),
+        |id, p, b, a| add_item(a, id, p, b)
+    );
+    let create_cart = route!(
+        app,
+        "POST /v1/carts",
+        path!("v1" / "carts").and(end()).and(post()).and(who()),
+        |p, a| create(a, p)
+    );
+    let set_item = route!(
+        app,
+        "PUT /v1/carts/{id}/items/{sku}",
+        path!("v1" / "carts" / String / "items" / String)
+            .and(end())
+            .and(put())
+            .and(who())
+            .and(filters::body(app)),
+        |id, sku, p, b, a| set_item(a, id, sku, p, b)
+    );
+    let remove_item = route!(
+        app,
+        "DELETE /v1/carts/{id}/items/{sku}",
+        path!("v1" / "carts" / String / "items" / String)
+            .and(end())
+            .and(delete())
+            .and(who()),
+        |id, sku, p, a| remove_item(a, id, sku, p)
+    );
+    let claim = route!(
+        app,
+        "POST /v1/carts/{id}/claim",
+        path!("v1" / "carts" / String / "claim")
+            .and(end())
+            .and(post())
+            .and(filters::user(app)),
+        |id, u, a| claim(a, id, u)
+    );
+    get_cart
+        .or(add_item)
+        .or(create_cart)
+        .or(set_item)
+        .or(remove_item)
+        .or(claim)
 }

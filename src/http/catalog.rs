@@ -1,7 +1,9 @@
 //! Catalog and inventory routes: products (operator writes, public reads) and stock.
 
 use super::error::ApiError;
-use super::extract::{parse_json, sku, staff};
+use super::extract::sku;
+use super::filters;
+use super::routes::{route, Routes};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
@@ -15,7 +17,7 @@ use warp::reply::Response;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProductBody {
+pub struct ProductBody {
     name: String,
     description: Option<String>,
     price_minor: i64,
@@ -27,13 +29,10 @@ struct ProductBody {
 pub async fn put_product(
     app: App,
     sku_s: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    p: Principal,
+    b: ProductBody,
 ) -> Result<Response, ApiError> {
-    let p = p?;
-    staff(&p)?;
     let sku = sku(&sku_s)?;
-    let b: ProductBody = parse_json(&body?)?;
     let spec = ProductSpec {
         name: b.name.trim().to_owned(),
         description: b
@@ -82,13 +81,7 @@ pub async fn get_product(app: App, sku_s: String) -> Result<Response, ApiError> 
     ))
 }
 
-pub async fn archive_product(
-    app: App,
-    sku_s: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    let p = p?;
-    staff(&p)?;
+pub async fn archive_product(app: App, sku_s: String, p: Principal) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     let applied = app
         .router
@@ -159,7 +152,7 @@ pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError>
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AdjustBody {
+pub struct AdjustBody {
     delta: i64,
     reason: String,
 }
@@ -167,13 +160,10 @@ struct AdjustBody {
 pub async fn adjust(
     app: App,
     sku_s: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    p: Principal,
+    b: AdjustBody,
 ) -> Result<Response, ApiError> {
-    let p = p?;
-    staff(&p)?;
     let sku = sku(&sku_s)?;
-    let b: AdjustBody = parse_json(&body?)?;
     require_product(&app, &sku).await?;
     let applied = app
         .router
@@ -215,4 +205,65 @@ async fn require_product(app: &App, sku: &Sku) -> Result<(), ApiError> {
     } else {
         Err(ApiError::not_found(format!("no product {sku}")))
     }
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{delete, get, path, post, put};
+    let get_product = route!(
+        app,
+        "GET /v1/products/{sku}",
+        path!("v1" / "products" / String).and(end()).and(get()),
+        |sku, a| get_product(a, sku)
+    );
+    let list_products = route!(
+        app,
+        "GET /v1/products",
+        path!("v1" / "products")
+            .and(end())
+            .and(get())
+            .and(warp::query::<ListQuery>()),
+        |q, a| list_products(a, q)
+    );
+    let inventory = route!(
+        app,
+        "GET /v1/inventory/{sku}",
+        path!("v1" / "inventory" / String).and(end()).and(get()),
+        |sku, a| get_inventory(a, sku)
+    );
+    let put_product = route!(
+        app,
+        "PUT /v1/products/{sku}",
+        path!("v1" / "products" / String)
+            .and(end())
+            .and(put())
+            .and(filters::staff(app))
+            .and(filters::body(app)),
+        |sku, p, b, a| put_product(a, sku, p, b)
+    );
+    let archive_product = route!(
+        app,
+        "DELETE /v1/products/{sku}",
+        path!("v1" / "products" / String)
+            .and(end())
+            .and(delete())
+            .and(filters::staff(app)),
+        |sku, p, a| archive_product(a, sku, p)
+    );
+    let adjust = route!(
+        app,
+        "POST /v1/inventory/{sku}/adjustments",
+        path!("v1" / "inventory" / String / "adjustments")
+            .and(end())
+            .and(post())
+            .and(filters::staff(app))
+            .and(filters::body(app)),
+        |sku, p, b, a| adjust(a, sku, p, b)
+    );
+    get_product
+        .or(list_products)
+        .or(inventory)
+        .or(put_product)
+        .or(archive_product)
+        .or(adjust)
 }

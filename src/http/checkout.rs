@@ -8,8 +8,10 @@
 
 use super::carts::accessible;
 use super::error::ApiError;
-use super::extract::{email as parse_email, parse_json, uuid, Access};
+use super::extract::{email as parse_email, uuid, Access};
+use super::filters;
 use super::idempotency::{place_keyed, Keyed};
+use super::routes::{route, Routes};
 use super::views;
 use crate::app::App;
 use crate::auth::Principal;
@@ -32,17 +34,16 @@ struct CheckoutBody {
 pub async fn checkout(
     app: App,
     cart: String,
-    p: Result<Principal, ApiError>,
+    p: Principal,
     key: Result<String, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    value: Result<serde_json::Value, ApiError>,
 ) -> Result<Response, ApiError> {
-    let p = p?;
     let cart_id = uuid("cart id", &cart)?;
     // Only someone who may use the cart may check it out, or replay its checkout.
     accessible(&app, &p, cart_id, Access::Write).await?;
+    // The key and the body are judged only now, after the access check.
     let key = key?;
-    let raw = body?;
-    let value: serde_json::Value = parse_json(&raw)?;
+    let value = value?;
     let keyed = Keyed::new(&app, format!("cart:{cart_id}"), key, &value, now_ms());
     let prepare = async {
         let body: CheckoutBody =
@@ -86,4 +87,20 @@ pub async fn checkout(
         }))
     };
     place_keyed(&app, &keyed, prepare).await
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{path, post};
+    route!(
+        app,
+        "POST /v1/carts/{id}/checkout",
+        path!("v1" / "carts" / String / "checkout")
+            .and(end())
+            .and(post())
+            .and(filters::principal(app))
+            .and(super::extract::idempotency_key())
+            .and(filters::deferred_json(app.config.http.max_body_bytes)),
+        |id, p, key, b, a| checkout(a, id, p, key, b)
+    )
 }

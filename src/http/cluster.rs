@@ -4,20 +4,18 @@
 //! `POST /v1/cluster/fault` (present only with `cluster.fault_injection`).
 
 use super::error::ApiError;
-use super::extract::{admin, parse_json, staff};
-use super::{json, route, run, with_app};
+use super::filters;
+use super::json;
+use super::routes::{route, Routes};
 use crate::app::App;
-use crate::auth::Principal;
 use crate::cluster::detector::Health;
 use crate::cluster::propose::ProposeError;
 use crate::cluster::Cluster;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Filter;
 
 fn cluster_of(app: &App) -> Result<&Cluster, ApiError> {
     app.cluster.as_ref().ok_or_else(|| {
@@ -58,8 +56,7 @@ pub fn status(app: &App) -> serde_json::Value {
     })
 }
 
-async fn get_status(app: App, p: Result<Principal, ApiError>) -> Result<Response, ApiError> {
-    staff(&p?)?;
+async fn get_status(app: App) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &status(&app)))
 }
 
@@ -81,8 +78,7 @@ fn propose_error(e: ProposeError) -> ApiError {
     }
 }
 
-async fn leave(app: App, p: Result<Principal, ApiError>) -> Result<Response, ApiError> {
-    admin(&p?)?;
+async fn leave(app: App) -> Result<Response, ApiError> {
     let c = cluster_of(&app)?;
     let me = c.name().to_owned();
     let m = c.propose(|m| m.leave(&me)).await.map_err(propose_error)?;
@@ -102,13 +98,7 @@ struct RemoveBody {
     force: bool,
 }
 
-async fn remove(
-    app: App,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    admin(&p?)?;
-    let b: RemoveBody = parse_json(&body?)?;
+async fn remove(app: App, b: RemoveBody) -> Result<Response, ApiError> {
     let c = cluster_of(&app)?;
     if !b.force {
         return Err(ApiError::validation(
@@ -149,17 +139,13 @@ struct FaultBody {
     blackhole: bool,
 }
 
-async fn fault(
-    app: App,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    admin(&p?)?;
+async fn fault(app: App, body: Result<serde_json::Value, ApiError>) -> Result<Response, ApiError> {
     let c = cluster_of(&app)?;
     if !c.config().fault_injection {
         return Err(ApiError::not_found("no such route"));
     }
-    let b: FaultBody = parse_json(&body?)?;
+    let b: FaultBody =
+        serde_json::from_value(body?).map_err(|e| ApiError::validation(e.to_string()))?;
     c.fault().set_blackhole(b.blackhole);
     tracing::warn!(
         blackhole = b.blackhole,
@@ -168,58 +154,48 @@ async fn fault(
     Ok(json(StatusCode::OK, &json!({"blackhole": b.blackhole})))
 }
 
-/// The cluster routes, with their templates pushed onto `n`.
-pub(super) fn routes(app: &App, n: &mut Vec<&'static str>) -> BoxedFilter<(Response,)> {
+/// The cluster routes.
+pub fn routes(app: &App) -> Routes {
     use warp::path::end;
     use warp::{get, path, post};
-    let limit = app.config.http.max_body_bytes;
-    let who = || super::extract::principal(app.identity.clone());
-    let body = move || super::extract::body_bytes(limit);
     let status = route!(
-        n,
         app,
         "GET /v1/cluster",
-        path!("v1" / "cluster").and(end()).and(get()).and(who()),
-        |p, a| get_status(a, p)
+        path!("v1" / "cluster")
+            .and(end())
+            .and(get())
+            .and(filters::staff(app)),
+        |_p, a| get_status(a)
     );
     let leave = route!(
-        n,
         app,
         "POST /v1/cluster/leave",
         path!("v1" / "cluster" / "leave")
             .and(end())
             .and(post())
-            .and(who()),
-        |p, a| leave(a, p)
+            .and(filters::admin(app)),
+        |_p, a| leave(a)
     );
     let remove = route!(
-        n,
         app,
         "POST /v1/cluster/remove",
         path!("v1" / "cluster" / "remove")
             .and(end())
             .and(post())
-            .and(who())
-            .and(body()),
-        |p, b, a| remove(a, p, b)
+            .and(filters::admin(app))
+            .and(filters::body(app)),
+        |_p, b, a| remove(a, b)
     );
+    // The body is judged after the fault-injection switch: without it the route is 404.
     let fault = route!(
-        n,
         app,
         "POST /v1/cluster/fault",
         path!("v1" / "cluster" / "fault")
             .and(end())
             .and(post())
-            .and(who())
-            .and(body()),
-        |p, b, a| fault(a, p, b)
+            .and(filters::admin(app))
+            .and(filters::deferred_json(app.config.http.max_body_bytes)),
+        |_p, b, a| fault(a, b)
     );
-    status
-        .or(leave)
-        .unify()
-        .or(remove)
-        .unify()
-        .or(fault)
-        .unify()
-        .boxed()
+    status.or(leave).or(remove).or(fault)
 }

@@ -3,10 +3,10 @@
 //! A listing some partitions could not answer is 503 `partition_unavailable` whose
 //! error also names them: `"partitions": [3, 17]`.
 
+use super::dto::{ErrorBody, ErrorDetail};
 use crate::domain::{Rejection, RejectionCode};
 use crate::router::listing::{ListingError, ReadFailure};
 use crate::router::{RouteError, UnavailableKind};
-use serde_json::json;
 use std::time::Duration;
 use warp::http::{header, StatusCode};
 use warp::reply::Response;
@@ -63,10 +63,13 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
-        let mut body = json!({"error": {"code": self.code, "message": self.message}});
-        if let Some(p) = &self.partitions {
-            body["error"]["partitions"] = json!(p);
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                partitions: self.partitions,
+            },
+        };
         let mut resp =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response_();
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -7,11 +7,11 @@
 //! No answer ever carries the stored hash.
 
 use super::error::ApiError;
-use super::extract::{parse_json, staff};
+use super::filters;
+use super::json;
+use super::routes::{route, Routes};
 use super::views::rfc3339;
-use super::{json, route, run, with_app};
 use crate::app::App;
-use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::domain::machine::{
     slot_availability, Machine, MachineCommand, MachineInput, MachineState, SlotSpec,
@@ -21,11 +21,8 @@ use crate::router::RouteError;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::time::Duration;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Filter;
 
 /// Most machines one `GET /v1/machines` reads.
 pub const MAX_LISTED: usize = 1000;
@@ -162,22 +159,15 @@ fn with_secret(mut v: Value, secret: &str) -> Value {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InfoBody {
+pub struct InfoBody {
     name: String,
     #[serde(default)]
     location: String,
 }
 
 /// `PUT /v1/machines/{id}`: registers (201, with the secret once) or renames (200).
-pub async fn put_machine(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn put_machine(app: App, id: String, b: InfoBody) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
-    let b: InfoBody = parse_json(&body?)?;
     let current = app.router.get::<Machine>(&id).await?;
     if current.registration.is_none() {
         let (secret, secret_hash) = new_secret();
@@ -207,12 +197,7 @@ pub async fn put_machine(
 }
 
 /// `POST /v1/machines/{id}/secret`: a new secret, returned once.
-pub async fn rotate_secret(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn rotate_secret(app: App, id: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     registered(&app, &id).await?;
     let (secret, secret_hash) = new_secret();
@@ -261,12 +246,7 @@ fn flag(name: &str, v: Option<&str>) -> Result<Option<bool>, ApiError> {
 
 /// `GET /v1/machines`: registered machines of the whole cluster (at most
 /// [`MAX_LISTED`] ids read per page), in id order; `next_cursor` continues.
-pub async fn list_machines(
-    app: App,
-    p: Result<Principal, ApiError>,
-    q: ListQuery,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn list_machines(app: App, q: ListQuery) -> Result<Response, ApiError> {
     let online = flag("online", q.online.as_deref())?;
     let alarm = flag("alarm", q.alarm.as_deref())?;
     let low_stock = flag("low_stock", q.low_stock.as_deref())?;
@@ -311,12 +291,7 @@ pub async fn list_machines(
 }
 
 /// `GET /v1/machines/{id}`: the machine's full state.
-pub async fn get_machine(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn get_machine(app: App, id: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let s = registered(&app, &id).await?;
     Ok(json(StatusCode::OK, &machine_view(&id, &s)))
@@ -324,7 +299,7 @@ pub async fn get_machine(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SlotBody {
+pub struct SlotBody {
     slot: u32,
     sku: String,
     price_minor: i64,
@@ -334,20 +309,13 @@ struct SlotBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PlanogramBody {
+pub struct PlanogramBody {
     slots: Vec<SlotBody>,
 }
 
 /// `PUT /v1/machines/{id}/planogram`: replaces the planogram.
-pub async fn put_planogram(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn put_planogram(app: App, id: String, b: PlanogramBody) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
-    let b: PlanogramBody = parse_json(&body?)?;
     let slots = b
         .slots
         .into_iter()
@@ -387,101 +355,60 @@ pub async fn get_slots(app: App, id: String) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &Value::Array(slots)))
 }
 
-/// The machine routes, with their templates pushed onto `n`.
-pub(super) fn routes(app: &App, n: &mut Vec<&'static str>) -> BoxedFilter<(Response,)> {
+/// The machine routes (the command and purchase routes are in [`super::vending`]).
+pub fn routes(app: &App) -> Routes {
     use warp::path::end;
     use warp::{get, path, post, put};
-    let limit = app.config.http.max_body_bytes;
-    let who = || super::extract::principal(app.identity.clone());
-    let body = move || super::extract::body_bytes(limit);
+    let staff = || filters::staff(app);
     let put_machine = route!(
-        n,
         app,
         "PUT /v1/machines/{id}",
         path!("v1" / "machines" / String)
             .and(end())
             .and(put())
-            .and(who())
-            .and(body()),
-        |id, p, b, a| put_machine(a, id, p, b)
+            .and(staff())
+            .and(filters::body(app)),
+        |id, _p, b, a| put_machine(a, id, b)
     );
     let rotate = route!(
-        n,
         app,
         "POST /v1/machines/{id}/secret",
         path!("v1" / "machines" / String / "secret")
             .and(end())
             .and(post())
-            .and(who()),
-        |id, p, a| rotate_secret(a, id, p)
+            .and(staff()),
+        |id, _p, a| rotate_secret(a, id)
     );
     let list = route!(
-        n,
         app,
         "GET /v1/machines",
         path!("v1" / "machines")
             .and(end())
             .and(get())
-            .and(who())
+            .and(staff())
             .and(warp::query::<ListQuery>()),
-        |p, q, a| list_machines(a, p, q)
+        |_p, q, a| list_machines(a, q)
     );
     let get_one = route!(
-        n,
         app,
         "GET /v1/machines/{id}",
         path!("v1" / "machines" / String)
             .and(end())
             .and(get())
-            .and(who()),
-        |id, p, a| get_machine(a, id, p)
+            .and(staff()),
+        |id, _p, a| get_machine(a, id)
     );
     let planogram = route!(
-        n,
         app,
         "PUT /v1/machines/{id}/planogram",
         path!("v1" / "machines" / String / "planogram")
             .and(end())
             .and(put())
-            .and(who())
-            .and(body()),
-        |id, p, b, a| put_planogram(a, id, p, b)
-    );
-    let commands = route!(
-        n,
-        app,
-        "POST /v1/machines/{id}/commands",
-        path!("v1" / "machines" / String / "commands")
-            .and(end())
-            .and(post())
-            .and(who())
-            .and(body()),
-        |id, p, b, a| super::vending::issue_command(a, id, p, b)
-    );
-    let command = route!(
-        n,
-        app,
-        "GET /v1/machines/{id}/commands/{command_id}",
-        path!("v1" / "machines" / String / "commands" / String)
-            .and(end())
-            .and(get())
-            .and(who()),
-        |id, c, p, a| super::vending::get_command(a, id, c, p)
-    );
-    let purchase = route!(
-        n,
-        app,
-        "POST /v1/machines/{id}/purchase",
-        path!("v1" / "machines" / String / "purchase")
-            .and(end())
-            .and(post())
-            .and(who())
-            .and(super::extract::idempotency_key())
-            .and(body()),
-        |id, p, k, b, a| super::vending::purchase(a, id, p, k, b)
+            .and(staff())
+            .and(filters::body(app)),
+        |id, _p, b, a| put_planogram(a, id, b)
     );
     let slots = route!(
-        n,
         app,
         "GET /v1/machines/{id}/slots",
         path!("v1" / "machines" / String / "slots")
@@ -491,20 +418,8 @@ pub(super) fn routes(app: &App, n: &mut Vec<&'static str>) -> BoxedFilter<(Respo
     );
     put_machine
         .or(rotate)
-        .unify()
         .or(list)
-        .unify()
         .or(get_one)
-        .unify()
         .or(planogram)
-        .unify()
         .or(slots)
-        .unify()
-        .or(commands)
-        .unify()
-        .or(command)
-        .unify()
-        .or(purchase)
-        .unify()
-        .boxed()
 }

@@ -2,7 +2,9 @@
 //! staff), fulfil and refund (operators and admins).
 
 use super::error::ApiError;
-use super::extract::{may_use, staff, uuid, Access};
+use super::extract::{may_use, uuid, Access};
+use super::filters;
+use super::routes::{route, Routes};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
@@ -27,12 +29,7 @@ async fn accessible(
     }
 }
 
-pub async fn get(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    let p = p?;
+pub async fn get(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("order id", &id)?;
     let o = accessible(&app, &p, id, Access::Read).await?;
     Ok(json(StatusCode::OK, &views::order(id, &o)))
@@ -69,12 +66,7 @@ async fn command_and_wait(
     }
 }
 
-pub async fn cancel(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    let p = p?;
+pub async fn cancel(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("order id", &id)?;
     command_and_wait(&app, &p, id, OrderCommand::Cancel { at: now_ms() }).await
 }
@@ -83,27 +75,59 @@ pub async fn cancel(
 async fn staff_command(
     app: App,
     id: String,
-    p: Result<Principal, ApiError>,
+    p: Principal,
     cmd: fn(u64, String) -> OrderCommand,
 ) -> Result<Response, ApiError> {
-    let p = p?;
-    staff(&p)?;
     let id = uuid("order id", &id)?;
     command_and_wait(&app, &p, id, cmd(now_ms(), p.actor())).await
 }
 
-pub async fn fulfil(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
+pub async fn fulfil(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     staff_command(app, id, p, |at, by| OrderCommand::Fulfil { at, by }).await
 }
 
-pub async fn refund(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
+pub async fn refund(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     staff_command(app, id, p, |at, by| OrderCommand::RequestRefund { at, by }).await
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{get, path, post};
+    let get_order = route!(
+        app,
+        "GET /v1/orders/{id}",
+        path!("v1" / "orders" / String)
+            .and(end())
+            .and(get())
+            .and(filters::principal(app)),
+        |id, p, a| self::get(a, id, p)
+    );
+    let cancel = route!(
+        app,
+        "POST /v1/orders/{id}/cancel",
+        path!("v1" / "orders" / String / "cancel")
+            .and(end())
+            .and(post())
+            .and(filters::principal(app)),
+        |id, p, a| cancel(a, id, p)
+    );
+    let fulfil = route!(
+        app,
+        "POST /v1/orders/{id}/fulfil",
+        path!("v1" / "orders" / String / "fulfil")
+            .and(end())
+            .and(post())
+            .and(filters::staff(app)),
+        |id, p, a| fulfil(a, id, p)
+    );
+    let refund = route!(
+        app,
+        "POST /v1/orders/{id}/refund",
+        path!("v1" / "orders" / String / "refund")
+            .and(end())
+            .and(post())
+            .and(filters::staff(app)),
+        |id, p, a| refund(a, id, p)
+    );
+    get_order.or(cancel).or(fulfil).or(refund)
 }

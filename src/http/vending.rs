@@ -13,9 +13,11 @@
 //!   once settled, else 202 while the machine dispenses).
 
 use super::error::ApiError;
-use super::extract::{email as parse_email, parse_json, staff, uuid};
+use super::extract::{email as parse_email, uuid};
+use super::filters;
 use super::idempotency::{place_keyed, Keyed};
 use super::machines::{command_view, machine_id, not_found, registered};
+use super::routes::{route, Routes};
 use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
@@ -31,7 +33,7 @@ use warp::reply::Response;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum CommandBody {
+pub enum CommandBody {
     SetPrice {
         slot: u32,
         price_minor: i64,
@@ -48,15 +50,8 @@ enum CommandBody {
 }
 
 /// `POST /v1/machines/{id}/commands`.
-pub async fn issue_command(
-    app: App,
-    id: String,
-    p: Result<Principal, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn issue_command(app: App, id: String, b: CommandBody) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
-    let b: CommandBody = parse_json(&body?)?;
     let command = match b {
         CommandBody::SetPrice { slot, price_minor } => {
             MachineCommand::SetPrice { slot, price_minor }
@@ -86,13 +81,7 @@ pub async fn issue_command(
 }
 
 /// `GET /v1/machines/{id}/commands/{command_id}`.
-pub async fn get_command(
-    app: App,
-    id: String,
-    command: String,
-    p: Result<Principal, ApiError>,
-) -> Result<Response, ApiError> {
-    staff(&p?)?;
+pub async fn get_command(app: App, id: String, command: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let command_id = uuid("command id", &command)?;
     let s = registered(&app, &id).await?;
@@ -119,11 +108,10 @@ fn conflict(code: &'static str, message: String) -> ApiError {
 pub async fn purchase(
     app: App,
     id: String,
-    p: Result<Principal, ApiError>,
+    p: Principal,
     key: Result<String, ApiError>,
-    body: Result<bytes::Bytes, ApiError>,
+    value: Result<serde_json::Value, ApiError>,
 ) -> Result<Response, ApiError> {
-    let p = p?;
     let id = machine_id(&id)?;
     if p == Principal::Anonymous && !app.identity.allow_guest_checkout {
         return Err(ApiError::new(
@@ -132,8 +120,9 @@ pub async fn purchase(
             "sign in to buy (guest checkout is off)",
         ));
     }
+    // The key and the body are judged only now, after the guest check.
     let key = key?;
-    let value: serde_json::Value = parse_json(&body?)?;
+    let value = value?;
     let buyer = match &p {
         Principal::User { id: user, .. } => format!("user:{user}"),
         Principal::Anonymous => "guest".to_owned(),
@@ -206,4 +195,41 @@ pub async fn purchase(
         Ok(OrderCommand::PlaceVending { placement, vending })
     };
     place_keyed(&app, &keyed, prepare).await
+}
+
+/// The operator's command routes and the shopper's purchase.
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{get, path, post};
+    let commands = route!(
+        app,
+        "POST /v1/machines/{id}/commands",
+        path!("v1" / "machines" / String / "commands")
+            .and(end())
+            .and(post())
+            .and(filters::staff(app))
+            .and(filters::body(app)),
+        |id, _p, b, a| issue_command(a, id, b)
+    );
+    let command = route!(
+        app,
+        "GET /v1/machines/{id}/commands/{command_id}",
+        path!("v1" / "machines" / String / "commands" / String)
+            .and(end())
+            .and(get())
+            .and(filters::staff(app)),
+        |id, c, _p, a| get_command(a, id, c)
+    );
+    let purchase = route!(
+        app,
+        "POST /v1/machines/{id}/purchase",
+        path!("v1" / "machines" / String / "purchase")
+            .and(end())
+            .and(post())
+            .and(filters::principal(app))
+            .and(super::extract::idempotency_key())
+            .and(filters::deferred_json(app.config.http.max_body_bytes)),
+        |id, p, k, b, a| purchase(a, id, p, k, b)
+    );
+    commands.or(command).or(purchase)
 }

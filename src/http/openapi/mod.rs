@@ -1,10 +1,14 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the API, generated from code with
 //! `utoipa`.
 //!
-//! - [`schemas`]: `ToSchema` types mirroring every request body and response JSON.
-//! - [`machines`]: the vending machine routes and their schemas.
-//! - [`paths`]: one `#[utoipa::path]` per route (on doc-only functions), with its
-//!   parameters, body, success answers and the 4xx answers of its handler.
+//! - the resources' handlers carry their own `#[utoipa::path]` where converted (e.g.
+//!   [`super::health`]); the error body is [`super::dto::ErrorBody`], the one type
+//!   `ApiError` answers with.
+//! - [`schemas`]: `ToSchema` types mirroring the request bodies and response JSON of
+//!   the handlers that still answer `serde_json::Value`.
+//! - [`machines`], [`cluster`]: the vending machine and cluster routes and their schemas.
+//! - [`paths`]: one `#[utoipa::path]` per remaining route (on doc-only functions), with
+//!   its parameters, body, success answers and the 4xx answers of its handler.
 //! - here: [`ApiDoc`], which gathers them; [`BearerScheme`], the `bearer` (JWT) HTTP
 //!   security scheme; and [`EdgeResponses`], which adds the answers the edge gives on
 //!   every route (429, 503, 504, 413, `X-Request-Id`, `Retry-After`) from one table.
@@ -17,7 +21,9 @@ pub mod machines;
 pub mod paths;
 pub mod schemas;
 
+use super::dto::ErrorBody;
 use super::error::ApiError;
+use super::health::{self, HealthStatus};
 use crate::app::App;
 use std::sync::OnceLock;
 use utoipa::openapi::header::Header;
@@ -41,10 +47,10 @@ use warp::reply::Response;
             `Authorization: Bearer <token>`. Money is in integer minor units."
     ),
     paths(
-        paths::health_live,
-        paths::health_ready,
-        paths::metrics,
-        paths::openapi_json,
+        health::health_live,
+        health::health_ready,
+        health::metrics,
+        health::openapi_json,
         paths::register,
         paths::login,
         paths::refresh,
@@ -85,7 +91,7 @@ use warp::reply::Response;
         cluster::cluster_remove,
         cluster::cluster_fault,
     ),
-    components(schemas(schemas::ErrorBody, schemas::HealthStatus, schemas::EntityKind)),
+    components(schemas(ErrorBody, HealthStatus, schemas::EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
     tags(
         (name = "health", description = "probes, metrics and this document"),

@@ -14,31 +14,6 @@
 use super::schemas::*;
 
 // ---------------------------------------------------------------------------------------
-// Probes and the document
-// ---------------------------------------------------------------------------------------
-
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/health/live", tag = "health",
-    responses((status = 200, description = "alive", body = Health)))]
-pub fn health_live() {}
-
-/// Readiness: recovery has finished and requests can be served.
-#[utoipa::path(get, path = "/health/ready", tag = "health",
-    responses((status = 200, description = "ready", body = Health)))]
-pub fn health_ready() {}
-
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "metrics", body = String,
-        content_type = "text/plain")))]
-pub fn metrics() {}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "health",
-    responses((status = 200, description = "the OpenAPI document", body = Object)))]
-pub fn openapi_json() {}
-
-// ---------------------------------------------------------------------------------------
 // Identity
 // ---------------------------------------------------------------------------------------
 

@@ -11,55 +11,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The pattern of a SKU, as `crate::domain::Sku::parse` accepts it.
-pub const SKU_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+pub use crate::http::dto::SKU_PATTERN;
 
-// ---------------------------------------------------------------------------------------
-// Errors and probes
-// ---------------------------------------------------------------------------------------
-
-/// Every error answer: `{"error":{"code":"...","message":"..."}}`.
-#[derive(Deserialize, ToSchema)]
-#[schema(
-    as = Error,
-    example = json!({"error": {"code": "not_found", "message": "no cart 6d3c..."}})
-)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorDetail {
-    /// A stable snake_case code, e.g. `validation`, `invalid_json`, `unauthorized`,
-    /// `invalid_token`, `token_expired`, `forbidden`, `not_found`, `email_taken`,
-    /// `cart_checked_out`, `idempotency_key_reused`, `idempotency_key_expired`,
-    /// `payload_too_large`, `rate_limited`, `overloaded`, `timeout`.
-    #[schema(pattern = "^[a-z0-9_]+$")]
-    pub code: String,
-    /// A human-readable explanation; not part of the contract.
-    pub message: String,
-    /// With 503 `partition_unavailable` from a listing: the partitions that could not
-    /// answer.
-    #[serde(default)]
-    pub partitions: Option<Vec<u32>>,
-}
-
-/// A probe's answer.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Health {
-    pub status: HealthStatus,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthStatus {
-    Live,
-    Ready,
-}
+pub use crate::http::dto::ErrorBody;
 
 // ---------------------------------------------------------------------------------------
 // Identity
