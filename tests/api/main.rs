@@ -44,3 +44,5 @@ mod payments_cluster;
 // Issue 13: listings are cluster-wide, and the edges reach data only through the router.
 mod layering;
 mod listings;
+// Issue 14: gRPC pays only for authenticated machines.
+mod grpc_hardening;
