@@ -474,13 +474,13 @@ impl Config {
         {
             return bad("shop.currency must be a 3-letter ISO 4217 code such as USD");
         }
-        if self
+        if let Some(e) = self
             .auth
             .jwt_keys
             .iter()
-            .any(|k| k.secret.0.len() < 32 || k.kid.is_empty())
+            .find_map(|k| crate::auth::jwt::check_key(&k.kid, k.secret.0.as_bytes()).err())
         {
-            return bad("auth.jwt_keys: every key needs a kid and a secret of at least 32 bytes");
+            return bad(&format!("auth.jwt_keys: {e}"));
         }
         if self.http.tls.cert_path.is_some() != self.http.tls.key_path.is_some() {
             return bad("http.tls needs both cert_path and key_path");

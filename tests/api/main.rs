@@ -46,3 +46,5 @@ mod layering;
 mod listings;
 // Issue 14: gRPC pays only for authenticated machines.
 mod grpc_hardening;
+// Issue 14: credentials and secrets at rest.
+mod credentials;
