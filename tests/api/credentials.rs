@@ -44,7 +44,12 @@ fn serve_cmd(data_dir: &Path, env: &[(&str, &str)]) -> tokio::process::Command {
     ])
     .arg("--data-dir")
     .arg(data_dir)
-    .current_dir(data_dir.parent().unwrap())
+    .current_dir(
+        data_dir
+            .ancestors()
+            .find(|d| d.is_dir())
+            .expect("an existing ancestor"),
+    )
     .stdin(std::process::Stdio::null())
     .kill_on_drop(true);
     // Hermetic: nothing from the outer environment configures the child.
