@@ -29,9 +29,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The edge's rate limit is for shoppers; registering thousands of machines from one
-# address would only wait on it.
+# The edge's rate limit is for shoppers, and the gRPC per-IP connection cap is for a
+# site's machines: every simulated machine dials from loopback, and registering
+# thousands of machines from one address would only wait on the rate limit.
 EMPORIUM_ADMIN_TOKEN=bench EMPORIUM_LOG__LEVEL=warn EMPORIUM_RATE_LIMIT__ENABLED=false \
+  EMPORIUM_GRPC__MAX_CONNECTIONS_PER_IP=$((machines + 64)) \
   EMPORIUM_VENDING__HEARTBEAT_INTERVAL_S=$(( (heartbeat_ms + 999) / 1000 )) \
   "$bin" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --data-dir "$work/data" \
   >"$work/server.log" 2>&1 &

@@ -166,6 +166,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Box<dyn std::error::Error>
     }
     // An unusable TLS configuration fails the start before anything is announced.
     emporium::http::edge::tls::load(&app.config.http.tls).map_err(|e| format!("http.tls: {e}"))?;
+    emporium::grpc::server::tls_acceptor(&app.config.grpc.tls)?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

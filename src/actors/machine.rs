@@ -7,6 +7,8 @@
 //! - the push: a command issued or re-sent is handed to the machine's live session (if it
 //!   has one on this node) once the event is durable; a push that cannot be made is simply
 //!   retried by the resend timer;
+//! - the revocation: once a secret rotation is durable, the machine's live session on this
+//!   node is ended `UNAUTHENTICATED`;
 //! - indexes: every registered machine, and the machines that must be active after a restart
 //!   (online, or holding units, commands or undelivered outcomes).
 
@@ -26,6 +28,8 @@ use uuid::Uuid;
 pub trait CommandSink: Send + Sync + 'static {
     /// Hands a command to the machine's session; returns whether one took it.
     fn push(&self, machine_id: &str, command_id: Uuid, command: &MachineCommand) -> bool;
+    /// The machine's secret changed: its session (if on this node) must end, refused.
+    fn revoke(&self, machine_id: &str);
 }
 
 /// Timing of the machine timers.
@@ -146,6 +150,10 @@ impl Behavior<Machine> for MachineBehavior {
                     metrics::counter!("emporium_machine_offline_total").increment(1);
                     continue;
                 }
+                MachineEvent::SecretRotated { .. } => {
+                    self.sink.revoke(id);
+                    continue;
+                }
                 _ => continue,
             };
             if let Some(rec) = after.pending.get(command_id) {
@@ -164,6 +172,7 @@ impl CommandSink for NoSessions {
     fn push(&self, _: &str, _: Uuid, _: &MachineCommand) -> bool {
         false
     }
+    fn revoke(&self, _: &str) {}
 }
 
 #[cfg(test)]

@@ -283,6 +283,12 @@ pub struct ClusterSink {
 }
 
 impl CommandSink for ClusterSink {
+    /// This node's session only; a session on another member ends at its next message,
+    /// when the machine answers with the new secret hash (see `grpc::gateway`).
+    fn revoke(&self, machine_id: &str) {
+        self.sessions.revoke(machine_id);
+    }
+
     fn push(&self, machine_id: &str, command_id: Uuid, command: &MachineCommand) -> bool {
         if self.sessions.push(machine_id, command_id, command) {
             return true;

@@ -263,12 +263,24 @@ impl Default for ShopConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcConfig {
     pub addr: String,
-    /// Machine sessions open at once; more get RESOURCE_EXHAUSTED.
+    /// Machine streams open at once, authenticated or still waiting for their Hello; more
+    /// get RESOURCE_EXHAUSTED.
     pub max_sessions: usize,
-    /// How long a new session may take to send its Hello.
+    /// How long a new session may take to send its Hello (and a TLS client its handshake).
     pub hello_timeout_ms: u64,
     /// Largest machine message accepted.
     pub max_message_bytes: usize,
+    /// Streams that have not yet had their Hello verified, node-wide; more get
+    /// RESOURCE_EXHAUSTED before any work is done for them.
+    pub max_pending_hellos: usize,
+    /// Open connections (TCP or TLS) from one IP address; more are closed at accept.
+    pub max_connections_per_ip: usize,
+    /// Open connections in all; more are closed at accept.
+    pub max_connections: usize,
+    /// HTTP/2 streams one connection may have open at once (a machine needs one).
+    pub max_streams_per_connection: u32,
+    /// TLS on the gRPC listener: on when both paths are set (PEM, as `http.tls`).
+    pub tls: TlsConfig,
 }
 
 impl Default for GrpcConfig {
@@ -276,8 +288,13 @@ impl Default for GrpcConfig {
         Self {
             addr: "127.0.0.1:50051".into(),
             max_sessions: 10_000,
-            hello_timeout_ms: 10_000,
+            hello_timeout_ms: 3_000,
             max_message_bytes: 64 * 1024,
+            max_pending_hellos: 256,
+            max_connections_per_ip: 64,
+            max_connections: 12_000,
+            max_streams_per_connection: 4,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -460,6 +477,17 @@ impl Config {
         {
             return bad("vending intervals and grpc.max_sessions must be positive");
         }
+        if self.grpc.max_pending_hellos == 0
+            || self.grpc.max_connections_per_ip == 0
+            || self.grpc.max_connections == 0
+            || self.grpc.max_streams_per_connection == 0
+            || self.grpc.hello_timeout_ms == 0
+        {
+            return bad("grpc limits and grpc.hello_timeout_ms must be positive");
+        }
+        if self.grpc.tls.cert_path.is_some() != self.grpc.tls.key_path.is_some() {
+            return bad("grpc.tls needs both cert_path and key_path (or neither)");
+        }
         if self.store.snapshot_every == 0 {
             return bad("store.snapshot_every must be at least 1");
         }
@@ -468,13 +496,13 @@ impl Config {
         {
             return bad("shop.currency must be a 3-letter ISO 4217 code such as USD");
         }
-        if self
+        if let Some(e) = self
             .auth
             .jwt_keys
             .iter()
-            .any(|k| k.secret.0.len() < 32 || k.kid.is_empty())
+            .find_map(|k| crate::auth::jwt::check_key(&k.kid, k.secret.0.as_bytes()).err())
         {
-            return bad("auth.jwt_keys: every key needs a kid and a secret of at least 32 bytes");
+            return bad(&format!("auth.jwt_keys: {e}"));
         }
         if self.http.tls.cert_path.is_some() != self.http.tls.key_path.is_some() {
             return bad("http.tls needs both cert_path and key_path");

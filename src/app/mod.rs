@@ -9,6 +9,7 @@ pub mod cluster_local;
 pub mod config;
 pub mod demo;
 pub mod root;
+pub mod secrets;
 
 use crate::actors::catalog::Catalog;
 use crate::actors::entity::EntityConfig;
@@ -43,6 +44,13 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("actor system: {0}")]
     Spawn(String),
+    #[error("secret file: {0}")]
+    SecretFile(#[from] secrets::SecretFileError),
+    #[error("{path}: {error}")]
+    Key {
+        path: std::path::PathBuf,
+        error: crate::auth::jwt::KeyError,
+    },
 }
 
 /// Everything the edge needs. Cheap to clone: one shared [`AppParts`] behind an `Arc`
@@ -80,7 +88,7 @@ pub struct AppParts {
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let dir = config.store.data_dir.clone();
-        std::fs::create_dir_all(&dir)?;
+        secrets::create_data_dir(&dir)?;
         let metrics = crate::telemetry::metrics();
         let store = Store::open(
             &dir,
@@ -338,13 +346,13 @@ fn rebuild_catalog(store: &Store, catalog: &Catalog) {
 }
 
 /// The operator token: config or env, else `<data-dir>/admin.token`, created (0600) if
-/// missing.
-fn resolve_admin_token(config: &Config, dir: &Path) -> Result<String, std::io::Error> {
+/// missing; an existing file open to group or others is refused.
+fn resolve_admin_token(config: &Config, dir: &Path) -> Result<String, StartError> {
     if !config.auth.admin_token.0.is_empty() {
         return Ok(config.auth.admin_token.0.clone());
     }
     let path = dir.join("admin.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
+    if let Some(t) = secrets::read_secret_file(&path)? {
         let t = t.trim().to_owned();
         if !t.is_empty() {
             tracing::info!(path = %path.display(), "operator token read from file");
@@ -362,29 +370,38 @@ fn resolve_admin_token(config: &Config, dir: &Path) -> Result<String, std::io::E
     Ok(token)
 }
 
-/// The JWT key set: from config, else `<data-dir>/jwt.key` (`kid secret` per line),
-/// created (0600) with one random key on first start.
+/// The JWT key set: from config (or env), else `<data-dir>/jwt.key` (`kid secret-hex` per
+/// line), created (0600) with one random key on first start. The file is refused when
+/// group or others may read it, a line is not `kid hex`, or a key is under 32 bytes.
 async fn build_identity(
     config: &Config,
     dir: &Path,
     bootstrap: &str,
-) -> Result<crate::auth::Identity, std::io::Error> {
+) -> Result<crate::auth::Identity, StartError> {
     let mut keys: Vec<(String, Vec<u8>)> = config
         .auth
         .jwt_keys
         .iter()
         .map(|k| (k.kid.clone(), k.secret.0.as_bytes().to_vec()))
         .collect();
+    let mut source = std::path::PathBuf::from("auth.jwt_keys");
     if keys.is_empty() {
         let path = dir.join("jwt.key");
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(text) = secrets::read_secret_file(&path)? {
             keys = text
                 .lines()
-                .filter_map(|l| l.split_once(' '))
-                .filter_map(|(kid, secret)| {
-                    Some((kid.to_owned(), hex::decode(secret.trim()).ok()?))
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let (kid, secret) = l.trim().split_once(' ').ok_or(())?;
+                    Ok((kid.to_owned(), hex::decode(secret.trim()).map_err(|_| ())?))
                 })
-                .collect();
+                .collect::<Result<_, ()>>()
+                .map_err(|()| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: every line must be `kid secret-hex`", path.display()),
+                    )
+                })?;
         }
         if keys.is_empty() {
             use rand::RngCore;
@@ -395,7 +412,13 @@ async fn build_identity(
             tracing::info!(path = %path.display(), %kid, "generated a JWT signing key");
             keys = vec![(kid, secret.to_vec())];
         }
+        source = path;
     }
+    let key_set = crate::auth::jwt::KeySet::try_new(&keys, config.auth.access_token_ttl_s)
+        .map_err(|error| StartError::Key {
+            path: source,
+            error,
+        })?;
     let dummy = {
         use rand::RngCore;
         let mut b = [0u8; 16];
@@ -405,7 +428,7 @@ async fn build_identity(
             .map_err(std::io::Error::other)?
     };
     Ok(crate::auth::Identity::new(
-        crate::auth::jwt::KeySet::new(&keys, config.auth.access_token_ttl_s),
+        key_set,
         bootstrap.to_owned(),
         dummy,
         config.auth.refresh_token_ttl_s,
@@ -413,18 +436,7 @@ async fn build_identity(
     ))
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()
-}
+use secrets::write_private;
 
 #[cfg(test)]
 mod tests;

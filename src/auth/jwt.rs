@@ -1,7 +1,8 @@
 //! Access tokens: HS256 JWTs carrying `sub`, `roles`, `exp`, `iat`, `jti`, with the
 //! signing key's `kid` in the header. The key set holds every key that may verify; the
 //! first one signs. Rotation: put the new key first, keep the old one until the last
-//! token it signed has expired.
+//! token it signed has expired. Every key, from whatever source (config, environment or
+//! `jwt.key`), is at least [`MIN_KEY_BYTES`] long.
 
 use super::AuthError;
 use crate::domain::user::Role;
@@ -19,6 +20,34 @@ pub struct Claims {
     pub exp: u64,
     pub iat: u64,
     pub jti: String,
+}
+
+/// The shortest HS256 key accepted: 32 bytes, the size of the SHA-256 output.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Why a signing key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("no signing key")]
+    Empty,
+    #[error("a signing key has an empty kid")]
+    NoKid,
+    #[error("signing key {kid:?} is {len} bytes; keys must be at least {MIN_KEY_BYTES} bytes")]
+    TooShort { kid: String, len: usize },
+}
+
+/// Checks one `(kid, secret)`.
+pub fn check_key(kid: &str, secret: &[u8]) -> Result<(), KeyError> {
+    if kid.is_empty() {
+        return Err(KeyError::NoKid);
+    }
+    if secret.len() < MIN_KEY_BYTES {
+        return Err(KeyError::TooShort {
+            kid: kid.to_owned(),
+            len: secret.len(),
+        });
+    }
+    Ok(())
 }
 
 struct Key {
@@ -46,6 +75,17 @@ impl KeySet {
             })
             .collect();
         Self { keys, ttl_s }
+    }
+
+    /// Like [`KeySet::new`], but refuses an empty set, an empty kid or a short key.
+    pub fn try_new(keys: &[(String, Vec<u8>)], ttl_s: u64) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        for (kid, secret) in keys {
+            check_key(kid, secret)?;
+        }
+        Ok(Self::new(keys, ttl_s))
     }
 
     pub fn ttl_s(&self) -> u64 {
@@ -144,6 +184,24 @@ mod tests {
         // Expired.
         let old = ks.issue(user, &BTreeSet::new(), now() - 120);
         assert_eq!(ks.verify(&old), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn keys_shorter_than_32_bytes_are_refused() {
+        let ok = b"0123456789abcdef0123456789abcdef".to_vec();
+        assert!(KeySet::try_new(&[("k".into(), ok.clone())], 60).is_ok());
+        assert_eq!(
+            KeySet::try_new(&[("k".into(), ok[..31].to_vec())], 60).err(),
+            Some(KeyError::TooShort {
+                kid: "k".into(),
+                len: 31
+            })
+        );
+        assert_eq!(
+            KeySet::try_new(&[("".into(), ok)], 60).err(),
+            Some(KeyError::NoKid)
+        );
+        assert_eq!(KeySet::try_new(&[], 60).err(), Some(KeyError::Empty));
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Identity {
 }
 
 /// Compares digests so neither length nor content leaks through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::Digest;
     let (x, y) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
     x.iter()

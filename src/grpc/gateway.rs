@@ -1,8 +1,16 @@
 //! `MachineGateway.Session`: one bidirectional stream per connected machine.
 //!
+//! 0. Before anything is read, the stream takes a slot counted against `grpc.max_sessions`
+//!    (authenticated or not) and a slot among `grpc.max_pending_hellos`; without either it
+//!    ends `RESOURCE_EXHAUSTED`. The pending slot is held until the Hello is verified.
 //! 1. The first message must be `Hello` (seq 0) naming a registered machine and its secret,
-//!    within `grpc.hello_timeout_ms`; otherwise the call ends `UNAUTHENTICATED`. The secret
-//!    is compared, in constant time, as its SHA-256 with the hash stored at registration.
+//!    within `grpc.hello_timeout_ms`; otherwise the call ends `UNAUTHENTICATED`. The id must
+//!    be well formed and have a journal (a read on its owner that activates nothing), so an
+//!    unknown id never starts an actor; only then is the registered machine's state read and
+//!    the secret compared, in constant time, as its SHA-256 with the hash stored at
+//!    registration or rotation. A wrong secret for a registered id can thus activate that
+//!    machine's actor, which exists anyway for a fleet the operator registered, and at most
+//!    `grpc.max_pending_hellos` such reads run at once.
 //! 2. The machine actor records the connection, and the server answers `Welcome` with the
 //!    seq it holds durably. The session is registered (replacing an older one, which ends
 //!    `ABORTED`), and every command still waiting for the machine is sent again.
@@ -10,17 +18,23 @@
 //!    only after its events are fsync'd, and only then is `Ack{up_to_seq}` sent, so an ack
 //!    is never ahead of the disk. Duplicates (seq at or below the acked seq) are acked again
 //!    without effect.
-//! 4. Silence past three heartbeat intervals ends the stream `UNAVAILABLE`; the actor marks
+//! 4. Rotating the machine's secret ends its session `UNAUTHENTICATED`: the machine actor
+//!    revokes the session of this node once the rotation is durable; and any session whose
+//!    machine answers with a secret hash other than the one it authenticated with ends the
+//!    same way, unacked (the backstop for a session on another node than the machine).
+//! 5. Silence past three heartbeat intervals ends the stream `UNAVAILABLE`; the actor marks
 //!    the machine offline on its own timer.
 //!
-//! Everything is bounded: the outbound queue per session, the sessions per node, the size
-//! of a message, and every call to an actor has the router's deadline.
+//! Everything is bounded: the outbound queue per session, the streams and pending Hellos
+//! per node, the size of a message, and every call to an actor has the router's deadline.
 
 use super::convert::machine_input;
+use super::limits::StreamLimits;
 use super::pb::{self, machine_message::Body, server_message, MachineMessage, ServerMessage};
 use super::sessions::{Outbound, Sessions};
 use crate::clock::now_ms;
-use crate::domain::machine::{Machine, MachineInput};
+use crate::domain::machine::{Machine, MachineInput, MachineState};
+use crate::domain::EntityKind;
 use crate::router::{RouteError, Router};
 use futures::Stream;
 use std::pin::Pin;
@@ -37,13 +51,17 @@ const OUTBOUND_QUEUE: usize = 256;
 pub struct GatewayConfig {
     pub hello_timeout: Duration,
     pub heartbeat_interval_s: u32,
+    /// Streams open at once, authenticated or not.
     pub max_sessions: usize,
+    /// Streams whose Hello is not yet verified.
+    pub max_pending_hellos: usize,
 }
 
 /// The `MachineGateway` service.
 pub struct Gateway {
     router: Router,
     sessions: Arc<Sessions>,
+    limits: Arc<StreamLimits>,
     config: GatewayConfig,
 }
 
@@ -52,6 +70,7 @@ impl Gateway {
         Self {
             router,
             sessions,
+            limits: StreamLimits::new(config.max_sessions, config.max_pending_hellos),
             config,
         }
     }
@@ -90,6 +109,16 @@ fn unauthenticated() -> Status {
     Status::unauthenticated("unknown machine or wrong secret")
 }
 
+/// The status a session ends with once its machine's secret has changed.
+pub fn secret_rotated() -> Status {
+    Status::unauthenticated("the machine's secret was rotated; reconnect with the new one")
+}
+
+/// The stored secret hash, if the machine is registered.
+fn stored_hash(state: &MachineState) -> Option<&str> {
+    state.registration.as_ref().map(|r| r.secret_hash.as_str())
+}
+
 type SessionStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -100,6 +129,8 @@ impl pb::machine_gateway_server::MachineGateway for Gateway {
         &self,
         request: Request<Streaming<MachineMessage>>,
     ) -> Result<Response<SessionStream>, Status> {
+        let stream_slot = self.limits.try_open()?;
+        let pending = self.limits.try_pending()?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.config.hello_timeout, inbound.message())
             .await
@@ -118,27 +149,31 @@ impl pb::machine_gateway_server::MachineGateway for Gateway {
             metrics::counter!("emporium_grpc_auth_failures_total").increment(1);
             return Err(unauthenticated());
         }
+        // An id with no journal is not a machine: refused without activating an actor.
+        let exists = self
+            .router
+            .entity_exists(EntityKind::Machine, &id)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot verify the machine now: {e}")))?;
+        if !exists {
+            metrics::counter!("emporium_grpc_auth_failures_total").increment(1);
+            tracing::warn!(machine = %id, "machine authentication failed: unknown machine");
+            return Err(unauthenticated());
+        }
         let state = self
             .router
             .get::<Machine>(&id)
             .await
             .map_err(route_status)?;
-        let known = state.registration.as_ref().is_some_and(|r| {
-            constant_time_eq(
-                r.secret_hash.as_bytes(),
-                secret_hash(&hello.secret).as_bytes(),
-            )
-        });
+        let presented = secret_hash(&hello.secret);
+        let known = stored_hash(&state)
+            .is_some_and(|h| constant_time_eq(h.as_bytes(), presented.as_bytes()));
         if !known {
             metrics::counter!("emporium_grpc_auth_failures_total").increment(1);
             tracing::warn!(machine = %id, "machine authentication failed");
             return Err(unauthenticated());
         }
-        if self.sessions.len() >= self.config.max_sessions {
-            return Err(Status::resource_exhausted(
-                "too many machine sessions on this node",
-            ));
-        }
+        drop(pending);
         let applied = self
             .router
             .command::<Machine>(&id, MachineInput::Connected { at: now_ms() })
@@ -170,6 +205,8 @@ impl pb::machine_gateway_server::MachineGateway for Gateway {
             sessions: self.sessions.clone(),
             tx,
             idle_limit: Duration::from_secs(u64::from(self.config.heartbeat_interval_s) * 3),
+            secret_hash: presented,
+            _slot: stream_slot,
         };
         tokio::spawn(run.run(inbound, opened.stop));
         let out =
@@ -186,6 +223,10 @@ struct SessionRun {
     sessions: Arc<Sessions>,
     tx: Outbound,
     idle_limit: Duration,
+    /// The hash this session authenticated with; a machine that answers with another one
+    /// had its secret rotated.
+    secret_hash: String,
+    _slot: super::limits::StreamGuard,
 }
 
 impl SessionRun {
@@ -236,6 +277,10 @@ impl SessionRun {
             .command::<Machine>(&self.id, input)
             .await
             .map_err(route_status)?;
+        if stored_hash(&applied.state) != Some(self.secret_hash.as_str()) {
+            tracing::warn!(machine = %self.id, session = self.session, "secret rotated: ending the session unacked");
+            return Err(secret_rotated());
+        }
         metrics::counter!("emporium_grpc_messages_total").increment(1);
         let ack = ServerMessage {
             body: Some(server_message::Body::Ack(pb::Ack {

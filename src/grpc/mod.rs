@@ -14,10 +14,14 @@
 //! - [`gateway`]: the `MachineGateway.Session` handler (Hello, Welcome, durable acks).
 //! - [`sessions`]: the live sessions of this node; where machine commands are pushed.
 //! - [`convert`]: wire messages to and from the machine aggregate's inputs and commands.
+//! - [`limits`]: connections per IP and in all, streams and pending `Hello`s per node.
+//! - [`incoming`]: the accept loop (caps, optional TLS, the first-byte deadline).
 //! - [`server`]: the listener (`--grpc-addr` / `grpc.addr`) serving all of the above.
 
 pub mod convert;
 pub mod gateway;
+pub mod incoming;
+pub mod limits;
 pub mod server;
 pub mod sessions;
 

@@ -4,7 +4,8 @@
 //! told to stop, and closes its stream with `ABORTED`. The registry is also the machine
 //! actors' [`CommandSink`]: a command is pushed into the session's bounded outbound queue
 //! without waiting; when the queue is full or there is no session, the command stays
-//! pending and the actor's resend timer tries again.
+//! pending and the actor's resend timer tries again. When the machine's secret is rotated,
+//! the actor [revokes](CommandSink::revoke) its session, which ends `UNAUTHENTICATED`.
 
 use super::convert::command_message;
 use super::pb::ServerMessage;
@@ -114,6 +115,20 @@ impl CommandSink for Sessions {
         }
         sent
     }
+
+    fn revoke(&self, machine_id: &str) {
+        let Some(e) = self.inner.lock().remove(machine_id) else {
+            return;
+        };
+        tracing::info!(
+            machine = machine_id,
+            session = e.session,
+            "secret rotated: ending the session"
+        );
+        metrics::counter!("emporium_grpc_sessions_revoked_total").increment(1);
+        let _ = e.stop.send(super::gateway::secret_rotated());
+        metrics::gauge!("emporium_grpc_sessions").set(self.len() as f64);
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +154,19 @@ mod tests {
         s.close("vm", second.session);
         assert!(s.is_empty());
         assert!(!s.push("vm", Uuid::nil(), &MachineCommand::RequestAudit));
+    }
+
+    #[tokio::test]
+    async fn revoking_ends_the_session_unauthenticated_and_stops_pushes() {
+        let s = Sessions::default();
+        let (tx, _rx) = mpsc::channel(4);
+        let open = s.open("vm", tx);
+        s.revoke("vm");
+        let status = open.stop.await.expect("the session is told to stop");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(s.is_empty());
+        assert!(!s.push("vm", Uuid::nil(), &MachineCommand::RequestAudit));
+        s.revoke("vm"); // no session: nothing to do
     }
 
     #[tokio::test]

@@ -175,7 +175,7 @@ pub async fn refresh_tokens(app: App, b: RefreshBody) -> Result<Response, ApiErr
         .iter()
         .any(|e| matches!(e, SessionEvent::Revoked { reuse: true, .. }))
     {
-        tracing::warn!(%family, "refresh token reused; the family is revoked");
+        tracing::warn!("refresh token reused; the family is revoked");
         metrics::counter!("emporium_refresh_token_reuse_total").increment(1);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -190,17 +190,19 @@ pub async fn refresh_tokens(app: App, b: RefreshBody) -> Result<Response, ApiErr
 }
 
 pub async fn logout(app: App, b: RefreshBody) -> Result<Response, ApiError> {
-    let family = refresh::parse(&b.refresh_token)
-        .ok_or_else(invalid_token)?
-        .family;
-    app.router
-        .command::<Session>(
-            &family.to_string(),
-            SessionCommand::Revoke {
+    let presented = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
+    let family = presented.family.to_string();
+    let state = app.router.get::<Session>(&family).await?;
+    match refresh::logout_check(&state, &presented) {
+        refresh::Logout::Refuse => return Err(invalid_token()),
+        refresh::Logout::AlreadyRevoked => {}
+        refresh::Logout::Revoke => {
+            let revoke = SessionCommand::Revoke {
                 reason: "logout".into(),
-            },
-        )
-        .await?;
+            };
+            app.router.command::<Session>(&family, revoke).await?;
+        }
+    }
     let mut r = Response::new(Vec::new().into());
     *r.status_mut() = StatusCode::NO_CONTENT;
     Ok(r)

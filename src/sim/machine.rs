@@ -25,6 +25,8 @@ pub struct Behaviour {
     pub flaky_mean_s: Option<f64>,
     /// Overrides the Welcome's heartbeat interval.
     pub heartbeat: Option<Duration>,
+    /// TLS to the gateway (`--tls-ca`); `None` dials clear text.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 /// A slot as the machine knows it.
@@ -222,6 +224,13 @@ impl SimMachine {
                 .http2_keep_alive_interval(Duration::from_secs(20))
                 .keep_alive_timeout(Duration::from_secs(10)),
             Err(_) => return End::Unauthenticated,
+        };
+        let endpoint = match &b.tls {
+            None => endpoint,
+            Some(tls) => match endpoint.tls_config(tls.clone()) {
+                Ok(e) => e,
+                Err(_) => return End::Retry(Some("tls_config".into())),
+            },
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,

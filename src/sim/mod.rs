@@ -21,9 +21,13 @@ use std::time::{Duration, Instant};
 /// `emporium vm-sim` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
-    /// The gRPC gateway, e.g. http://127.0.0.1:50051.
+    /// The gRPC gateway, e.g. http://127.0.0.1:50051 (or https://host:port with --tls-ca).
     #[arg(long)]
     pub gateway: String,
+    /// PEM certificate(s) of the CA that signed a TLS gateway's certificate; the gateway
+    /// URL must then be https://, and its host is the name the certificate must carry.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// How many machines to simulate.
     #[arg(long, default_value_t = 1)]
     pub machines: usize,
@@ -237,11 +241,36 @@ async fn machines(args: &SimArgs) -> Result<Vec<(String, String)>, SimError> {
         .collect()
 }
 
+/// The client TLS settings for `--tls-ca`: an https gateway needs the CA, and the CA only
+/// makes sense with an https gateway.
+fn tls_config(args: &SimArgs) -> Result<Option<tonic::transport::ClientTlsConfig>, SimError> {
+    let https = args.gateway.starts_with("https://");
+    let Some(path) = &args.tls_ca else {
+        return if https {
+            Err(SimError::Args(
+                "an https:// gateway needs --tls-ca FILE".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    if !https {
+        return Err(SimError::Args("--tls-ca needs an https:// gateway".into()));
+    }
+    let pem = std::fs::read(path)
+        .map_err(|e| SimError::Args(format!("--tls-ca {}: {e}", path.display())))?;
+    Ok(Some(
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+    ))
+}
+
 /// Runs the simulation until `--duration` passes or Ctrl-C.
 pub async fn run(args: SimArgs) -> Result<Summary, SimError> {
     if !(0.0..=1.0).contains(&args.fail_rate) {
         return Err(SimError::Args("--fail-rate must be between 0 and 1".into()));
     }
+    let tls = tls_config(&args)?;
     let list = machines(&args).await?;
     let stats = Arc::new(Stats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -251,6 +280,7 @@ pub async fn run(args: SimArgs) -> Result<Summary, SimError> {
         fail_rate: args.fail_rate,
         flaky_mean_s: args.flaky.then_some(args.flaky_mean_s.max(0.1)),
         heartbeat: args.heartbeat_ms.map(Duration::from_millis),
+        tls,
     };
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

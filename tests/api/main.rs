@@ -50,3 +50,7 @@ mod hostile;
 mod proxies;
 // Issue 14: the fuzzers' HTTP corpus, replayed against the real binary.
 mod fuzz_corpus;
+// Issue 14: gRPC pays only for authenticated machines.
+mod grpc_hardening;
+// Issue 14: credentials and secrets at rest.
+mod credentials;
