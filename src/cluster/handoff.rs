@@ -95,11 +95,13 @@ impl Cluster {
         while gate.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let frozen_at = Instant::now();
         let parts = self.partitions_len();
         if let Some(local) = self.inner.local.get() {
             let owned = Arc::new(move |k: EntityKind, id: &str| partition_of(k, id, parts) == p);
             local.drain(owned).await;
         }
+        let drained_at = Instant::now();
         let journal = self.inner.store.journal().clone();
         let total = match journal.partition(p).len() {
             Ok(n) => n,
@@ -153,6 +155,7 @@ impl Cluster {
             }
             seq += 1;
         }
+        let streamed_at = Instant::now();
         // Name the new owner. Retried until committed, or until a newer map cancels it.
         loop {
             if !self.still_moving(p, &to) {
@@ -179,6 +182,7 @@ impl Cluster {
         let moved = self
             .map()
             .is_some_and(|m| m.owners[p as usize] == to && !m.moving.contains_key(&p));
+        let committed_at = Instant::now();
         if moved {
             // Ours is now a stale copy: drop it.
             if let Err(e) = journal.partition(p).drop().await {
@@ -187,7 +191,20 @@ impl Cluster {
             let secs = started.elapsed().as_secs_f64();
             metrics::histogram!("emporium_cluster_handoff_seconds").record(secs);
             metrics::counter!("emporium_cluster_handoff_records_total").increment(total as u64);
-            tracing::info!(partition = p, to = %to, records = total, ms = started.elapsed().as_millis() as u64, "partition handed off");
+            let ms = |a: Instant, b: Instant| b.duration_since(a).as_millis() as u64;
+            let now = Instant::now();
+            tracing::info!(
+                partition = p,
+                to = %to,
+                records = total,
+                ms = ms(started, now),
+                freeze_ms = ms(started, frozen_at),
+                drain_ms = ms(frozen_at, drained_at),
+                stream_ms = ms(drained_at, streamed_at),
+                epoch_ms = ms(streamed_at, committed_at),
+                drop_ms = ms(committed_at, now),
+                "partition handed off"
+            );
         }
         self.end_handoff(p);
     }
