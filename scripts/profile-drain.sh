@@ -64,6 +64,7 @@ print(f'{len(ms)} partitions; per-partition ms median {ms[len(ms)//2]}, max {ms[
 for ph in ('freeze_ms','drain_ms','stream_ms','epoch_ms','drop_ms'):
     v=sorted(int(r.get(ph,0)) for r in rows)
     print(f'  {ph}: median {v[len(v)//2]}, max {v[-1]}, sum {sum(v)}')"
+set +o pipefail  # `head` closes the pipes below early
 for n in d2 d1; do
   echo "== $n (sender d2, receiver d1): perf report --no-children --sort symbol"
   perf report -i "$WORK/$n.perf" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^# Event count'
