@@ -10,14 +10,24 @@
 //! 4. proposes the epoch that names the new owner, and drops its own copy
 //!    ([`crate::store::Partition::drop`]) once that epoch is committed.
 //!
+//! `handoff_concurrency` bounds the partitions in step 3 (streaming). A partition whose
+//! data is stored on its new owner waits for its epoch in the *ready* set and frees its
+//! slot, so the next partition streams while epochs are proposed. One proposal completes
+//! every ready partition (`ClusterMap::complete` of all of them): a handoff that finds
+//! its partition already completed by another's proposal goes straight to its drop.
+//! Each chunk is encoded once; a retry resends the same bytes (ingest is idempotent:
+//! the same keys with the same values).
+//!
 //! Nobody serves the partition from step 1 until the new epoch: requests are held and
 //! retried by the router, then answered 503 with `Retry-After`. Activation stays lazy
 //! on the new owner; only unsettled orders and live machines are resumed.
 
+use super::map::{ClusterMap, Refusal};
 use super::node::Cluster;
 use super::partition_of;
-use super::wire::{HandoffChunk, Request, Response};
+use super::wire::{self, HandoffChunk, Request, Response};
 use crate::domain::EntityKind;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +37,11 @@ use std::time::{Duration, Instant};
 pub struct Progress {
     pub partition: u32,
     pub to: String,
+    /// Records sent so far (the total once the last chunk is stored).
     pub records: usize,
     pub sent: usize,
+    /// True while its chunks are being sent; false while it waits for its epoch.
+    pub streaming: bool,
     #[serde(skip)]
     pub started: Option<Instant>,
     pub elapsed_ms: u64,
@@ -39,7 +52,11 @@ impl Cluster {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            // A handoff that stops streaming wakes the loop, so its slot is reused at once.
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.inner.handoff_wake.notified() => {}
+            }
             let Some(map) = self.map() else { continue };
             let me = self.name().to_owned();
             for (p, to) in &map.moving {
@@ -50,7 +67,9 @@ impl Cluster {
                 if running.contains_key(p) {
                     continue;
                 }
-                if running.len() >= self.config().handoff_concurrency {
+                if running.values().filter(|r| r.streaming).count()
+                    >= self.config().handoff_concurrency
+                {
                     break;
                 }
                 running.insert(
@@ -60,6 +79,7 @@ impl Cluster {
                         to: to.clone(),
                         records: 0,
                         sent: 0,
+                        streaming: true,
                         started: Some(Instant::now()),
                         elapsed_ms: 0,
                     },
@@ -95,23 +115,16 @@ impl Cluster {
         while gate.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let frozen_at = Instant::now();
         let parts = self.partitions_len();
         if let Some(local) = self.inner.local.get() {
             let owned = Arc::new(move |k: EntityKind, id: &str| partition_of(k, id, parts) == p);
             local.drain(owned).await;
         }
+        let drained_at = Instant::now();
         let journal = self.inner.store.journal().clone();
-        let total = match journal.partition(p).len() {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(partition = p, error = %e, "reading the partition failed; retrying later");
-                self.end_handoff(p);
-                return;
-            }
-        };
-        if let Some(pr) = self.inner.handoffs.lock().get_mut(&p) {
-            pr.records = total;
-        }
+        // Counted while streaming: no separate scan of the range.
+        let mut total = 0usize;
         let epoch = self.epoch();
         let max_bytes = self.config().handoff_chunk_bytes;
         let timeout = Duration::from_millis(self.config().call_timeout_ms);
@@ -132,14 +145,16 @@ impl Cluster {
                 break;
             }
             let n = records.len();
+            total += n;
             let last = records.last().map(|(k, _)| k.clone());
-            let req = HandoffChunk {
+            // Encoded once; every attempt sends these bytes.
+            let frame = wire::encode(Request::Handoff(HandoffChunk {
                 partition: p,
                 epoch,
                 seq,
                 records,
-            };
-            if !self.send_chunk(&to, req, timeout).await {
+            }));
+            if !self.send_chunk(&to, p, frame, timeout).await {
                 tracing::warn!(partition = p, "handoff cancelled by a newer map");
                 self.end_handoff(p);
                 return;
@@ -153,23 +168,23 @@ impl Cluster {
             }
             seq += 1;
         }
-        // Name the new owner. Retried until committed, or until a newer map cancels it.
+        let streamed_at = Instant::now();
+        // Stored on the new owner: wait for the epoch in the ready set, and free the slot.
+        self.inner.handoff_ready.lock().insert(p, to.clone());
+        if let Some(pr) = self.inner.handoffs.lock().get_mut(&p) {
+            pr.records = total;
+            pr.streaming = false;
+        }
+        self.inner.handoff_wake.notify_one();
+        // Name the new owner, with every other ready partition. Retried until committed,
+        // or until a newer map cancels it, or another ready handoff's epoch completed it.
         loop {
             if !self.still_moving(p, &to) {
                 break;
             }
-            let target = to.clone();
-            match self
-                .propose(|m| {
-                    if m.moving.get(&p) == Some(&target) {
-                        m.complete(&[p])
-                    } else {
-                        Err(super::map::Refusal::Invalid("no longer moving".into()))
-                    }
-                })
-                .await
-            {
+            match self.propose(|m| self.complete_ready(m, p)).await {
                 Ok(_) => break,
+                Err(_) if !self.still_moving(p, &to) => break,
                 Err(e) => {
                     tracing::debug!(partition = p, error = %e, "completing the handoff; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -179,6 +194,7 @@ impl Cluster {
         let moved = self
             .map()
             .is_some_and(|m| m.owners[p as usize] == to && !m.moving.contains_key(&p));
+        let committed_at = Instant::now();
         if moved {
             // Ours is now a stale copy: drop it.
             if let Err(e) = journal.partition(p).drop().await {
@@ -187,38 +203,69 @@ impl Cluster {
             let secs = started.elapsed().as_secs_f64();
             metrics::histogram!("emporium_cluster_handoff_seconds").record(secs);
             metrics::counter!("emporium_cluster_handoff_records_total").increment(total as u64);
-            tracing::info!(partition = p, to = %to, records = total, ms = started.elapsed().as_millis() as u64, "partition handed off");
+            let ms = |a: Instant, b: Instant| b.duration_since(a).as_millis() as u64;
+            let now = Instant::now();
+            tracing::info!(
+                partition = p,
+                to = %to,
+                records = total,
+                ms = ms(started, now),
+                freeze_ms = ms(started, frozen_at),
+                drain_ms = ms(frozen_at, drained_at),
+                stream_ms = ms(drained_at, streamed_at),
+                epoch_ms = ms(streamed_at, committed_at),
+                drop_ms = ms(committed_at, now),
+                "partition handed off"
+            );
         }
         self.end_handoff(p);
     }
 
+    /// The change that completes every ready partition still moving to the same node as
+    /// it was streamed to, `p` among them.
+    fn complete_ready(&self, m: &ClusterMap, p: u32) -> Result<ClusterMap, Refusal> {
+        let parts = ready_parts(m, &self.inner.handoff_ready.lock());
+        if !parts.contains(&p) {
+            return Err(Refusal::Invalid(format!(
+                "partition {p} is no longer moving"
+            )));
+        }
+        if parts.len() > 1 {
+            tracing::debug!(partitions = ?parts, "one epoch completes several handoffs");
+        }
+        m.complete(&parts)
+    }
+
     fn end_handoff(&self, p: u32) {
+        self.inner.handoff_ready.lock().remove(&p);
         self.inner.gates[p as usize]
             .frozen
             .store(false, Ordering::Release);
         self.inner.handoffs.lock().remove(&p);
+        self.inner.handoff_wake.notify_one();
     }
 
     pub(super) fn partitions_len(&self) -> u32 {
         self.map().map(|m| m.partitions()).unwrap_or(1)
     }
 
-    /// Sends one chunk until the new owner stores it; false if a newer map cancelled the
-    /// handoff meanwhile.
-    async fn send_chunk(&self, to: &str, chunk: HandoffChunk, timeout: Duration) -> bool {
+    /// Sends one encoded chunk until the new owner stores it (the same bytes on every
+    /// attempt); false if a newer map cancelled the handoff meanwhile.
+    async fn send_chunk(
+        &self,
+        to: &str,
+        partition: u32,
+        frame: Vec<u8>,
+        timeout: Duration,
+    ) -> bool {
         loop {
-            if !self.still_moving(chunk.partition, to) {
+            if !self.still_moving(partition, to) {
                 return false;
             }
-            let req = Request::Handoff(chunk.clone());
-            match self.call(to, req, timeout).await {
+            match self.call_encoded(to, frame.clone(), timeout).await {
                 Ok(Response::HandoffStored(Ok(()))) => return true,
                 other => {
-                    tracing::debug!(
-                        partition = chunk.partition,
-                        ?other,
-                        "handoff chunk not stored; retrying"
-                    );
+                    tracing::debug!(partition, ?other, "handoff chunk not stored; retrying");
                     if let Some(m) = self.map() {
                         let _ = self
                             .call(
@@ -269,3 +316,17 @@ impl Cluster {
             .collect()
     }
 }
+
+/// The ready partitions (streamed, waiting for their epoch) that `m` still moves to the
+/// node they were streamed to: the ones one epoch may complete.
+pub(super) fn ready_parts(m: &ClusterMap, ready: &BTreeMap<u32, String>) -> Vec<u32> {
+    ready
+        .iter()
+        .filter(|(p, to)| m.moving.get(p) == Some(to))
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "handoff_tests.rs"]
+mod tests;

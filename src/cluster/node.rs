@@ -166,6 +166,9 @@ pub(super) struct Inner {
     pub local: OnceLock<Arc<dyn Local>>,
     pub server: OnceLock<ractor::ActorRef<ractor_cluster::NodeServerMessage>>,
     pub handoffs: Mutex<BTreeMap<u32, super::handoff::Progress>>,
+    /// Streamed handoffs waiting for their epoch: partition → its new owner.
+    pub handoff_ready: Mutex<BTreeMap<u32, String>>,
+    pub handoff_wake: tokio::sync::Notify,
     pub inbound: Arc<tokio::sync::Semaphore>,
     pub proposing: tokio::sync::Mutex<u64>,
     pub started: Instant,
@@ -204,6 +207,8 @@ impl Cluster {
             local: OnceLock::new(),
             server: OnceLock::new(),
             handoffs: Mutex::new(BTreeMap::new()),
+            handoff_ready: Mutex::new(BTreeMap::new()),
+            handoff_wake: tokio::sync::Notify::new(),
             inbound: Arc::new(tokio::sync::Semaphore::new(cfg.max_inbound)),
             proposing: tokio::sync::Mutex::new(0),
             started: Instant::now(),

@@ -136,12 +136,23 @@ impl Cluster {
         req: Request,
         timeout: Duration,
     ) -> Result<Response, transport::CallError> {
+        self.call_encoded(node, wire::encode(req), timeout).await
+    }
+
+    /// [`Cluster::call`] of a request already encoded with [`wire::encode`] (a handoff
+    /// chunk encoded once, sent again on a retry).
+    pub(super) async fn call_encoded(
+        &self,
+        node: &str,
+        frame: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Response, transport::CallError> {
         if self.fault().blackholed() {
             return Err(transport::CallError::NotConnected(node.to_owned()));
         }
         let agent = transport::agent_of(node, self.name())
             .ok_or_else(|| transport::CallError::NotConnected(node.to_owned()))?;
-        let bytes = transport::call(&agent, node, wire::encode(req), timeout).await?;
+        let bytes = transport::call(&agent, node, frame, timeout).await?;
         let resp: Response =
             wire::decode(&bytes).map_err(|e| transport::CallError::Failed(node.to_owned(), e))?;
         if let Response::Error(e) = &resp {

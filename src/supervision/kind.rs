@@ -177,13 +177,7 @@ impl<A: Aggregate> KindRuntime<A> {
         select: &(dyn Fn(&str) -> bool + Send + Sync),
         timeout: Duration,
     ) {
-        let actors: Vec<_> = self
-            .registry
-            .active_ids()
-            .into_iter()
-            .filter(|(id, _)| select(id))
-            .map(|(_, a)| a)
-            .collect();
+        let actors = self.registry.active_where(select);
         let waits = actors.iter().map(|a| a.drain_and_wait(Some(timeout)));
         futures::future::join_all(waits).await;
     }

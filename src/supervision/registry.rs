@@ -177,13 +177,14 @@ impl<M> Registry<M> {
             .collect()
     }
 
-    /// Live actors with their ids, for stopping a partition's entities.
-    pub fn active_ids(&self) -> Vec<(String, ActorRef<M>)> {
+    /// The live actors whose id `select` picks, for stopping a partition's entities.
+    /// Only the picked ones are copied out (a handoff picks one partition of many).
+    pub fn active_where(&self, select: &(dyn Fn(&str) -> bool + Send + Sync)) -> Vec<ActorRef<M>> {
         self.slots
             .lock()
             .iter()
             .filter_map(|(id, s)| match s {
-                Slot::Active(r) => Some((id.clone(), r.actor.clone())),
+                Slot::Active(r) if select(id) => Some(r.actor.clone()),
                 _ => None,
             })
             .collect()
