@@ -153,55 +153,30 @@ pub mod seeds {
     /// `(target, name, bytes)` of every seed.
     pub fn all() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         let mut out = Vec::new();
-        let mut grpc =
-            |name, m: pb::MachineMessage| out.push(("grpc_messages", name, m.encode_to_vec()));
         use pb::machine_message::Body;
-        grpc(
-            "hello",
-            pb::MachineMessage {
-                seq: 0,
-                body: Some(Body::Hello(pb::Hello {
-                    machine_id: "00000000-0000-4000-8000-000000000001".into(),
-                    ..Default::default()
-                })),
+        let hello = pb::Hello {
+            machine_id: "00000000-0000-4000-8000-000000000001".into(),
+            ..Default::default()
+        };
+        let vend = pb::VendEvent {
+            vend_id: "00000000-0000-4000-8000-000000000002".into(),
+            ..Default::default()
+        };
+        let machine_messages = [
+            ("hello", Some(Body::Hello(hello))),
+            ("heartbeat", Some(Body::Heartbeat(Default::default()))),
+            ("vend", Some(Body::Vend(vend))),
+            ("alarm", Some(Body::Alarm(Default::default()))),
+            ("empty", None),
+        ];
+        for (seq, (name, body)) in (0u64..).zip(machine_messages) {
+            let m = pb::MachineMessage {
+                seq,
+                body,
                 ..Default::default()
-            },
-        );
-        grpc(
-            "heartbeat",
-            pb::MachineMessage {
-                seq: 1,
-                body: Some(Body::Heartbeat(Default::default())),
-                ..Default::default()
-            },
-        );
-        grpc(
-            "vend",
-            pb::MachineMessage {
-                seq: 2,
-                body: Some(Body::Vend(pb::VendEvent {
-                    vend_id: "00000000-0000-4000-8000-000000000002".into(),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            },
-        );
-        grpc(
-            "alarm",
-            pb::MachineMessage {
-                seq: 3,
-                body: Some(Body::Alarm(Default::default())),
-                ..Default::default()
-            },
-        );
-        grpc(
-            "empty",
-            pb::MachineMessage {
-                seq: 4,
-                body: None,
-                ..Default::default()
-            },
-        );
+            };
+            out.push(("grpc_messages", name, m.encode_to_vec()));
+        }
 
         let cart = "6d3c0000-0000-4000-8000-000000000000";
         let added = EventRecord {
