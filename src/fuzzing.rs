@@ -30,6 +30,23 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("cluster_frames", cluster_frames),
 ];
 
+/// Calls the macro `$m` with every entity kind's aggregate type.
+macro_rules! every_kind {
+    ($m:ident) => {
+        $m!(
+            domain::cart::Cart,
+            domain::order::Order,
+            domain::stock::Stock,
+            domain::product::Product,
+            domain::payment::Payment,
+            domain::user::User,
+            domain::user::EmailClaim,
+            domain::session::Session,
+            domain::machine::Machine
+        )
+    };
+}
+
 /// The messages of `MachineGateway` in both directions: a machine's message is decoded
 /// and converted to the machine aggregate's input (as the gateway does after `Hello`),
 /// and a server message is decoded as `vm-sim` does.
@@ -49,17 +66,7 @@ pub fn journal_records(data: &[u8]) {
             let _ = codec::decode::<SnapshotRecord<<$a as Aggregate>::State>>(data);
         )*};
     }
-    each_kind!(
-        domain::cart::Cart,
-        domain::order::Order,
-        domain::stock::Stock,
-        domain::product::Product,
-        domain::payment::Payment,
-        domain::user::User,
-        domain::user::EmailClaim,
-        domain::session::Session,
-        domain::machine::Machine
-    );
+    every_kind!(each_kind);
     let _ = codec::decode::<layout::LogEntry>(data);
     // The key readers a receiver applies to a chunk's keys.
     let _ = layout::partition_of_key(data);
@@ -85,17 +92,7 @@ pub fn cluster_frames(data: &[u8]) {
             let _ = codec::decode::<<$a as Aggregate>::State>(data);
         )*};
     }
-    each_kind!(
-        domain::cart::Cart,
-        domain::order::Order,
-        domain::stock::Stock,
-        domain::product::Product,
-        domain::payment::Payment,
-        domain::user::User,
-        domain::user::EmailClaim,
-        domain::session::Session,
-        domain::machine::Machine
-    );
+    every_kind!(each_kind);
 }
 
 #[cfg(test)]
