@@ -13,6 +13,8 @@
 //!   and the `EntityClient` every kind it hosts is given. Imports flow down this list
 //!   from `router` to `supervision` to `actors`, never back up.
 //! - [`auth`]: principals, JWT access tokens, refresh tokens, password hashing.
+//! - [`events`]: the public event catalogue derived from the partition logs, and the
+//!   projections that react to it (webhooks, notifications).
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
@@ -30,6 +32,7 @@ pub mod chaos;
 pub mod clock;
 pub mod cluster;
 pub mod domain;
+pub mod events;
 pub mod fuzzing;
 pub mod grpc;
 pub mod http;

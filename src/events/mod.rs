@@ -1,0 +1,6 @@
+//! Events out: the public event catalogue ([`public`]) derived from the partition logs,
+//! and (as they land) the projections that react to it: webhooks and notifications.
+
+pub mod public;
+
+pub use public::{EventType, PublicEvent, SCHEMA_VERSION};
