@@ -1,0 +1,32 @@
+//! The seam between the projection runner and what reacts to public events: webhooks,
+//! notifications and (later) read models each implement [`EventHandler`]. The runner
+//! calls `handle` for every event of a partition in order and stores the partition's
+//! offset only after it returns `Ok`, so delivery is at least once; a handler makes it
+//! effectively once by keying what it writes on [`PublicEvent::id`].
+
+use futures::future::BoxFuture;
+
+use super::public::PublicEvent;
+
+/// Why a handler could not take an event now. Every error is retried by the runner with
+/// backoff (the offset does not move), so a handler never loses an event by failing.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// What the handler needs (an entity, a partition, a node) is unavailable now.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The store refused a write (fail-stop applies: the runner stops this projection).
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// A reaction to public events, run by one projection.
+pub trait EventHandler: Send + Sync + 'static {
+    /// The projection's name: the key of its offsets, stable across versions.
+    fn name(&self) -> &'static str;
+
+    /// Takes one event. Must be idempotent by `ev.id`, and must not wait on an outside
+    /// system (an SMTP server, a webhook endpoint): it records the work durably and
+    /// returns; delivery happens elsewhere, bounded per target.
+    fn handle<'a>(&'a self, ev: &'a PublicEvent) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
