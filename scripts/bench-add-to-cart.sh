@@ -21,7 +21,7 @@ work=$(mktemp -d)
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-EMPORIUM_ADMIN_TOKEN=bench EMPORIUM_LOG__LEVEL=warn \
+EMPORIUM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef EMPORIUM_LOG__LEVEL=warn \
   ./target/release/emporium serve --http-addr 127.0.0.1:0 --data-dir "$work/data" >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [ -s "$work/data/http.addr" ] && break; sleep 0.1; done

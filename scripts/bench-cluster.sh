@@ -12,7 +12,7 @@ cargo build --release --quiet
 BIN=$PWD/target/release/emporium
 WORK=$(mktemp -d /tmp/emporium-bench-cluster.XXXXXX)
 export EMPORIUM_CLUSTER_COOKIE=bench-cluster-cookie-0123456789
-export EMPORIUM_ADMIN_TOKEN=bench-admin-token
+export EMPORIUM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 export EMPORIUM_RATE_LIMIT__ENABLED=false
 export EMPORIUM_LOG__LEVEL=info
 PIDS=()

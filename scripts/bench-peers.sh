@@ -67,7 +67,7 @@ echo "nproc: $(nproc); memory: $(free -g | awk '/Mem:/{print $2}') GiB; disk: $(
 echo "redis: $(redis-server --version | awk '{print $3}'); postgres: $("$pg_bin/postgres" --version | awk '{print $3}')"
 
 echo "== start emporium, Redis, PostgreSQL and hello on loopback"
-token=bench-$RANDOM$RANDOM
+token=bench-admin-token-$RANDOM$RANDOM-0123456789abcdef
 EMPORIUM_ADMIN_TOKEN=$token EMPORIUM_LOG__LEVEL=warn EMPORIUM_RATE_LIMIT__ENABLED=false \
   "$bin" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --data-dir "$work/emporium" \
   >"$work/emporium.log" 2>&1 &

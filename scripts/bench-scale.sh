@@ -27,7 +27,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-export EMPORIUM_ADMIN_TOKEN=scale EMPORIUM_LOG__LEVEL=warn EMPORIUM_RATE_LIMIT__ENABLED=false
+export EMPORIUM_ADMIN_TOKEN=bench-scale-admin-token-0123456789 EMPORIUM_LOG__LEVEL=warn EMPORIUM_RATE_LIMIT__ENABLED=false
 export EMPORIUM_ACTORS__IDLE_TIMEOUT_MS=86400000
 
 start() { # start DATA_DIR: starts the server, sets $pid and $base, returns ready time (ms)

@@ -32,7 +32,7 @@ trap cleanup EXIT
 # The edge's rate limit is for shoppers, and the gRPC per-IP connection cap is for a
 # site's machines: every simulated machine dials from loopback, and registering
 # thousands of machines from one address would only wait on the rate limit.
-EMPORIUM_ADMIN_TOKEN=bench EMPORIUM_LOG__LEVEL=warn EMPORIUM_RATE_LIMIT__ENABLED=false \
+EMPORIUM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef EMPORIUM_LOG__LEVEL=warn EMPORIUM_RATE_LIMIT__ENABLED=false \
   EMPORIUM_GRPC__MAX_CONNECTIONS_PER_IP=$((machines + 64)) \
   EMPORIUM_VENDING__HEARTBEAT_INTERVAL_S=$(( (heartbeat_ms + 999) / 1000 )) \
   "$bin" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --data-dir "$work/data" \
@@ -45,7 +45,7 @@ for _ in $(seq 1 100); do curl -sf "$http/health/ready" >/dev/null && break; sle
 
 # vm-sim's clock starts once its machines are registered; it runs 30 s past that (to
 # connect and settle), the window, and a margin, then prints its summary and exits.
-EMPORIUM_ADMIN_TOKEN=bench "$bin" vm-sim --gateway "$grpc" --http "$http" \
+EMPORIUM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef "$bin" vm-sim --gateway "$grpc" --http "$http" \
   --machines "$machines" --heartbeat-ms "$heartbeat_ms" --sales-per-min "$sales" \
   --duration "$((30 + duration + 10))s" \
   --json "$work/sim.json" >"$work/sim.out" 2>"$work/sim.err" &

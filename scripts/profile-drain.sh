@@ -11,7 +11,7 @@ BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/emporium
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/emporium-prof.XXXXXX)
 export EMPORIUM_CLUSTER_COOKIE=bench-cluster-cookie-0123456789
-export EMPORIUM_ADMIN_TOKEN=bench-admin-token
+export EMPORIUM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 export EMPORIUM_RATE_LIMIT__ENABLED=false
 export EMPORIUM_LOG__LEVEL=info
 PIDS=()

@@ -412,6 +412,9 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
+/// The shortest bootstrap admin token accepted: it is a bearer secret with every right.
+pub const MIN_ADMIN_TOKEN: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -487,6 +490,12 @@ impl Config {
         }
         if self.grpc.tls.cert_path.is_some() != self.grpc.tls.key_path.is_some() {
             return bad("grpc.tls needs both cert_path and key_path (or neither)");
+        }
+        let token = self.auth.admin_token.0.len();
+        if token != 0 && token < MIN_ADMIN_TOKEN {
+            return bad(&format!(
+                "auth.admin_token (EMPORIUM_ADMIN_TOKEN) is {token} characters; it must be at least {MIN_ADMIN_TOKEN} (`openssl rand -hex 32` makes one)"
+            ));
         }
         if self.store.snapshot_every == 0 {
             return bad("store.snapshot_every must be at least 1");
@@ -582,5 +591,26 @@ mod tests {
             Err(ConfigError::Missing(_))
         ));
         assert_eq!(format!("{:?}", Secret("hunter2".into())), "<redacted>");
+    }
+
+    #[test]
+    fn an_admin_token_under_32_characters_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("emporium.toml");
+        let o = Overrides::default();
+        if std::env::var_os("EMPORIUM_ADMIN_TOKEN").is_some() {
+            return; // the environment overrides the file; nothing to check here
+        }
+        std::fs::write(&file, "[auth]\nadmin_token = \"short-token\"\n").unwrap();
+        match Config::load(Some(&file), &o) {
+            Err(ConfigError::Value(m)) => assert!(m.contains("at least 32"), "{m}"),
+            other => panic!("a short admin token was accepted: {other:?}"),
+        }
+        let long = "x".repeat(MIN_ADMIN_TOKEN);
+        std::fs::write(&file, format!("[auth]\nadmin_token = \"{long}\"\n")).unwrap();
+        assert_eq!(
+            Config::load(Some(&file), &o).unwrap().auth.admin_token.0,
+            long
+        );
     }
 }

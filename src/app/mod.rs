@@ -46,6 +46,11 @@ pub enum StartError {
     Spawn(String),
     #[error("secret file: {0}")]
     SecretFile(#[from] secrets::SecretFileError),
+    #[error("{path}: the admin token is {len} characters; it must be at least {} (delete the file to have one generated)", config::MIN_ADMIN_TOKEN)]
+    ShortAdminToken {
+        path: std::path::PathBuf,
+        len: usize,
+    },
     #[error("{path}: {error}")]
     Key {
         path: std::path::PathBuf,
@@ -354,6 +359,9 @@ fn resolve_admin_token(config: &Config, dir: &Path) -> Result<String, StartError
     let path = dir.join("admin.token");
     if let Some(t) = secrets::read_secret_file(&path)? {
         let t = t.trim().to_owned();
+        if !t.is_empty() && t.len() < config::MIN_ADMIN_TOKEN {
+            return Err(StartError::ShortAdminToken { path, len: t.len() });
+        }
         if !t.is_empty() {
             tracing::info!(path = %path.display(), "operator token read from file");
             return Ok(t);

@@ -77,8 +77,11 @@ impl ClusterConfig {
         if let Ok(c) = std::env::var("EMPORIUM_CLUSTER_COOKIE") {
             self.cookie = Secret(c);
         } else if let Some(f) = &self.cookie_file {
-            let c = std::fs::read_to_string(f)
-                .map_err(|e| format!("cluster.cookie_file {}: {e}", f.display()))?;
+            // The cookie is a secret like `jwt.key`: a file group or others may read is
+            // refused with the `chmod` that fixes it.
+            let c = crate::app::secrets::read_secret_file(f)
+                .map_err(|e| format!("cluster.cookie_file: {e}"))?
+                .ok_or_else(|| format!("cluster.cookie_file {}: does not exist", f.display()))?;
             self.cookie = Secret(c.trim().to_owned());
         }
         if self.cookie.0.len() < 16 {
@@ -118,5 +121,34 @@ impl ClusterConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_cookie_file_open_to_group_or_others_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("cookie");
+        crate::app::secrets::write_private(&f, "a-cluster-cookie-of-enough-length\n").unwrap();
+        let cfg = |file: &std::path::Path| ClusterConfig {
+            enabled: true,
+            node_name: "n1".into(),
+            cookie_file: Some(file.to_owned()),
+            ..ClusterConfig::default()
+        };
+        let mut ok = cfg(&f);
+        if std::env::var_os("EMPORIUM_CLUSTER_COOKIE").is_none() {
+            ok.resolve().expect("an owner-only cookie file is read");
+            assert_eq!(ok.cookie.0, "a-cluster-cookie-of-enough-length");
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = cfg(&f).resolve().unwrap_err();
+            assert!(e.contains(&format!("chmod 600 {}", f.display())), "{e}");
+            let e = cfg(&dir.path().join("none")).resolve().unwrap_err();
+            assert!(e.contains("does not exist"), "{e}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 pub use crate::domain::*;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// How to start the server.
 #[derive(Clone, Debug, Default)]
