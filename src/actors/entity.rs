@@ -20,7 +20,7 @@ use super::admission::Ticket;
 use super::behavior::{Behavior, Effects};
 use super::client::{Applied, CommandReply, EntityClient};
 use crate::clock::Clock;
-use crate::domain::{Aggregate, Millis, Rejection, RejectionCode};
+use crate::domain::{Aggregate, LogId, Millis, Rejection, RejectionCode};
 use crate::store::{Journal, StoreError};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -145,7 +145,7 @@ impl<A: Aggregate> EntityActor<A> {
             // Refused before the journal: nothing was written, so undo the in-memory
             // apply by reloading, and answer with a rejection rather than a restart.
             Err(e @ StoreError::TooLarge { .. }) => {
-                tracing::warn!(kind = %A::KIND, id = %st.args.id, error = %e, "command refused: record too large");
+                tracing::warn!(kind = %A::KIND, id = %LogId(A::KIND, &st.args.id), error = %e, "command refused: record too large");
                 st.state = st.args.journal.load::<A>(&st.args.id)?.state;
                 return Ok(Err(Rejection::new(
                     RejectionCode::EntityTooLarge,
@@ -319,7 +319,7 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                 match outcome {
                     Some(cmd) => {
                         if let Err(rejection) = Self::execute(&myself, st, &cmd).await? {
-                            tracing::warn!(kind = %A::KIND, id = %st.args.id, %rejection, "effect outcome rejected");
+                            tracing::warn!(kind = %A::KIND, id = %LogId(A::KIND, &st.args.id), %rejection, "effect outcome rejected");
                         }
                         Self::drive(&myself, st);
                     }
@@ -340,7 +340,7 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                 {
                     if let Some(cmd) = st.args.behavior.on_wakeup(&st.state, now) {
                         if let Err(rejection) = Self::execute(&myself, st, &cmd).await? {
-                            tracing::warn!(kind = %A::KIND, id = %st.args.id, %rejection, "timer command rejected");
+                            tracing::warn!(kind = %A::KIND, id = %LogId(A::KIND, &st.args.id), %rejection, "timer command rejected");
                         }
                     }
                 }
@@ -351,7 +351,7 @@ impl<A: Aggregate> Actor for EntityActor<A> {
                     && A::can_passivate(&st.state)
                     && st.args.registry.begin_stop(&st.args.id, myself.get_id())
                 {
-                    tracing::debug!(kind = %A::KIND, id = %st.args.id, "passivating");
+                    tracing::debug!(kind = %A::KIND, id = %LogId(A::KIND, &st.args.id), "passivating");
                     metrics::counter!("emporium_passivations_total", "kind" => A::KIND.as_str())
                         .increment(1);
                     let _ = myself.get_cell().drain();

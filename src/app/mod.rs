@@ -301,7 +301,7 @@ pub(crate) async fn resume_ids<A: crate::domain::Aggregate>(
             let router = router.clone();
             async move {
                 if let Err(e) = router.activate::<A>(&id).await {
-                    tracing::error!(kind = %A::KIND, %id, error = %e, "could not resume");
+                    tracing::error!(kind = %A::KIND, id = %crate::domain::LogId(A::KIND, &id), error = %e, "could not resume");
                 }
             }
         })

@@ -139,9 +139,42 @@ impl fmt::Display for EntityKind {
     }
 }
 
+/// An entity id as it may appear in a log line. The ids of sessions (a refresh token's
+/// family, part of a bearer credential) and email claims (a shopper's address) are
+/// secrets or personal data: they are logged as a short hash that still lets an operator
+/// match the lines of one entity. Every other id is logged as it is.
+pub struct LogId<'a>(pub EntityKind, pub &'a str);
+
+impl fmt::Display for LogId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            EntityKind::Session | EntityKind::Email => {
+                use sha2::{Digest, Sha256};
+                let digest = Sha256::digest(self.1.as_bytes());
+                write!(f, "sha256:{}", hex::encode(&digest[..6]))
+            }
+            _ => f.write_str(self.1),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_and_personal_ids_are_logged_as_a_hash() {
+        let family = "0f3c6a0e-5d8c-4a79-9d3e-2f8b1c7a9e11";
+        let logged = LogId(EntityKind::Session, family).to_string();
+        assert!(
+            !logged.contains(family) && logged.starts_with("sha256:"),
+            "{logged}"
+        );
+        assert_eq!(logged, LogId(EntityKind::Session, family).to_string());
+        let email = LogId(EntityKind::Email, "ann@example.com").to_string();
+        assert!(!email.contains("ann"), "{email}");
+        assert_eq!(LogId(EntityKind::Cart, "cart-1").to_string(), "cart-1");
+    }
 
     #[test]
     fn sku_accepts_the_documented_alphabet_only() {

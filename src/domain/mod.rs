@@ -29,7 +29,7 @@ pub mod user;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;
 
-pub use ids::{EntityKind, Millis, Sku};
+pub use ids::{EntityKind, LogId, Millis, Sku};
 pub use index::Index;
 
 /// An event-sourced entity: a pure state machine.

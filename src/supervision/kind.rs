@@ -12,7 +12,7 @@ use crate::actors::client::Unrouted;
 use crate::actors::entity::{EntityArgs, EntityConfig};
 use crate::actors::unavailable::UnavailableKind;
 use crate::actors::{Behavior, EntityActor, EntityClient, EntityMsg};
-use crate::domain::Aggregate;
+use crate::domain::{Aggregate, LogId};
 use crate::store::Journal;
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -163,7 +163,7 @@ impl<A: Aggregate> KindRuntime<A> {
                 // Recovery failed: a record does not decode, or the store failed. Only
                 // this entity is affected; it is retried after the quarantine period.
                 let detail = format!("the entity's journal does not recover: {e}");
-                tracing::error!(kind = %A::KIND, id, error = %e, "entity failed to recover; quarantined");
+                tracing::error!(kind = %A::KIND, id = %LogId(A::KIND, id), error = %e, "entity failed to recover; quarantined");
                 counter!("emporium_entity_quarantined_total", "kind" => A::KIND.as_str(), "reason" => "recovery").increment(1);
                 self.registry
                     .quarantine(id, Instant::now() + self.policy.quarantine, detail);
@@ -245,7 +245,7 @@ impl<A: Aggregate> Actor for KindSupervisor<A> {
                 let history = st.failures.entry(id.clone()).or_default();
                 match st.rt.policy.on_failure(history, Instant::now()) {
                     Decision::RestartAfter(backoff) => {
-                        tracing::warn!(kind, %id, error = %err, ?backoff, "entity failed; restarting from its journal");
+                        tracing::warn!(kind, id = %LogId(A::KIND, &id), error = %err, ?backoff, "entity failed; restarting from its journal");
                         let rt = st.rt.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(backoff).await;
@@ -253,7 +253,7 @@ impl<A: Aggregate> Actor for KindSupervisor<A> {
                         });
                     }
                     Decision::Quarantine(period) => {
-                        tracing::error!(kind, %id, error = %err, ?period, "entity exceeded its restart limit; quarantined");
+                        tracing::error!(kind, id = %LogId(A::KIND, &id), error = %err, ?period, "entity exceeded its restart limit; quarantined");
                         counter!("emporium_entity_quarantined_total", "kind" => kind, "reason" => "restarts").increment(1);
                         st.rt.registry.quarantine(
                             &id,
