@@ -168,19 +168,7 @@ async fn one_connection_holds_at_most_its_stream_cap() {
     wait_metric(&app, "emporium_grpc_streams", 1.0).await;
     // A second stream on the same connection waits for the first to end.
     let (tx, rx) = mpsc::channel::<MachineMessage>(4);
-    tx.send(MachineMessage {
-        seq: 0,
-        at_unix_ms: 0,
-        body: Some(pb::machine_message::Body::Hello(pb::Hello {
-            machine_id: "vm-s1".into(),
-            secret: secret.clone(),
-            firmware: "t".into(),
-            planogram_version: 0,
-            last_acked_seq: 0,
-        })),
-    })
-    .await
-    .unwrap();
+    tx.send(hello("vm-s1", &secret, 0)).await.unwrap();
     let second = tokio::spawn(async move {
         let outbound =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
@@ -362,19 +350,7 @@ async fn tls_on_the_grpc_listener_for_tonic_clients_and_vm_sim() {
     .expect("TLS connect in time")
     .expect("TLS connect");
     let (tx, rx) = mpsc::channel::<MachineMessage>(4);
-    tx.send(MachineMessage {
-        seq: 0,
-        at_unix_ms: 0,
-        body: Some(pb::machine_message::Body::Hello(pb::Hello {
-            machine_id: "vm-t1".into(),
-            secret: secret.clone(),
-            firmware: "t".into(),
-            planogram_version: 0,
-            last_acked_seq: 0,
-        })),
-    })
-    .await
-    .unwrap();
+    tx.send(hello("vm-t1", &secret, 0)).await.unwrap();
     let outbound =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let mut inbound = tokio::time::timeout(WAIT, MachineGatewayClient::new(ch).session(outbound))

@@ -51,7 +51,8 @@ pub struct Session {
     pub commands: Vec<pb::Command>,
 }
 
-fn hello(id: &str, secret: &str, last_acked_seq: u64) -> MachineMessage {
+/// The `Hello` that opens a session (shared by every gRPC test).
+pub fn hello(id: &str, secret: &str, last_acked_seq: u64) -> MachineMessage {
     MachineMessage {
         seq: 0,
         at_unix_ms: 0,
