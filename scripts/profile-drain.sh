@@ -10,41 +10,11 @@ cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/emporium
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/emporium-prof.XXXXXX)
-export EMPORIUM_CLUSTER_COOKIE=bench-cluster-cookie-0123456789
-export EMPORIUM_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
-export EMPORIUM_RATE_LIMIT__ENABLED=false
-export EMPORIUM_LOG__LEVEL=info
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-start() {
-  local n=$1 seed=$2 dir=$WORK/$1
-  mkdir -p "$dir"
-  printf '[cluster]\nenabled = true\nnode_name = "%s"\nlisten_addr = "127.0.0.1:0"\nseeds = [%s]\n' "$n" "${seed:+\"$seed\"}" > "$dir/node.toml"
-  "$BIN" serve --config "$dir/node.toml" --data-dir "$dir/data" --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --log-format json > "$dir/log" 2>&1 &
-  PIDS+=($!); echo $! > "$dir/pid"
-  for _ in $(seq 1 600); do
-    [ -s "$dir/data/http.addr" ] && curl -fs "http://$(cat "$dir/data/http.addr")/health/ready" >/dev/null && return 0
-    sleep 0.1
-  done; exit 1
-}
-http() { cat "$WORK/$1/data/http.addr"; }
-status() { curl -fs -H "Authorization: Bearer $EMPORIUM_ADMIN_TOKEN" "http://$(http "$1")/v1/cluster"; }
+# shellcheck source=lib/cluster.sh
+. scripts/lib/cluster.sh
 start d1 ""; SEED=$(cat "$WORK/d1/data/cluster.addr"); start d2 "$SEED"
-for _ in $(seq 1 600); do status d1 | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if len(s['members'])==2 and not s['moving'] else 1)" && break; sleep 0.1; done
-python3 - "$(http d1)" 200000 <<'PY'
-import http.client, sys, threading
-addr, total = sys.argv[1], int(sys.argv[2]); host, port = addr.split(":")
-lock = threading.Lock(); left = [total]
-def w():
-    c = http.client.HTTPConnection(host, int(port), timeout=30)
-    while True:
-        with lock:
-            if left[0] == 0: return
-            left[0] -= 1
-        c.request("POST", "/v1/carts", headers={"Content-Length": "0"}); r = c.getresponse(); r.read()
-ts = [threading.Thread(target=w) for _ in range(32)]; [t.start() for t in ts]; [t.join() for t in ts]
-PY
+wait_settled d1 2
+create_carts "$(http d1)" 200000
 perf record -e cpu-clock -F 499 -g -o "$WORK/d2.perf" -p "$(cat "$WORK/d2/pid")" 2>/dev/null &
 PERF2=$!
 perf record -e cpu-clock -F 499 -g -o "$WORK/d1.perf" -p "$(cat "$WORK/d1/pid")" 2>/dev/null &
