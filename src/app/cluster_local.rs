@@ -46,9 +46,9 @@ impl crate::cluster::node::Local for ClusterLocal {
         Box::pin(async move { router.serve_forwarded(kind, id, op, timeout).await })
     }
 
-    fn drain(&self, owned: crate::cluster::node::Selector) -> BoxFuture<'static, ()> {
+    fn drain(&self, partition: u32) -> BoxFuture<'static, ()> {
         let router = self.router.clone();
-        Box::pin(async move { router.drain(&*owned).await })
+        Box::pin(async move { router.drain(partition).await })
     }
 
     fn partitions_changed(&self, gained: Vec<u32>, lost: Vec<u32>) {

@@ -24,12 +24,9 @@
 
 use super::map::{ClusterMap, Refusal};
 use super::node::Cluster;
-use super::partition_of;
 use super::wire::{self, HandoffChunk, Request, Response};
-use crate::domain::EntityKind;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A handoff under way, for `GET /v1/cluster`.
@@ -116,10 +113,8 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let frozen_at = Instant::now();
-        let parts = self.partitions_len();
         if let Some(local) = self.inner.local.get() {
-            let owned = Arc::new(move |k: EntityKind, id: &str| partition_of(k, id, parts) == p);
-            local.drain(owned).await;
+            local.drain(p).await;
         }
         let drained_at = Instant::now();
         let journal = self.inner.store.journal().clone();

@@ -27,9 +27,6 @@ const ACCEPTOR_KEY: &[u8] = b"acceptor";
 /// The most partitions a cluster may have (`cluster.partitions` is checked against it).
 pub const MAX_PARTITIONS: u32 = 4096;
 
-/// Picks the entities of a partition.
-pub type Selector = Arc<dyn Fn(EntityKind, &str) -> bool + Send + Sync>;
-
 /// What the local side of the application does for the cluster: run forwarded entity
 /// requests, stop a partition's actors, and react to partitions gained or lost.
 pub trait Local: Send + Sync + 'static {
@@ -40,8 +37,8 @@ pub trait Local: Send + Sync + 'static {
         op: super::wire::EntityOp,
         timeout: Duration,
     ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, super::wire::RemoteError>>;
-    /// Stops every live entity actor for which `owned` is true, and waits.
-    fn drain(&self, owned: Selector) -> futures::future::BoxFuture<'static, ()>;
+    /// Stops every live entity actor of partition `partition`, and waits.
+    fn drain(&self, partition: u32) -> futures::future::BoxFuture<'static, ()>;
     /// Partitions now owned here (resume their sagas and views) or no longer (evict).
     fn partitions_changed(&self, gained: Vec<u32>, lost: Vec<u32>);
     /// Reads a listing or a journal over those of `partitions` this node owns.

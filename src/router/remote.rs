@@ -150,13 +150,10 @@ impl Router {
         k.run(self.clone(), id, op, timeout).await
     }
 
-    /// Stops every live actor `owned` selects, in every kind.
-    pub async fn drain(
-        &self,
-        owned: &(dyn Fn(crate::domain::EntityKind, &str) -> bool + Send + Sync),
-    ) {
+    /// Stops every live actor of partition `p`, in every kind.
+    pub async fn drain(&self, p: u32) {
         for k in self.inner.remote.values() {
-            k.drain(self, owned, self.inner.ask_timeout).await;
+            k.drain(self, p, self.inner.ask_timeout).await;
         }
     }
 }
@@ -201,12 +198,7 @@ pub trait RemoteKind: Send + Sync + 'static {
         op: EntityOp,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, RemoteError>>;
-    fn drain<'a>(
-        &'a self,
-        router: &'a Router,
-        owned: &'a (dyn Fn(crate::domain::EntityKind, &str) -> bool + Send + Sync),
-        timeout: Duration,
-    ) -> BoxFuture<'a, ()>;
+    fn drain<'a>(&'a self, router: &'a Router, p: u32, timeout: Duration) -> BoxFuture<'a, ()>;
 }
 
 pub struct Kind<A>(pub std::marker::PhantomData<fn() -> A>);
@@ -257,15 +249,9 @@ impl<A: Aggregate> RemoteKind for Kind<A> {
         })
     }
 
-    fn drain<'a>(
-        &'a self,
-        router: &'a Router,
-        owned: &'a (dyn Fn(crate::domain::EntityKind, &str) -> bool + Send + Sync),
-        timeout: Duration,
-    ) -> BoxFuture<'a, ()> {
+    fn drain<'a>(&'a self, router: &'a Router, p: u32, timeout: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let select = |id: &str| owned(A::KIND, id);
-            router.runtime::<A>().drain_where(&select, timeout).await;
+            router.runtime::<A>().drain_partition(p, timeout).await;
         })
     }
 }

@@ -155,7 +155,9 @@ impl<A: Aggregate> KindRuntime<A> {
         };
         match Actor::spawn_linked(None, EntityActor::<A>::default(), args, sup).await {
             Ok((actor, _)) => {
-                self.registry.activated(id, actor);
+                let p =
+                    crate::store::partition::partition_of(A::KIND, id, self.journal.partitions());
+                self.registry.activated(id, p, actor);
                 counter!("emporium_activations_total", "kind" => A::KIND.as_str()).increment(1);
                 gauge!("emporium_actors_active", "kind" => A::KIND.as_str()).increment(1.0);
             }
@@ -171,13 +173,9 @@ impl<A: Aggregate> KindRuntime<A> {
         }
     }
 
-    /// Stops the live actors whose id `select` picks, letting each finish what it holds.
-    pub async fn drain_where(
-        &self,
-        select: &(dyn Fn(&str) -> bool + Send + Sync),
-        timeout: Duration,
-    ) {
-        let actors = self.registry.active_where(select);
+    /// Stops the live actors of partition `p`, letting each finish what it holds.
+    pub async fn drain_partition(&self, p: u32, timeout: Duration) {
+        let actors = self.registry.active_in(p);
         let waits = actors.iter().map(|a| a.drain_and_wait(Some(timeout)));
         futures::future::join_all(waits).await;
     }

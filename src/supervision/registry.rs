@@ -16,10 +16,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// A live actor and its count of caller messages in flight.
+/// A live actor, its count of caller messages in flight, and the partition of its entity
+/// (computed once at activation, so a handoff picks a partition's actors without hashing
+/// every live id).
 pub struct Live<M> {
     pub actor: ActorRef<M>,
     pub pending: Pending,
+    pub partition: u32,
 }
 
 impl<M> Clone for Live<M> {
@@ -27,6 +30,7 @@ impl<M> Clone for Live<M> {
         Self {
             actor: self.actor.clone(),
             pending: self.pending.clone(),
+            partition: self.partition,
         }
     }
 }
@@ -105,11 +109,12 @@ impl<M> Registry<M> {
     }
 
     /// Records a started actor for `id`.
-    pub fn activated(&self, id: &str, actor: ActorRef<M>) {
+    pub fn activated(&self, id: &str, partition: u32, actor: ActorRef<M>) {
         self.owners.lock().insert(actor.get_id(), id.to_owned());
         let live = Live {
             actor,
             pending: Pending::default(),
+            partition,
         };
         self.slots.lock().insert(id.to_owned(), Slot::Active(live));
     }
@@ -179,12 +184,13 @@ impl<M> Registry<M> {
 
     /// The live actors whose id `select` picks, for stopping a partition's entities.
     /// Only the picked ones are copied out (a handoff picks one partition of many).
-    pub fn active_where(&self, select: &(dyn Fn(&str) -> bool + Send + Sync)) -> Vec<ActorRef<M>> {
+    /// The live actors of the entities of partition `p`.
+    pub fn active_in(&self, p: u32) -> Vec<ActorRef<M>> {
         self.slots
             .lock()
-            .iter()
-            .filter_map(|(id, s)| match s {
-                Slot::Active(r) if select(id) => Some(r.actor.clone()),
+            .values()
+            .filter_map(|s| match s {
+                Slot::Active(r) if r.partition == p => Some(r.actor.clone()),
                 _ => None,
             })
             .collect()
