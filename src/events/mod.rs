@@ -1,8 +1,12 @@
-//! Events out: the public event catalogue ([`public`]) derived from the partition logs,
-//! and (as they land) the projections that react to it: webhooks and notifications.
+//! Events out: the public event catalogue ([`public`]) derived from the partition logs
+//! by the pure mapping in [`catalogue`], and (as they land) the projections that react
+//! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications.
 
+pub mod catalogue;
 pub mod handler;
 pub mod public;
+pub mod retry;
+pub mod signing;
 
 pub use handler::{EventHandler, HandlerError};
 pub use public::{EventType, PublicEvent, SCHEMA_VERSION};

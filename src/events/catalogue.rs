@@ -1,0 +1,178 @@
+//! The internal-to-public mapping: which public events one committed domain event gives
+//! rise to. It is a pure function of the entity's state before and after the event (and
+//! the log position the event was committed at), so a projection that replays a
+//! partition's log derives the same events with the same ids every time.
+//!
+//! Mapped so far: orders (`order.created`, `order.paid`, `order.cancelled` with its
+//! `failure_code`, `order.fulfilled`, `order.refunded`). The other kinds of the catalogue
+//! (stock, cart, user, machine) are not mapped yet: [`order_events`] is the pattern.
+
+use serde_json::{json, Value};
+
+use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
+use crate::domain::order::{OrderState, OrderStatus};
+use crate::domain::Millis;
+
+/// The public event types an order's transition from `before` to `after` produces, in
+/// order. Empty when nothing public changed (a line reserved, a payment authorised).
+pub fn order_types(before: &OrderState, after: &OrderState) -> Vec<EventType> {
+    let mut out = Vec::new();
+    if before.placement.is_none() && after.placement.is_some() {
+        out.push(EventType::OrderCreated);
+    }
+    if before.status != after.status {
+        match after.status {
+            OrderStatus::Paid => out.push(EventType::OrderPaid),
+            OrderStatus::Fulfilled => out.push(EventType::OrderFulfilled),
+            OrderStatus::Cancelled => out.push(EventType::OrderCancelled),
+            OrderStatus::Refunded => out.push(EventType::OrderRefunded),
+            OrderStatus::Pending | OrderStatus::Reserved => {}
+        }
+    }
+    out
+}
+
+/// The documented `data` of an order event (see [`super::public`]).
+pub fn order_data(ty: EventType, s: &OrderState) -> Value {
+    let p = s.placement.as_ref();
+    let items: Vec<Value> = s
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "sku": l.sku.as_str(),
+                "quantity": l.quantity,
+                "unit_price_minor": l.unit_price_minor,
+            })
+        })
+        .collect();
+    let mut data = json!({
+        "order_id": p.map(|p| p.order_id.to_string()).unwrap_or_default(),
+        "status": s.status.as_str(),
+        "total_minor": s.total_minor(),
+        "currency": p.map(|p| p.currency.clone()).unwrap_or_default(),
+        "email": p.map(|p| p.email.clone()).unwrap_or_default(),
+        "items": items,
+        "channel": if s.vending.is_some() { "vending" } else { "web" },
+    });
+    if let Some(v) = &s.vending {
+        data["machine_id"] = json!(v.machine_id);
+    }
+    if ty == EventType::OrderCancelled {
+        data["failure_code"] = json!(s.failure.as_ref().map(|f| f.code.as_str()));
+    }
+    data
+}
+
+/// The public events of the order event committed at `(partition, pseq)` at time `at`.
+pub fn order_events(
+    partition: u32,
+    pseq: u64,
+    at: Millis,
+    before: &OrderState,
+    after: &OrderState,
+) -> Vec<PublicEvent> {
+    order_types(before, after)
+        .into_iter()
+        .map(|ty| PublicEvent {
+            id: PublicEvent::id_for(partition, pseq, ty),
+            r#type: ty,
+            at,
+            schema_version: SCHEMA_VERSION,
+            partition,
+            pseq,
+            data: order_data(ty, after),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::order::{Failure, FailureCode};
+    use proptest::prelude::*;
+
+    fn status() -> impl Strategy<Value = OrderStatus> {
+        prop_oneof![
+            Just(OrderStatus::Pending),
+            Just(OrderStatus::Reserved),
+            Just(OrderStatus::Paid),
+            Just(OrderStatus::Fulfilled),
+            Just(OrderStatus::Cancelled),
+            Just(OrderStatus::Refunded),
+        ]
+    }
+
+    fn with_status(st: OrderStatus) -> OrderState {
+        OrderState {
+            status: st,
+            ..OrderState::default()
+        }
+    }
+
+    proptest! {
+        /// The mapping is deterministic, every id is stable and distinct, and a
+        /// transition that changes nothing public produces nothing.
+        #[test]
+        fn mapping_is_deterministic_and_ids_are_distinct(
+            a in status(), b in status(), p in 0u32..4096, seq in any::<u64>(), at in any::<u64>()
+        ) {
+            let (before, after) = (with_status(a), with_status(b));
+            let one = order_events(p, seq, at, &before, &after);
+            prop_assert_eq!(&one, &order_events(p, seq, at, &before, &after));
+            let mut ids: Vec<_> = one.iter().map(|e| e.id.clone()).collect();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), one.len());
+            if a == b {
+                prop_assert!(one.is_empty());
+            }
+            for e in &one {
+                prop_assert_eq!(e.partition, p);
+                prop_assert_eq!(e.pseq, seq);
+                prop_assert_eq!(e.data["status"].as_str(), Some(b.as_str()));
+            }
+        }
+
+        /// Exactly one event per public status a transition enters, never one for an
+        /// internal step (pending, reserved).
+        #[test]
+        fn one_event_per_public_status_entered(a in status(), b in status()) {
+            let types = order_types(&with_status(a), &with_status(b));
+            let expected = match (a == b, b) {
+                (true, _) | (_, OrderStatus::Pending) | (_, OrderStatus::Reserved) => vec![],
+                (_, OrderStatus::Paid) => vec![EventType::OrderPaid],
+                (_, OrderStatus::Fulfilled) => vec![EventType::OrderFulfilled],
+                (_, OrderStatus::Cancelled) => vec![EventType::OrderCancelled],
+                (_, OrderStatus::Refunded) => vec![EventType::OrderRefunded],
+            };
+            prop_assert_eq!(types, expected);
+        }
+    }
+
+    #[test]
+    fn a_cancellation_carries_its_failure_code() {
+        let after = OrderState {
+            status: OrderStatus::Cancelled,
+            failure: Some(Failure {
+                code: FailureCode::PaymentDeclined,
+                message: "no".into(),
+            }),
+            ..OrderState::default()
+        };
+        let evs = order_events(1, 2, 3, &with_status(OrderStatus::Reserved), &after);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].r#type, EventType::OrderCancelled);
+        assert_eq!(evs[0].data["failure_code"], "payment_declined");
+        assert_eq!(evs[0].data["channel"], "web");
+        for k in [
+            "order_id",
+            "status",
+            "total_minor",
+            "currency",
+            "email",
+            "items",
+        ] {
+            assert!(evs[0].data.get(k).is_some(), "missing {k}");
+        }
+    }
+}
