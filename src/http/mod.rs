@@ -14,6 +14,7 @@
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
 //!   bodies) that hand the handler typed values or refuse with the exact `ApiError`.
 //! - [`extract`]: validators (ids, SKUs, emails, access) and the raw body and key filters.
+//! - [`allow`]: the `Allow` header of a 405, from the route templates.
 //! - [`error`]: `ApiError` and the mapping of every failure to a status (one place).
 //! - [`dto`]: shapes shared by resources (the error body).
 //! - [`idempotency`]: keyed order requests: the `Idempotency-Key` names the order.
@@ -30,6 +31,7 @@
 //! method and status.
 
 pub mod admin;
+pub mod allow;
 pub mod auth;
 pub mod carts;
 pub mod catalog;
@@ -78,7 +80,7 @@ pub fn route_templates(app: &App) -> Vec<&'static str> {
 /// Every resource's routes. Hot shopper routes first: warp tries an `or` chain in
 /// order, and every miss costs a rejection and a move of the chain's future (see
 /// docs/BENCHMARKS.md).
-fn all(app: &App) -> Routes {
+pub(crate) fn all(app: &App) -> Routes {
     carts::routes(app)
         .or(checkout::routes(app))
         .or(catalog::routes(app))

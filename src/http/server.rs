@@ -7,7 +7,8 @@
 //! - [`serve`]: runs the edge on a bound listener until the shutdown future resolves,
 //!   then lets in-flight requests finish for at most `http.shutdown_grace_ms`.
 
-use super::api;
+use super::all;
+use super::allow::AllowTable;
 use super::edge::{listener, tls, Edge};
 use super::error::{self, Shed};
 use crate::app::App;
@@ -19,8 +20,11 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::Filter;
 
-/// Load shedding, the API and error recovery, as one warp filter.
+/// Load shedding, the API and error recovery, as one warp filter; a 405 carries
+/// `Allow`.
 pub fn routes(app: &App) -> BoxedFilter<(Response,)> {
+    let (api, templates) = all(app).into_parts();
+    let allow = Arc::new(AllowTable::new(&templates));
     let permits = Arc::new(Semaphore::new(app.config.http.max_in_flight.max(1)));
     let shed = warp::any().and_then(move || {
         let permits = permits.clone();
@@ -30,7 +34,8 @@ pub fn routes(app: &App) -> BoxedFilter<(Response,)> {
                 .map_err(|_| warp::reject::custom(Shed))
         }
     });
-    shed.and(api(app))
+    let served = shed
+        .and(api)
         .map(
             |permit: tokio::sync::OwnedSemaphorePermit, resp: Response| {
                 drop(permit);
@@ -38,7 +43,10 @@ pub fn routes(app: &App) -> BoxedFilter<(Response,)> {
             },
         )
         .recover(error::recover)
-        .unify()
+        .unify();
+    warp::path::full()
+        .and(served)
+        .map(move |path: warp::path::FullPath, resp: Response| allow.apply(path.as_str(), resp))
         .boxed()
 }
 

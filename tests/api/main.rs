@@ -54,3 +54,5 @@ mod fuzz_corpus;
 mod grpc_hardening;
 // Issue 14: credentials and secrets at rest.
 mod credentials;
+// Issue 20: the API contract (405 Allow, the document's references).
+mod contract;
