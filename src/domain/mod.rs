@@ -6,6 +6,8 @@
 //! - [`product`]: the catalog entry.
 //! - [`cart`]: a shopper's cart, locked by checkout.
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
+//! - [`notification`]: a notification message (per event, channel, recipient): attempts,
+//!   backoff, dead letter.
 //! - [`order`]: the order and its checkout saga, which returns the next effect to run.
 //! - [`order_idempotency`]: `Idempotency-Key`s name orders (derived ids, fingerprints).
 //! - [`payment`]: an order's payment: its intent and the idempotent outcome of each step.
@@ -17,6 +19,7 @@ pub mod cart;
 pub mod ids;
 pub mod index;
 pub mod machine;
+pub mod notification;
 pub mod order;
 pub mod order_idempotency;
 pub mod order_vending;
