@@ -132,17 +132,24 @@ pub const MAX_ATTEMPTS: u32 = 32;
 /// An attempt's detail is cut to this many bytes (bounded state).
 pub const MAX_DETAIL: usize = 256;
 
+/// What a message is: the same in the command that creates it and the event that records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSpec {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub channel: ChannelKind,
+    pub recipient: String,
+    /// The shopper it concerns, when there is one.
+    pub user: Option<String>,
+    pub content: Content,
+    pub policy: RetryPolicy,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageCommand {
     Create {
-        id: String,
-        event_id: String,
-        event_type: String,
-        channel: ChannelKind,
-        recipient: String,
-        user: Option<String>,
-        content: Content,
-        policy: RetryPolicy,
+        spec: MessageSpec,
         now: Millis,
     },
     /// The outcome of one send. `permanent` failures dead-letter at once.
@@ -153,20 +160,15 @@ pub enum MessageCommand {
         detail: String,
     },
     /// An operator's replay of a dead message: one more round of attempts.
-    Replay { now: Millis },
+    Replay {
+        now: Millis,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageEvent {
     Created {
-        id: String,
-        event_id: String,
-        event_type: String,
-        channel: ChannelKind,
-        recipient: String,
-        user: Option<String>,
-        content: Content,
-        policy: RetryPolicy,
+        spec: MessageSpec,
         at: Millis,
     },
     Attempted {
@@ -189,36 +191,19 @@ fn cut(s: &str) -> String {
 
 pub fn decide(state: &MessageState, cmd: &MessageCommand) -> Result<Vec<MessageEvent>, Rejection> {
     match cmd {
-        MessageCommand::Create {
-            id,
-            event_id,
-            event_type,
-            channel,
-            recipient,
-            user,
-            content,
-            policy,
-            now,
-        } => {
+        MessageCommand::Create { spec, now } => {
             if state.status != MessageStatus::Absent {
                 // A redelivered event: the message exists, nothing more to send.
                 return Ok(vec![]);
             }
-            if recipient.is_empty() {
+            if spec.recipient.is_empty() {
                 return reject(RejectionCode::Validation, "a message needs a recipient");
             }
-            if policy.max_attempts == 0 || policy.max_attempts > MAX_ATTEMPTS {
+            if spec.policy.max_attempts == 0 || spec.policy.max_attempts > MAX_ATTEMPTS {
                 return reject(RejectionCode::Validation, "max_attempts must be 1..=32");
             }
             Ok(vec![MessageEvent::Created {
-                id: id.clone(),
-                event_id: event_id.clone(),
-                event_type: event_type.clone(),
-                channel: *channel,
-                recipient: recipient.clone(),
-                user: user.clone(),
-                content: content.clone(),
-                policy: *policy,
+                spec: spec.clone(),
                 at: *now,
             }])
         }
@@ -263,30 +248,20 @@ pub fn decide(state: &MessageState, cmd: &MessageCommand) -> Result<Vec<MessageE
 
 pub fn apply(state: &mut MessageState, event: &MessageEvent) {
     match event {
-        MessageEvent::Created {
-            id,
-            event_id,
-            event_type,
-            channel,
-            recipient,
-            user,
-            content,
-            policy,
-            at,
-        } => {
+        MessageEvent::Created { spec, at } => {
             *state = MessageState {
                 status: MessageStatus::Pending,
-                id: id.clone(),
-                event_id: event_id.clone(),
-                event_type: event_type.clone(),
-                channel: Some(*channel),
-                recipient: recipient.clone(),
-                user: user.clone(),
-                content: Some(content.clone()),
+                id: spec.id.clone(),
+                event_id: spec.event_id.clone(),
+                event_type: spec.event_type.clone(),
+                channel: Some(spec.channel),
+                recipient: spec.recipient.clone(),
+                user: spec.user.clone(),
+                content: Some(spec.content.clone()),
                 created_at: *at,
                 attempts: vec![],
                 due_at: *at,
-                policy: Some(*policy),
+                policy: Some(spec.policy),
             }
         }
         MessageEvent::Attempted { attempt, retry_at } => {

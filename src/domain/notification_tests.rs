@@ -4,7 +4,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn create(policy: RetryPolicy, now: Millis) -> MessageCommand {
-    MessageCommand::Create {
+    let spec = MessageSpec {
         id: message_id("evt_1", ChannelKind::Email, "a@example.com"),
         event_id: "evt_1".into(),
         event_type: "order.paid".into(),
@@ -16,8 +16,8 @@ fn create(policy: RetryPolicy, now: Millis) -> MessageCommand {
             body: "b".into(),
         },
         policy,
-        now,
-    }
+    };
+    MessageCommand::Create { spec, now }
 }
 
 fn run(state: &mut MessageState, cmd: &MessageCommand) -> Result<Vec<MessageEvent>, Rejection> {
