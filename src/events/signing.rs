@@ -110,7 +110,7 @@ mod tests {
             use rand::SeedableRng;
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let (new, old) = (SigningKey::generate(&mut rng), SigningKey::generate(&mut rng));
-            prop_assert_eq!(SigningKey::parse(&new.to_secret()).unwrap(), new.clone());
+            prop_assert_eq!(&SigningKey::parse(&new.to_secret()).unwrap(), &new);
             let h = signature_header(&[&new, &old], "evt_1", ts, &body);
             let parts: Vec<&str> = h.split(' ').collect();
             prop_assert_eq!(parts, vec![new.sign("evt_1", ts, &body), old.sign("evt_1", ts, &body)]);
