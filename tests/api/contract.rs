@@ -41,19 +41,6 @@ async fn a_405_carries_allow_with_the_routes_methods() {
     assert!(ok.headers.get("allow").is_none());
 }
 
-fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(Value::String(r)) = m.get("$ref") {
-                out.push(r);
-            }
-            m.values().for_each(|v| refs(v, out));
-        }
-        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
-        _ => {}
-    }
-}
-
 /// Follows a local JSON pointer (`#/components/schemas/Cart`).
 fn resolve<'a>(doc: &'a Value, r: &str) -> Option<&'a Value> {
     doc.pointer(r.strip_prefix('#')?)
@@ -67,8 +54,7 @@ async fn the_served_document_parses_and_every_ref_resolves() {
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 30, "suspiciously few paths: {}", paths.len());
-    let mut all = Vec::new();
-    refs(doc, &mut all);
+    let all = emporium::http::openapi::refs_in(doc);
     assert!(all.len() > 20, "suspiciously few $refs: {}", all.len());
     let dangling: Vec<&str> = all
         .iter()

@@ -308,6 +308,26 @@ pub async fn serve(_app: App) -> Result<Response, ApiError> {
     Ok(r)
 }
 
+/// Every `$ref` in a JSON document, in document order (the checks of the document, here
+/// and in the API tests, walk it with this).
+pub fn refs_in(v: &serde_json::Value) -> Vec<&str> {
+    fn walk<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,21 +448,8 @@ mod tests {
 
     #[test]
     fn every_reference_resolves() {
-        fn walk<'a>(v: &'a Value, refs: &mut Vec<&'a str>) {
-            match v {
-                Value::Object(m) => {
-                    if let Some(Value::String(r)) = m.get("$ref") {
-                        refs.push(r);
-                    }
-                    m.values().for_each(|v| walk(v, refs));
-                }
-                Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
-                _ => {}
-            }
-        }
         let doc = document();
-        let mut refs = Vec::new();
-        walk(doc, &mut refs);
+        let refs = refs_in(doc);
         assert!(!refs.is_empty());
         for r in refs {
             let name = r
