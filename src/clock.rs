@@ -63,6 +63,38 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Formats Unix milliseconds as RFC 3339 UTC, e.g. `2026-11-22T07:13:22.123Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// The current year and month (UTC), for card expiry checks.
+pub fn year_month(ms: u64) -> (u32, u32) {
+    let s = rfc3339(ms);
+    (
+        s[0..4].parse().unwrap_or(1970),
+        s[5..7].parse().unwrap_or(1),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +107,14 @@ mod tests {
         assert_eq!(c.now_ms(), 1_250);
         c.set(7);
         assert_eq!(c.now_ms(), 7);
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_331_602_123), "2026-11-22T07:13:22.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(year_month(1_795_331_602_123), (2026, 11));
     }
 
     #[test]

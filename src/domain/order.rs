@@ -8,7 +8,7 @@
 //! after a crash repeats at most the step it was in, and that step has no second effect.
 
 use super::order_idempotency::{key_use, Fingerprint, KeyUse};
-pub use super::order_vending::vend_status;
+pub use super::order_vending::{vend_status, VendStatus};
 use super::order_vending::{vending_effect, VendReport};
 pub use super::order_vending::{VendState, VendingOrder, VendingPlacement};
 use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode, Sku};

@@ -134,19 +134,44 @@ pub(super) fn decide_report(s: &OrderState, report: &VendReport) -> Vec<OrderEve
     }
 }
 
-/// The shopper-facing status of the vend: `reserving`, `dispensing`, `vended`, `failed`,
-/// `timed_out` or `cancelled`.
-pub fn vend_status(s: &OrderState) -> Option<&'static str> {
+/// The shopper-facing status of a vend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendStatus {
+    Reserving,
+    Dispensing,
+    Vended,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+impl VendStatus {
+    /// The wire name: `reserving`, `dispensing`, `vended`, `failed`, `timed_out` or
+    /// `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserving => "reserving",
+            Self::Dispensing => "dispensing",
+            Self::Vended => "vended",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The shopper-facing status of the order's vend; `None` for a cart order.
+pub fn vend_status(s: &OrderState) -> Option<VendStatus> {
     let v = s.vending.as_ref()?;
     if v.state == VendState::Vended {
-        return Some("vended");
+        return Some(VendStatus::Vended);
     }
     let failure = s.compensating.as_ref().or(s.failure.as_ref());
     Some(match failure.map(|f| f.code) {
-        Some(FailureCode::VendFailed) => "failed",
-        Some(FailureCode::VendTimeout) => "timed_out",
-        Some(_) => "cancelled",
-        None if v.state == VendState::Dispensing => "dispensing",
-        None => "reserving",
+        Some(FailureCode::VendFailed) => VendStatus::Failed,
+        Some(FailureCode::VendTimeout) => VendStatus::TimedOut,
+        Some(_) => VendStatus::Cancelled,
+        None if v.state == VendState::Dispensing => VendStatus::Dispensing,
+        None => VendStatus::Reserving,
     })
 }

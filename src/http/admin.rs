@@ -1,15 +1,18 @@
 //! Operator routes over the journal: an entity's events as an audit trail, read on
 //! the entity's owner through the router (like any other entity read).
 
+use super::dto::audit::{EntityEvent, EntityEvents, EntityKind as EntityKindParam};
+use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::extract::{sku, uuid};
 use super::filters;
+use super::json;
 use super::routes::{route, Routes};
-use super::{json, views};
 use crate::app::App;
+use crate::clock::rfc3339;
 use crate::domain::EntityKind;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -50,7 +53,7 @@ async fn events(
     kind: EntityKind,
     id: &str,
     q: &EventsQuery,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<EntityEvent>, ApiError> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let evs = app
         .router
@@ -62,11 +65,32 @@ async fn events(
             let value = serde_json::from_str(&e.json).unwrap_or(Value::Null);
             let (ty, mut data) = split_variant(value);
             redact(&mut data);
-            json!({"seq": e.seq, "at": views::rfc3339(e.at), "type": ty, "data": data})
+            EntityEvent {
+                seq: e.seq,
+                at: rfc3339(e.at),
+                event_type: ty,
+                data,
+            }
         })
         .collect())
 }
 
+/// An entity's journalled events: the audit trail. Operators and admins.
+#[utoipa::path(get, path = "/v1/admin/entities/{kind}/{id}/events", tag = "admin",
+    security(("bearer" = [])),
+    params(
+        ("kind" = EntityKindParam, Path, description = "the entity kind"),
+        ("id" = String, Path, description = "a SKU for `product` and `sku`/`inventory`, a UUID for `cart`, `order` and `user`, a machine id for `machine`"),
+        ("after_seq" = Option<u64>, Query, minimum = 0, description = "only events after this sequence number"),
+        ("limit" = Option<u32>, Query, minimum = 0, description = "most events to return (default 1000, at most 10000; a page also stops after about 2 MiB of events: page on with `after_seq`)"),
+    ),
+    responses(
+        (status = 200, description = "the events", body = EntityEvents),
+        (status = 400, description = "`validation`: an unknown kind, a bad id, or a bad query", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: the entity has no events", body = ErrorBody),
+    ))]
 pub async fn entity_events(
     app: App,
     kind: String,
@@ -97,10 +121,12 @@ pub async fn entity_events(
     if list.is_empty() && q.after_seq.unwrap_or(0) == 0 {
         return Err(ApiError::not_found(format!("no {kind} {id}")));
     }
-    Ok(json(
-        StatusCode::OK,
-        &json!({"kind": kind, "id": id, "events": list}),
-    ))
+    let body = EntityEvents {
+        kind: kind.to_string(),
+        id,
+        events: list,
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub fn routes(app: &App) -> Routes {

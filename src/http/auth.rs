@@ -4,11 +4,17 @@
 //! Login never says whether the email exists: an unknown email is checked against a
 //! dummy argon2id hash, so both failures cost the same and answer the same.
 
+use super::dto::identity::{
+    Credentials, Profile, ProfileUpdate, RefreshRequest, Registered, RolesUpdate, TokenPair,
+    TokenType,
+};
+use super::dto::orders::{Order as OrderView, OrderPage};
+use super::dto::{missing, ErrorBody};
 use super::error::ApiError;
 use super::extract::{email as parse_email, uuid};
 use super::filters;
+use super::json;
 use super::routes::{route, Routes};
-use super::{json, views};
 use crate::app::App;
 use crate::auth::{password, refresh, Principal};
 use crate::clock::now_ms;
@@ -19,7 +25,6 @@ use crate::domain::RejectionCode;
 use crate::router::RouteError;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::json;
 use sha2::Digest;
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -46,13 +51,17 @@ fn invalid_token() -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credentials {
-    email: String,
-    password: String,
-}
-
+/// Creates an account with the `shopper` role.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "registered", body = Registered, links(
+            ("SetRoles" = (operation_id = "set_roles", parameters(("user_id" = "$response.body#/user_id")))),
+            ("UserEvents" = (operation_id = "entity_events", parameters(("kind" = "user"), ("id" = "$response.body#/user_id")))),
+        )),
+        (status = 400, description = "`invalid_json`, or `validation`: the email or password breaks a rule", body = ErrorBody),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+    ))]
 pub async fn register(app: App, c: Credentials) -> Result<Response, ApiError> {
     let email = parse_email(&c.email)?;
     password::validate(&c.password, &email).map_err(ApiError::validation)?;
@@ -75,7 +84,7 @@ pub async fn register(app: App, c: Credentials) -> Result<Response, ApiError> {
         .command::<EmailClaim>(&email_key(&email), ClaimEmail { user_id })
         .await
     {
-        Ok(_) => Ok(json(StatusCode::CREATED, &json!({ "user_id": user_id }))),
+        Ok(_) => Ok(json(StatusCode::CREATED, &Registered { user_id })),
         Err(RouteError::Rejected(r)) if r.code == RejectionCode::Conflict => Err(ApiError::new(
             StatusCode::CONFLICT,
             "email_taken",
@@ -94,17 +103,23 @@ async fn token_pair(
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let access = app.identity.keys.issue(user_id, roles, now / 1000);
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "access_token": access,
-            "refresh_token": refresh_token,
-            "expires_in": app.identity.keys.ttl_s(),
-            "token_type": "Bearer",
-        }),
-    ))
+    let pair = TokenPair {
+        access_token: access,
+        refresh_token,
+        expires_in: app.identity.keys.ttl_s(),
+        token_type: TokenType::Bearer,
+    };
+    Ok(json(StatusCode::OK, &pair))
 }
 
+/// Exchanges an email and password for a token pair.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "signed in", body = TokenPair),
+        (status = 400, description = "`invalid_json` or `validation`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`, the same for an unknown email and a wrong password", body = ErrorBody),
+    ))]
 pub async fn login(app: App, c: Credentials) -> Result<Response, ApiError> {
     let Ok(email) = parse_email(&c.email) else {
         return Err(invalid_credentials());
@@ -139,13 +154,15 @@ pub async fn login(app: App, c: Credentials) -> Result<Response, ApiError> {
     token_pair(&app, user_id, &state.roles, token).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshBody {
-    refresh_token: String,
-}
-
-pub async fn refresh_tokens(app: App, b: RefreshBody) -> Result<Response, ApiError> {
+/// Rotates a refresh token: the presented token is used up and a new pair issued.
+#[utoipa::path(post, path = "/v1/auth/refresh", operation_id = "refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "a new pair", body = TokenPair),
+        (status = 400, description = "`invalid_json` or `validation`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, or `refresh_token_reused` (the whole family is then revoked)", body = ErrorBody),
+    ))]
+pub async fn refresh_tokens(app: App, b: RefreshRequest) -> Result<Response, ApiError> {
     let presented = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
     let family = presented.family;
     // The new token's generation is the family's after the rotation, so the secret is
@@ -189,7 +206,15 @@ pub async fn refresh_tokens(app: App, b: RefreshBody) -> Result<Response, ApiErr
     token_pair(&app, user_id, &u.roles, token).await
 }
 
-pub async fn logout(app: App, b: RefreshBody) -> Result<Response, ApiError> {
+/// Revokes the refresh token's family.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "signed out"),
+        (status = 400, description = "`invalid_json` or `validation`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: not a refresh token", body = ErrorBody),
+    ))]
+pub async fn logout(app: App, b: RefreshRequest) -> Result<Response, ApiError> {
     let presented = refresh::parse(&b.refresh_token).ok_or_else(invalid_token)?;
     let family = presented.family.to_string();
     let state = app.router.get::<Session>(&family).await?;
@@ -208,16 +233,6 @@ pub async fn logout(app: App, b: RefreshBody) -> Result<Response, ApiError> {
     Ok(r)
 }
 
-fn profile(id: Uuid, u: &UserState) -> serde_json::Value {
-    json!({
-        "user_id": id,
-        "email": u.email,
-        "roles": u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-        "name": u.name,
-        "phone": u.phone,
-    })
-}
-
 async fn existing_user(app: &App, id: Uuid) -> Result<UserState, ApiError> {
     let u = app.router.get::<User>(&id.to_string()).await?;
     if u.exists() {
@@ -227,18 +242,20 @@ async fn existing_user(app: &App, id: Uuid) -> Result<UserState, ApiError> {
     }
 }
 
+/// The caller's profile.
+#[utoipa::path(get, path = "/v1/me", operation_id = "get_me", tag = "me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the profile", body = Profile),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the bootstrap admin token has no profile", body = ErrorBody),
+        (status = 404, description = "`not_found`: the user no longer exists", body = ErrorBody),
+    ))]
 pub async fn me(app: App, id: Uuid) -> Result<Response, ApiError> {
     Ok(json(
         StatusCode::OK,
-        &profile(id, &existing_user(&app, id).await?),
+        &Profile::new(id, &existing_user(&app, id).await?),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileBody {
-    name: Option<String>,
-    phone: Option<String>,
 }
 
 fn valid_phone(p: &str) -> bool {
@@ -250,7 +267,18 @@ fn valid_phone(p: &str) -> bool {
         && digits.chars().any(|c| c.is_ascii_digit())
 }
 
-pub async fn update_me(app: App, id: Uuid, b: ProfileBody) -> Result<Response, ApiError> {
+/// Changes the caller's name and phone.
+#[utoipa::path(patch, path = "/v1/me", tag = "me",
+    security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "the updated profile", body = Profile),
+        (status = 400, description = "`invalid_json` or `validation`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the bootstrap admin token has no profile", body = ErrorBody),
+        (status = 404, description = "`not_found`: the user no longer exists", body = ErrorBody),
+    ))]
+pub async fn update_me(app: App, id: Uuid, b: ProfileUpdate) -> Result<Response, ApiError> {
     let name = b.name.map(|n| n.trim().to_owned());
     if name
         .as_ref()
@@ -269,7 +297,7 @@ pub async fn update_me(app: App, id: Uuid, b: ProfileBody) -> Result<Response, A
         .router
         .command::<User>(&id.to_string(), UserCommand::UpdateProfile { name, phone })
         .await?;
-    Ok(json(StatusCode::OK, &profile(id, &applied.state)))
+    Ok(json(StatusCode::OK, &Profile::new(id, &applied.state)))
 }
 
 #[derive(Deserialize)]
@@ -280,7 +308,20 @@ pub struct PageQuery {
     partial: Option<String>,
 }
 
-/// The caller's orders, newest first, from every partition of the cluster.
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/v1/me/orders", tag = "me",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
+    ),
+    responses(
+        (status = 200, description = "a page of orders", body = OrderPage),
+        (status = 400, description = "`validation`: a bad `limit` or `cursor`, or an unknown query parameter", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the bootstrap admin token has no orders", body = ErrorBody),
+    ))]
 pub async fn my_orders(app: App, id: Uuid, q: PageQuery) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
@@ -326,26 +367,33 @@ pub async fn my_orders(app: App, id: Uuid, q: PageQuery) -> Result<Response, Api
         .await;
     let mut items = Vec::with_capacity(states.len());
     for (order_id, o) in states {
-        items.push(views::order(order_id, &o?));
+        items.push(OrderView::new(order_id, &o?));
     }
-    let body = json!({ "items": items, "next_cursor": page.next_cursor });
-    Ok(json(
-        StatusCode::OK,
-        &super::machines::with_missing(body, partial, &page.missing_partitions),
-    ))
+    let body = OrderPage {
+        items,
+        next_cursor: page.next_cursor,
+        missing_partitions: missing(partial, &page.missing_partitions),
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RolesBody {
-    roles: Vec<String>,
-}
-
+/// Replaces a user's roles. Admins only; takes effect on the user's next login or refresh.
+#[utoipa::path(put, path = "/v1/admin/users/{user_id}/roles", tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "the user")),
+    request_body = RolesUpdate,
+    responses(
+        (status = 200, description = "the user's profile with the new roles", body = Profile),
+        (status = 400, description = "`validation`: not a UUID, or an unknown role; or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    ))]
 pub async fn set_roles(
     app: App,
     id: String,
     p: Principal,
-    b: RolesBody,
+    b: RolesUpdate,
 ) -> Result<Response, ApiError> {
     let id = uuid("user id", &id)?;
     let roles = b
@@ -370,7 +418,7 @@ pub async fn set_roles(
             },
         )
         .await?;
-    Ok(json(StatusCode::OK, &profile(id, &applied.state)))
+    Ok(json(StatusCode::OK, &Profile::new(id, &applied.state)))
 }
 
 pub fn routes(app: &App) -> Routes {

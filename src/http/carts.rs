@@ -3,25 +3,38 @@
 //! claimed) it; anyone else gets 404, so ids do not leak. Guest carts are usable by
 //! their id while `auth.allow_guest_checkout` is on.
 
+use super::dto::carts::{AddItem, Cart as CartView, SetItemQuantity};
+use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::extract::{may_use, sku, uuid, Access};
 use super::filters;
+use super::json;
 use super::routes::{route, Routes};
-use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::cart::{Cart, CartCommand, CartState};
 use crate::domain::product::Product;
 use crate::domain::Sku;
-use serde::Deserialize;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-fn view(app: &App, id: Uuid, c: &CartState) -> serde_json::Value {
-    views::cart(id, c, &app.config.shop.currency)
+fn view(app: &App, id: Uuid, c: &CartState) -> CartView {
+    CartView::new(id, c, &app.config.shop.currency)
 }
 
+/// Creates a cart, owned by the caller when a user token is given, else a guest cart.
+#[utoipa::path(post, path = "/v1/carts", operation_id = "create_cart", tag = "carts",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "the new cart", body = CartView, links(
+            ("GetCart" = (operation_id = "get_cart", parameters(("id" = "$response.body#/id")))),
+            ("AddCartItem" = (operation_id = "add_cart_item", parameters(("id" = "$response.body#/id")))),
+            ("CheckoutCart" = (operation_id = "checkout", parameters(("id" = "$response.body#/id")))),
+            ("ClaimCart" = (operation_id = "claim_cart", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 401, description = "`invalid_token` or `token_expired`; `unauthorized` when guest carts are disabled", body = ErrorBody),
+    ))]
 pub async fn create(app: App, p: Principal) -> Result<Response, ApiError> {
     let owner = p.user_id();
     if owner.is_none() && p == Principal::Anonymous && !app.identity.allow_guest_checkout {
@@ -39,6 +52,16 @@ pub async fn create(app: App, p: Principal) -> Result<Response, ApiError> {
     Ok(json(StatusCode::CREATED, &view(&app, id, &applied.state)))
 }
 
+/// A cart. Someone else's cart is 404.
+#[utoipa::path(get, path = "/v1/carts/{id}", operation_id = "get_cart", tag = "carts",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the cart")),
+    responses(
+        (status = 200, description = "the cart", body = CartView),
+        (status = 400, description = "`validation`: not a UUID", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn get(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let c = accessible(&app, &p, id, Access::Read).await?;
@@ -77,18 +100,27 @@ async fn price_of(app: &App, sku: &Sku) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddBody {
-    sku: String,
-    quantity: u32,
-}
-
+/// Adds units of a product at its current price.
+#[utoipa::path(post, path = "/v1/carts/{id}/items", operation_id = "add_cart_item", tag = "carts",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the cart")),
+    request_body = AddItem,
+    responses(
+        (status = 200, description = "the cart", body = CartView, links(
+            ("SetCartItem" = (operation_id = "set_cart_item", parameters(("id" = "$response.body#/id"), ("sku" = "$response.body#/items/0/sku")))),
+            ("RemoveCartItem" = (operation_id = "remove_cart_item", parameters(("id" = "$response.body#/id"), ("sku" = "$response.body#/items/0/sku")))),
+            ("CheckoutCart" = (operation_id = "checkout", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such cart or product", body = ErrorBody),
+        (status = 409, description = "`product_archived`, `cart_checked_out`, or a line limit reached", body = ErrorBody),
+    ))]
 pub async fn add_item(
     app: App,
     id: String,
     p: Principal,
-    b: AddBody,
+    b: AddItem,
 ) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let sku = Sku::parse(&b.sku).map_err(ApiError::validation)?;
@@ -109,18 +141,27 @@ pub async fn add_item(
     Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetBody {
-    quantity: u32,
-}
-
+/// Sets a line's quantity; 0 removes the line.
+#[utoipa::path(put, path = "/v1/carts/{id}/items/{sku}", operation_id = "set_cart_item", tag = "carts",
+    security((), ("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "the cart"),
+        ("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU"),
+    ),
+    request_body = SetItemQuantity,
+    responses(
+        (status = 200, description = "the cart", body = CartView),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such cart, product or line", body = ErrorBody),
+        (status = 409, description = "`product_archived`, `cart_checked_out`, or a line limit reached", body = ErrorBody),
+    ))]
 pub async fn set_item(
     app: App,
     id: String,
     sku_s: String,
     p: Principal,
-    b: SetBody,
+    b: SetItemQuantity,
 ) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let sku = sku(&sku_s)?;
@@ -144,6 +185,20 @@ pub async fn set_item(
     Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
 }
 
+/// Removes a line.
+#[utoipa::path(delete, path = "/v1/carts/{id}/items/{sku}", operation_id = "remove_cart_item", tag = "carts",
+    security((), ("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "the cart"),
+        ("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU"),
+    ),
+    responses(
+        (status = 200, description = "the cart", body = CartView),
+        (status = 400, description = "`validation`: not a UUID or SKU", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such cart or line", body = ErrorBody),
+        (status = 409, description = "`cart_checked_out`", body = ErrorBody),
+    ))]
 pub async fn remove_item(
     app: App,
     id: String,
@@ -160,7 +215,18 @@ pub async fn remove_item(
     Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
 }
 
-/// A signed-in shopper takes over a guest cart. Someone else's cart is 404.
+/// Takes over a guest cart (or re-claims one's own). Needs a user token.
+#[utoipa::path(post, path = "/v1/carts/{id}/claim", operation_id = "claim_cart", tag = "carts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the cart")),
+    responses(
+        (status = 200, description = "the cart, now owned by the caller", body = CartView),
+        (status = 400, description = "`validation`: not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the bootstrap admin token cannot own carts", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such cart, or someone else's", body = ErrorBody),
+        (status = 409, description = "`cart_checked_out`", body = ErrorBody),
+    ))]
 pub async fn claim(app: App, id: String, owner: Uuid) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let c = app.router.get::<Cart>(&id.to_string()).await?;

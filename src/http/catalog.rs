@@ -1,10 +1,14 @@
 //! Catalog and inventory routes: products (operator writes, public reads) and stock.
 
+use super::dto::catalog::{
+    Inventory, InventoryAdjustment, Product as ProductView, ProductInput, ProductPage,
+};
+use super::dto::{missing, ErrorBody};
 use super::error::ApiError;
 use super::extract::sku;
 use super::filters;
+use super::json;
 use super::routes::{route, Routes};
-use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::product::{Product, ProductCommand, ProductEvent, ProductSpec};
@@ -15,22 +19,29 @@ use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProductBody {
-    name: String,
-    description: Option<String>,
-    price_minor: i64,
-    category: String,
-    #[serde(default)]
-    tags: Vec<String>,
-}
-
+/// Creates or replaces a product. Operators and admins.
+#[utoipa::path(put, path = "/v1/products/{sku}", tag = "catalog",
+    security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU")),
+    request_body = ProductInput,
+    responses(
+        (status = 200, description = "updated", body = ProductView),
+        (status = 201, description = "created", body = ProductView, links(
+            ("GetProduct" = (operation_id = "get_product", parameters(("sku" = "$response.body#/sku")))),
+            ("GetInventory" = (operation_id = "get_inventory", parameters(("sku" = "$response.body#/sku")))),
+            ("AdjustInventory" = (operation_id = "adjust_inventory", parameters(("sku" = "$response.body#/sku")))),
+            ("ArchiveProduct" = (operation_id = "archive_product", parameters(("sku" = "$response.body#/sku")))),
+            ("ProductEvents" = (operation_id = "entity_events", parameters(("kind" = "product"), ("id" = "$response.body#/sku")))),
+        )),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
+    ))]
 pub async fn put_product(
     app: App,
     sku_s: String,
     p: Principal,
-    b: ProductBody,
+    b: ProductInput,
 ) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     let spec = ProductSpec {
@@ -65,10 +76,18 @@ pub async fn put_product(
     };
     Ok(json(
         status,
-        &views::product(&sku, &applied.state, &app.config.shop.currency),
+        &ProductView::new(&sku, &applied.state, &app.config.shop.currency),
     ))
 }
 
+/// A product, archived or not.
+#[utoipa::path(get, path = "/v1/products/{sku}", tag = "catalog",
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU")),
+    responses(
+        (status = 200, description = "the product", body = ProductView),
+        (status = 400, description = "`validation`: not a valid SKU", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn get_product(app: App, sku_s: String) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     let state = app.router.get::<Product>(sku.as_str()).await?;
@@ -77,10 +96,21 @@ pub async fn get_product(app: App, sku_s: String) -> Result<Response, ApiError> 
     }
     Ok(json(
         StatusCode::OK,
-        &views::product(&sku, &state, &app.config.shop.currency),
+        &ProductView::new(&sku, &state, &app.config.shop.currency),
     ))
 }
 
+/// Archives a product: it stays readable but can no longer be bought. Operators and admins.
+#[utoipa::path(delete, path = "/v1/products/{sku}", tag = "catalog",
+    security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU")),
+    responses(
+        (status = 200, description = "the archived product", body = ProductView),
+        (status = 400, description = "`validation`: not a valid SKU", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn archive_product(app: App, sku_s: String, p: Principal) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     let applied = app
@@ -89,7 +119,7 @@ pub async fn archive_product(app: App, sku_s: String, p: Principal) -> Result<Re
         .await?;
     Ok(json(
         StatusCode::OK,
-        &views::product(&sku, &applied.state, &app.config.shop.currency),
+        &ProductView::new(&sku, &applied.state, &app.config.shop.currency),
     ))
 }
 
@@ -103,6 +133,19 @@ pub struct ListQuery {
     partial: Option<String>,
 }
 
+/// Searches purchasable products, ordered by SKU.
+#[utoipa::path(get, path = "/v1/products", tag = "catalog",
+    params(
+        ("q" = Option<String>, Query, max_length = 200, description = "words that must all prefix a word of the name, description or tags"),
+        ("category" = Option<String>, Query, description = "exact category, case-insensitive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
+    ),
+    responses(
+        (status = 200, description = "a page of products", body = ProductPage),
+        (status = 400, description = "`validation`: a bad `limit`, `cursor` or `q`, or an unknown query parameter", body = ErrorBody),
+    ))]
 pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError> {
     let limit = match q.limit.as_deref() {
         None | Some("") => 20,
@@ -141,27 +184,34 @@ pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError>
             RowData::Product(state) => Some((Sku::parse(&r.key).ok()?, state)),
             RowData::Key => None,
         })
-        .map(|(sku, state)| views::product(&sku, state, currency))
+        .map(|(sku, state)| ProductView::new(&sku, state, currency))
         .collect();
-    let body = serde_json::json!({"items": items, "next_cursor": page.next_cursor});
-    Ok(json(
-        StatusCode::OK,
-        &super::machines::with_missing(body, partial, &page.missing_partitions),
-    ))
+    let body = ProductPage {
+        items,
+        next_cursor: page.next_cursor,
+        missing_partitions: missing(partial, &page.missing_partitions),
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdjustBody {
-    delta: i64,
-    reason: String,
-}
-
+/// Adds or removes stock. Operators and admins.
+#[utoipa::path(post, path = "/v1/inventory/{sku}/adjustments", operation_id = "adjust_inventory", tag = "catalog",
+    security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU")),
+    request_body = InventoryAdjustment,
+    responses(
+        (status = 200, description = "the new stock", body = Inventory),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+        (status = 409, description = "`insufficient_stock`: on hand would fall below what is reserved", body = ErrorBody),
+    ))]
 pub async fn adjust(
     app: App,
     sku_s: String,
     p: Principal,
-    b: AdjustBody,
+    b: InventoryAdjustment,
 ) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     require_product(&app, &sku).await?;
@@ -176,12 +226,17 @@ pub async fn adjust(
             },
         )
         .await?;
-    Ok(json(
-        StatusCode::OK,
-        &views::inventory(&sku, &applied.state),
-    ))
+    Ok(json(StatusCode::OK, &Inventory::new(&sku, &applied.state)))
 }
 
+/// Stock of a product.
+#[utoipa::path(get, path = "/v1/inventory/{sku}", tag = "catalog",
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "MUG-BLUE", description = "the SKU")),
+    responses(
+        (status = 200, description = "the stock", body = Inventory),
+        (status = 400, description = "`validation`: not a valid SKU", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+    ))]
 pub async fn get_inventory(app: App, sku_s: String) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     if !app
@@ -192,7 +247,7 @@ pub async fn get_inventory(app: App, sku_s: String) -> Result<Response, ApiError
         require_product(&app, &sku).await?;
     }
     let state = app.router.get::<Stock>(sku.as_str()).await?;
-    Ok(json(StatusCode::OK, &views::inventory(&sku, &state)))
+    Ok(json(StatusCode::OK, &Inventory::new(&sku, &state)))
 }
 
 async fn require_product(app: &App, sku: &Sku) -> Result<(), ApiError> {

@@ -7,30 +7,47 @@
 //! request. Requests rejected by validation before anything executes place nothing.
 
 use super::carts::accessible;
+use super::dto::carts::CheckoutRequest;
+use super::dto::orders::Order as OrderView;
+use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::extract::{email as parse_email, uuid, Access};
 use super::filters;
 use super::idempotency::{place_keyed, Keyed};
 use super::routes::{route, Routes};
-use super::views;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::domain::cart::CartStatus;
 use crate::domain::order::{OrderCommand, Placement};
 use crate::payment::CardDetails;
-use serde::Deserialize;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckoutBody {
-    email: String,
-    payment: CardDetails,
-}
-
+/// Places an order from the cart and waits briefly for payment. Idempotent by key: a
+/// repeat with the same key and body replays the first answer.
+#[utoipa::path(post, path = "/v1/carts/{id}/checkout", tag = "carts",
+    security((), ("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "the cart"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
+            description = "1 to 255 visible ASCII characters; the same key with another body is 409"),
+    ),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 201, description = "the order, settled (paid or cancelled)", body = OrderView, links(
+            ("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")))),
+            ("CancelOrder" = (operation_id = "cancel_order", parameters(("id" = "$response.body#/id")))),
+            ("FulfilOrder" = (operation_id = "fulfil_order", parameters(("id" = "$response.body#/id")))),
+            ("RefundOrder" = (operation_id = "refund_order", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 202, description = "the order, still being processed", body = OrderView),
+        (status = 400, description = "`validation` (body, card, or a missing or bad `Idempotency-Key`) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such cart", body = ErrorBody),
+        (status = 409, description = "`cart_empty`, `cart_checked_out`, `idempotency_key_reused` or `idempotency_key_expired` (reused past its last generation)", body = ErrorBody),
+    ))]
 pub async fn checkout(
     app: App,
     cart: String,
@@ -46,7 +63,7 @@ pub async fn checkout(
     let value = value?;
     let keyed = Keyed::new(&app, format!("cart:{cart_id}"), key, &value, now_ms());
     let prepare = async {
-        let body: CheckoutBody =
+        let body: CheckoutRequest =
             serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
         let email = parse_email(&body.email)?;
         let cart_state = accessible(&app, &p, cart_id, Access::Write).await?;
@@ -65,10 +82,10 @@ pub async fn checkout(
             ));
         }
         let now = keyed.now;
-        let (y, m) = views::year_month(now);
+        let (y, m) = crate::clock::year_month(now);
         let method = app
             .gateway
-            .tokenize(&body.payment, y, m)
+            .tokenize(&CardDetails::from(body.payment), y, m)
             .await
             .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
         // Durable: the order's placement append also flushes the card token.

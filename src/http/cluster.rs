@@ -3,6 +3,8 @@
 //! /v1/cluster/remove` (reassign a lost node's partitions), and the test-only
 //! `POST /v1/cluster/fault` (present only with `cluster.fault_injection`).
 
+use super::dto::cluster::{ClusterStatus, Draining, Fault, RemoveNode, Removed};
+use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::filters;
 use super::json;
@@ -11,11 +13,11 @@ use crate::app::App;
 use crate::cluster::detector::Health;
 use crate::cluster::propose::ProposeError;
 use crate::cluster::Cluster;
-use serde::Deserialize;
-use serde_json::json;
 use std::time::Duration;
 use warp::http::StatusCode;
 use warp::reply::Response;
+
+const AUTH_401: &str = "`unauthorized`, `invalid_token` or `token_expired`";
 
 fn cluster_of(app: &App) -> Result<&Cluster, ApiError> {
     app.cluster.as_ref().ok_or_else(|| {
@@ -28,35 +30,21 @@ fn cluster_of(app: &App) -> Result<&Cluster, ApiError> {
 }
 
 /// The cluster as this node sees it.
-pub fn status(app: &App) -> serde_json::Value {
-    let Some(c) = &app.cluster else {
-        return json!({"enabled": false, "node": null, "members": [], "epoch": 0});
-    };
-    let map = c.map();
-    let moving: Vec<_> = map
+pub fn status(app: &App) -> ClusterStatus {
+    app.cluster
         .as_ref()
-        .map(|m| {
-            m.moving
-                .iter()
-                .map(|(p, to)| json!({"partition": p, "from": m.owners[*p as usize], "to": to}))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "enabled": true,
-        "node": c.name(),
-        "epoch": c.epoch(),
-        "quorum": c.has_quorum(),
-        "partitions": map.as_ref().map(|m| m.partitions()).unwrap_or(0),
-        "members": c.members(),
-        "partitions_per_node": map.as_ref().map(|m| m.counts()).unwrap_or_default(),
-        "moving": moving,
-        "owners": map.as_ref().map(|m| m.owners.clone()).unwrap_or_default(),
-        "handoffs": c.handoffs(),
-    })
+        .map_or_else(ClusterStatus::alone, ClusterStatus::new)
 }
 
-async fn get_status(app: App) -> Result<Response, ApiError> {
+/// Members, health, epoch, partitions per node and handoffs.
+#[utoipa::path(get, path = "/v1/cluster", operation_id = "cluster_status", tag = "cluster",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the cluster as this node sees it", body = ClusterStatus),
+        (status = 401, description = AUTH_401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: operators and admins only", body = ErrorBody),
+    ))]
+pub async fn get_status(app: App) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &status(&app)))
 }
 
@@ -78,27 +66,46 @@ fn propose_error(e: ProposeError) -> ApiError {
     }
 }
 
-async fn leave(app: App) -> Result<Response, ApiError> {
+/// Drains this node: its partitions are handed off, then it leaves the map.
+#[utoipa::path(post, path = "/v1/cluster/leave", operation_id = "cluster_leave", tag = "cluster",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "draining started", body = Draining),
+        (status = 401, description = AUTH_401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`cluster_disabled` or `cluster_refused` (a handoff is running, last member)", body = ErrorBody),
+        (status = 503, description = "`no_quorum` or `cluster_joining`", body = ErrorBody),
+    ))]
+pub async fn leave(app: App) -> Result<Response, ApiError> {
     let c = cluster_of(&app)?;
     let me = c.name().to_owned();
     let m = c.propose(|m| m.leave(&me)).await.map_err(propose_error)?;
     tracing::warn!(node = %me, epoch = m.epoch, moving = m.moving.len(), "draining this node");
-    Ok(json(
-        StatusCode::ACCEPTED,
-        &json!({"node": me, "epoch": m.epoch, "moving": m.moving.len(),
-                "message": "draining: partitions are being handed off; the node leaves the map when it owns none"}),
-    ))
+    let body = Draining {
+        node: me,
+        epoch: m.epoch,
+        moving: m.moving.len() as u64,
+        message:
+            "draining: partitions are being handed off; the node leaves the map when it owns none"
+                .into(),
+    };
+    Ok(json(StatusCode::ACCEPTED, &body))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RemoveBody {
-    node: String,
-    #[serde(default)]
-    force: bool,
-}
-
-async fn remove(app: App, b: RemoveBody) -> Result<Response, ApiError> {
+/// Reassigns the partitions of a node that is down for good; their data is lost unless
+/// restored from a backup.
+#[utoipa::path(post, path = "/v1/cluster/remove", operation_id = "cluster_remove", tag = "cluster",
+    security(("bearer" = [])),
+    request_body = RemoveNode,
+    responses(
+        (status = 200, description = "removed; its partitions restart empty elsewhere", body = Removed),
+        (status = 400, description = "`validation`: `force` missing, or this node", body = ErrorBody),
+        (status = 401, description = AUTH_401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`node_not_down`, `cluster_refused` or `cluster_disabled`", body = ErrorBody),
+        (status = 503, description = "`no_quorum`", body = ErrorBody),
+    ))]
+pub async fn remove(app: App, b: RemoveNode) -> Result<Response, ApiError> {
     let c = cluster_of(&app)?;
     if !b.force {
         return Err(ApiError::validation(
@@ -126,32 +133,41 @@ async fn remove(app: App, b: RemoveBody) -> Result<Response, ApiError> {
         .await
         .map_err(propose_error)?;
     tracing::warn!(node = %b.node, epoch = m.epoch, partitions = lost, "node removed by force; its partitions restart empty");
-    Ok(json(
-        StatusCode::OK,
-        &json!({"removed": b.node, "epoch": m.epoch, "partitions_reassigned": lost,
-                "warning": "the data of these partitions is lost unless restored from a backup"}),
-    ))
+    let body = Removed {
+        removed: b.node,
+        epoch: m.epoch,
+        partitions_reassigned: lost as u64,
+        warning: "the data of these partitions is lost unless restored from a backup".into(),
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultBody {
-    blackhole: bool,
-}
-
-async fn fault(app: App, body: Result<serde_json::Value, ApiError>) -> Result<Response, ApiError> {
+/// Test-only (`cluster.fault_injection`): black-holes this node's cluster traffic.
+#[utoipa::path(post, path = "/v1/cluster/fault", operation_id = "cluster_fault", tag = "cluster",
+    security(("bearer" = [])),
+    request_body = Fault,
+    responses(
+        (status = 200, description = "the switch is set", body = Fault),
+        (status = 401, description = AUTH_401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 404, description = "`not_found`: fault injection is off", body = ErrorBody),
+    ))]
+pub async fn fault(
+    app: App,
+    body: Result<serde_json::Value, ApiError>,
+) -> Result<Response, ApiError> {
     let c = cluster_of(&app)?;
     if !c.config().fault_injection {
         return Err(ApiError::not_found("no such route"));
     }
-    let b: FaultBody =
+    let b: Fault =
         serde_json::from_value(body?).map_err(|e| ApiError::validation(e.to_string()))?;
     c.fault().set_blackhole(b.blackhole);
     tracing::warn!(
         blackhole = b.blackhole,
         "fault injection: cluster traffic black hole"
     );
-    Ok(json(StatusCode::OK, &json!({"blackhole": b.blackhole})))
+    Ok(json(StatusCode::OK, &b))
 }
 
 /// The cluster routes.

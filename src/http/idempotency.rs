@@ -19,8 +19,8 @@
 //! The answer waits briefly for the saga: 201 once settled, else 202; an order that is not
 //! placed is never answered with a 2xx.
 
+use super::dto::orders::Order as OrderView;
 use super::error::ApiError;
-use super::views;
 use crate::app::App;
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::order_idempotency::{
@@ -177,7 +177,7 @@ pub(crate) async fn answer(
             "order {order_id} is not placed"
         )));
     }
-    let body = serde_json::to_vec(&views::order(order_id, &state))
+    let body = serde_json::to_vec(&OrderView::new(order_id, &state))
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut r = Response::new(body.into());
     *r.status_mut() = status;

@@ -6,21 +6,21 @@
 //! and only its SHA-256 hex is stored (the gateway hashes a Hello's secret the same way).
 //! No answer ever carries the stored hash.
 
+use super::dto::machines::{
+    Machine as MachineView, MachineInfo, MachineList, MachineWithSecret, Planogram, SlotOffer,
+};
+use super::dto::{missing, ErrorBody, PARTIAL, STAFF_401, STAFF_403};
 use super::error::ApiError;
 use super::filters;
 use super::json;
 use super::routes::{route, Routes};
-use super::views::rfc3339;
 use crate::app::App;
 use crate::clock::now_ms;
-use crate::domain::machine::{
-    slot_availability, Machine, MachineCommand, MachineInput, MachineState, SlotSpec,
-};
+use crate::domain::machine::{Machine, MachineInput, MachineState, SlotSpec};
 use crate::domain::{RejectionCode, Sku};
 use crate::router::RouteError;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -57,116 +57,19 @@ pub(super) async fn registered(app: &App, id: &str) -> Result<MachineState, ApiE
     Ok(s)
 }
 
-pub(super) fn command_view(id: &uuid::Uuid, r: &crate::domain::machine::CommandRecord) -> Value {
-    let (kind, slot) = match &r.command {
-        MachineCommand::SetPrice { slot, .. } => ("set_price", Some(*slot)),
-        MachineCommand::LockSlot { slot, .. } => ("lock_slot", Some(*slot)),
-        MachineCommand::UnlockSlot { slot } => ("unlock_slot", Some(*slot)),
-        MachineCommand::Dispense { slot, .. } => ("dispense", Some(*slot)),
-        MachineCommand::RequestAudit => ("request_audit", None),
-    };
-    json!({
-        "command_id": id,
-        "type": kind,
-        "slot": slot,
-        "status": r.status.as_str(),
-        "attempts": r.attempts,
-        "issued_at": rfc3339(r.issued_at),
-        "sent_at": rfc3339(r.sent_at),
-        "detail": r.detail,
-    })
-}
-
-/// The operator's view of a machine: everything but the secret hash.
-pub fn machine_view(id: &str, s: &MachineState) -> Value {
-    let reg = s.registration.as_ref();
-    let low = s.low_stock_slots();
-    let slots: Vec<Value> = s
-        .planogram
-        .iter()
-        .map(|(n, sl)| {
-            json!({
-                "slot": n,
-                "sku": sl.sku,
-                "price_minor": sl.price_minor,
-                "capacity": sl.capacity,
-                "level": sl.level,
-                "locked": sl.locked,
-                "available": s.available_units(*n),
-            })
-        })
-        .collect();
-    let alarms: Vec<Value> = s
-        .alarms
-        .iter()
-        .map(|(code, a)| json!({"code": code, "severity": a.severity, "raised_at": rfc3339(a.raised_at)}))
-        .collect();
-    let per_slot: Vec<Value> = s
-        .sales
-        .per_slot
-        .iter()
-        .map(|(n, u)| json!({"slot": n, "units": u}))
-        .collect();
-    let pending: Vec<Value> = s
-        .pending
-        .iter()
-        .map(|(id, r)| command_view(id, r))
-        .collect();
-    let recent: Vec<Value> = s
-        .recent_commands
-        .iter()
-        .rev()
-        .map(|(id, r)| command_view(id, r))
-        .collect();
-    let holds: Vec<Value> = s
-        .holds
-        .iter()
-        .map(|(o, h)| json!({"order_id": o, "slot": h.slot, "deadline": rfc3339(h.deadline)}))
-        .collect();
-    json!({
-        "id": id,
-        "name": reg.map(|r| r.name.as_str()),
-        "location": reg.map(|r| r.location.as_str()),
-        "registered_at": reg.map(|r| rfc3339(r.registered_at)),
-        "online": s.online,
-        "last_seen": (s.last_seen > 0).then(|| rfc3339(s.last_seen)),
-        "heartbeat_state": s.heartbeat,
-        "temperature_dc": s.temperature_dc,
-        "door_open": s.door_open,
-        "alarms": alarms,
-        "low_stock_threshold": s.low_stock_threshold,
-        "low_stock_slots": low,
-        "slots": slots,
-        "sales": {
-            "units": s.sales.units,
-            "value_minor": s.sales.value_minor,
-            "failed_vends": s.sales.failed_vends,
-            "per_slot": per_slot,
-        },
-        "acked_seq": s.acked_seq,
-        "pending_commands": pending,
-        "recent_commands": recent,
-        "app_holds": holds,
-    })
-}
-
-fn with_secret(mut v: Value, secret: &str) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        m.insert("secret".into(), Value::String(secret.to_owned()));
-    }
-    v
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InfoBody {
-    name: String,
-    #[serde(default)]
-    location: String,
-}
-
-/// `PUT /v1/machines/{id}`: registers (201, with the secret once) or renames (200).
-pub async fn put_machine(app: App, id: String, b: InfoBody) -> Result<Response, ApiError> {
+/// Registers a machine (201, with its secret, once) or updates its name and location (200).
+#[utoipa::path(put, path = "/v1/machines/{id}", tag = "machines",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "the machine")),
+    request_body = MachineInfo,
+    responses(
+        (status = 200, description = "the machine, updated", body = MachineView),
+        (status = 201, description = "the machine, registered, with its secret", body = MachineWithSecret),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+    ))]
+pub async fn put_machine(app: App, id: String, b: MachineInfo) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let current = app.router.get::<Machine>(&id).await?;
     if current.registration.is_none() {
@@ -180,7 +83,10 @@ pub async fn put_machine(app: App, id: String, b: InfoBody) -> Result<Response, 
         };
         match app.router.command::<Machine>(&id, reg).await {
             Ok(applied) => {
-                let v = with_secret(machine_view(&id, &applied.state), &secret);
+                let v = MachineWithSecret {
+                    machine: MachineView::new(&id, &applied.state),
+                    secret,
+                };
                 return Ok(json(StatusCode::CREATED, &v));
             }
             // Registered by a concurrent request meanwhile: update it instead.
@@ -193,10 +99,20 @@ pub async fn put_machine(app: App, id: String, b: InfoBody) -> Result<Response, 
         location: b.location,
     };
     let applied = app.router.command::<Machine>(&id, update).await?;
-    Ok(json(StatusCode::OK, &machine_view(&id, &applied.state)))
+    Ok(json(StatusCode::OK, &MachineView::new(&id, &applied.state)))
 }
 
-/// `POST /v1/machines/{id}/secret`: a new secret, returned once.
+/// Issues a new secret for the machine; the old one stops working for new sessions.
+#[utoipa::path(post, path = "/v1/machines/{id}/secret", operation_id = "rotate_machine_secret", tag = "machines",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the machine")),
+    responses(
+        (status = 200, description = "the machine with its new secret", body = MachineWithSecret),
+        (status = 400, description = "`validation`: a bad machine id", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn rotate_secret(app: App, id: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     registered(&app, &id).await?;
@@ -205,7 +121,10 @@ pub async fn rotate_secret(app: App, id: String) -> Result<Response, ApiError> {
         .router
         .command::<Machine>(&id, MachineInput::RotateSecret { secret_hash })
         .await?;
-    let v = with_secret(machine_view(&id, &applied.state), &secret);
+    let v = MachineWithSecret {
+        machine: MachineView::new(&id, &applied.state),
+        secret,
+    };
     Ok(json(StatusCode::OK, &v))
 }
 
@@ -225,14 +144,6 @@ pub(super) fn partial(v: Option<&str>) -> Result<bool, ApiError> {
     Ok(flag("partial", v)?.unwrap_or(false))
 }
 
-/// Adds `"missing_partitions"` to a listing's body when the caller accepts a partial one.
-pub(super) fn with_missing(mut body: Value, partial: bool, missing: &[u32]) -> Value {
-    if partial {
-        body["missing_partitions"] = json!(missing);
-    }
-    body
-}
-
 fn flag(name: &str, v: Option<&str>) -> Result<Option<bool>, ApiError> {
     match v {
         None | Some("") => Ok(None),
@@ -244,8 +155,23 @@ fn flag(name: &str, v: Option<&str>) -> Result<Option<bool>, ApiError> {
     }
 }
 
-/// `GET /v1/machines`: registered machines of the whole cluster (at most
-/// [`MAX_LISTED`] ids read per page), in id order; `next_cursor` continues.
+/// Registered machines of the whole cluster (at most 1000 read a page), in id order,
+/// filtered by connectivity, alarms and low stock.
+#[utoipa::path(get, path = "/v1/machines", tag = "machines",
+    security(("bearer" = [])),
+    params(
+        ("online" = Option<bool>, Query, description = "only machines online (true) or offline (false)"),
+        ("alarm" = Option<bool>, Query, description = "only machines with (true) or without (false) open alarms"),
+        ("low_stock" = Option<bool>, Query, description = "only machines with (true) or without (false) low-stock slots"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = PARTIAL),
+    ),
+    responses(
+        (status = 200, description = "the machines", body = MachineList),
+        (status = 400, description = "`validation`: a filter that is not true or false", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+    ))]
 pub async fn list_machines(app: App, q: ListQuery) -> Result<Response, ApiError> {
     let online = flag("online", q.online.as_deref())?;
     let alarm = flag("alarm", q.alarm.as_deref())?;
@@ -280,41 +206,48 @@ pub async fn list_machines(app: App, q: ListQuery) -> Result<Response, ApiError>
             && alarm.is_none_or(|a| s.alarms.is_empty() != a)
             && low_stock.is_none_or(|l| s.low_stock_slots().is_empty() != l);
         if keep {
-            items.push(machine_view(&id, &s));
+            items.push(MachineView::new(&id, &s));
         }
     }
-    let body = json!({ "items": items, "next_cursor": page.next_cursor });
-    Ok(json(
-        StatusCode::OK,
-        &with_missing(body, partial, &page.missing_partitions),
-    ))
+    let body = MachineList {
+        items,
+        next_cursor: page.next_cursor,
+        missing_partitions: missing(partial, &page.missing_partitions),
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
-/// `GET /v1/machines/{id}`: the machine's full state.
+/// A machine's full state.
+#[utoipa::path(get, path = "/v1/machines/{id}", tag = "machines",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the machine")),
+    responses(
+        (status = 200, description = "the machine", body = MachineView),
+        (status = 400, description = "`validation`: a bad machine id", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn get_machine(app: App, id: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let s = registered(&app, &id).await?;
-    Ok(json(StatusCode::OK, &machine_view(&id, &s)))
+    Ok(json(StatusCode::OK, &MachineView::new(&id, &s)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlotBody {
-    slot: u32,
-    sku: String,
-    price_minor: i64,
-    capacity: u32,
-    level: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanogramBody {
-    slots: Vec<SlotBody>,
-}
-
-/// `PUT /v1/machines/{id}/planogram`: replaces the planogram.
-pub async fn put_planogram(app: App, id: String, b: PlanogramBody) -> Result<Response, ApiError> {
+/// Replaces the planogram.
+#[utoipa::path(put, path = "/v1/machines/{id}/planogram", tag = "machines",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the machine")),
+    request_body = Planogram,
+    responses(
+        (status = 200, description = "the machine", body = MachineView),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: a removed slot holds units for app orders", body = ErrorBody),
+    ))]
+pub async fn put_planogram(app: App, id: String, b: Planogram) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let slots = b
         .slots
@@ -339,20 +272,21 @@ pub async fn put_planogram(app: App, id: String, b: PlanogramBody) -> Result<Res
             RouteError::Rejected(r) if r.code == RejectionCode::NotFound => not_found(&id),
             e => e.into(),
         })?;
-    Ok(json(StatusCode::OK, &machine_view(&id, &applied.state)))
+    Ok(json(StatusCode::OK, &MachineView::new(&id, &applied.state)))
 }
 
-/// `GET /v1/machines/{id}/slots`: public; each slot's sku, price and availability.
+/// The machine's slots for shoppers: SKU, price and availability. Public.
+#[utoipa::path(get, path = "/v1/machines/{id}/slots", operation_id = "get_machine_slots", tag = "machines",
+    params(("id" = String, Path, description = "the machine")),
+    responses(
+        (status = 200, description = "the slots", body = Vec<SlotOffer>),
+        (status = 400, description = "`validation`: a bad machine id", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn get_slots(app: App, id: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let s = registered(&app, &id).await?;
-    let slots: Vec<Value> = slot_availability(&s)
-        .into_iter()
-        .map(|(slot, sku, price_minor, available)| {
-            json!({"slot": slot, "sku": sku, "price_minor": price_minor, "available": available})
-        })
-        .collect();
-    Ok(json(StatusCode::OK, &Value::Array(slots)))
+    Ok(json(StatusCode::OK, &SlotOffer::all(&s)))
 }
 
 /// The machine routes (the command and purchase routes are in [`super::vending`]).

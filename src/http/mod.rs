@@ -16,9 +16,9 @@
 //! - [`extract`]: validators (ids, SKUs, emails, access) and the raw body and key filters.
 //! - [`allow`]: the `Allow` header of a 405, from the route templates.
 //! - [`error`]: `ApiError` and the mapping of every failure to a status (one place).
-//! - [`dto`]: shapes shared by resources (the error body).
+//! - [`dto`]: the request and response types of every resource (serde and
+//!   `ToSchema`), built from domain state by their constructors; the error body.
 //! - [`idempotency`]: keyed order requests: the `Idempotency-Key` names the order.
-//! - [`views`]: the JSON shapes of entities not yet moved into a resource's DTOs.
 //! - [`server`]: the API behind load shedding and error recovery, and `serve`, which
 //!   hands it to the edge's listener.
 //! - [`context`]: the per-request context (request id, user id).
@@ -51,7 +51,6 @@ pub mod orders;
 pub mod routes;
 pub mod server;
 pub mod vending;
-pub mod views;
 
 pub use routes::{RouteTag, Routes};
 pub use server::{routes, serve};

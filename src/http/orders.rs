@@ -1,11 +1,13 @@
 //! Order routes: read and cancel (the order's shopper, or a guest holding the id, or
 //! staff), fulfil and refund (operators and admins).
 
+use super::dto::orders::Order as OrderView;
+use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::extract::{may_use, uuid, Access};
 use super::filters;
+use super::json;
 use super::routes::{route, Routes};
-use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::clock::now_ms;
@@ -29,10 +31,20 @@ async fn accessible(
     }
 }
 
+/// An order. Someone else's order is 404.
+#[utoipa::path(get, path = "/v1/orders/{id}", operation_id = "get_order", tag = "orders",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order", body = OrderView),
+        (status = 400, description = "`validation`: not a UUID", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn get(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("order id", &id)?;
     let o = accessible(&app, &p, id, Access::Read).await?;
-    Ok(json(StatusCode::OK, &views::order(id, &o)))
+    Ok(json(StatusCode::OK, &OrderView::new(id, &o)))
 }
 
 /// Sends a command, then waits briefly for the saga it starts: 200 when settled, 202
@@ -58,14 +70,26 @@ async fn command_and_wait(
         .wait_settled::<Order>(&id.to_string(), wait)
         .await?
     {
-        Some(o) => Ok(json(StatusCode::OK, &views::order(id, &o))),
+        Some(o) => Ok(json(StatusCode::OK, &OrderView::new(id, &o))),
         None => Ok(json(
             StatusCode::ACCEPTED,
-            &views::order(id, &accessible(app, p, id, Access::Read).await?),
+            &OrderView::new(id, &accessible(app, p, id, Access::Read).await?),
         )),
     }
 }
 
+/// Cancels an order that is not yet paid.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order, settled", body = OrderView),
+        (status = 202, description = "the order, compensation still running", body = OrderView),
+        (status = 400, description = "`validation`: not a UUID", body = ErrorBody),
+        (status = 401, description = "`invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = ErrorBody),
+    ))]
 pub async fn cancel(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("order id", &id)?;
     command_and_wait(&app, &p, id, OrderCommand::Cancel { at: now_ms() }).await
@@ -82,10 +106,36 @@ async fn staff_command(
     command_and_wait(&app, &p, id, cmd(now_ms(), p.actor())).await
 }
 
+/// Marks a paid order fulfilled. Operators and admins.
+#[utoipa::path(post, path = "/v1/orders/{id}/fulfil", operation_id = "fulfil_order", tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order", body = OrderView),
+        (status = 202, description = "the order, still settling", body = OrderView),
+        (status = 400, description = "`validation`: not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = ErrorBody),
+    ))]
 pub async fn fulfil(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     staff_command(app, id, p, |at, by| OrderCommand::Fulfil { at, by }).await
 }
 
+/// Refunds a paid or fulfilled order. Operators and admins.
+#[utoipa::path(post, path = "/v1/orders/{id}/refund", operation_id = "refund_order", tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order, refunded", body = OrderView),
+        (status = 202, description = "the order, refund still running", body = OrderView),
+        (status = 400, description = "`validation`: not a UUID", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = ErrorBody),
+    ))]
 pub async fn refund(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     staff_command(app, id, p, |at, by| OrderCommand::RequestRefund { at, by }).await
 }

@@ -12,13 +12,16 @@
 //!   a guest retry with another body is 409). The answer follows the order contract (201
 //!   once settled, else 202 while the machine dispenses).
 
+use super::dto::machines::{CommandRequest, MachineCommand as CommandView, PurchaseRequest};
+use super::dto::orders::Order as OrderView;
+use super::dto::{ErrorBody, STAFF_401, STAFF_403};
 use super::error::ApiError;
 use super::extract::{email as parse_email, uuid};
 use super::filters;
 use super::idempotency::{place_keyed, Keyed};
-use super::machines::{command_view, machine_id, not_found, registered};
+use super::json;
+use super::machines::{machine_id, not_found, registered};
 use super::routes::{route, Routes};
-use super::{json, views};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::clock::now_ms;
@@ -26,40 +29,26 @@ use crate::domain::machine::{Machine, MachineCommand, MachineInput};
 use crate::domain::order::{OrderCommand, Placement, VendingPlacement};
 use crate::domain::user::User;
 use crate::payment::CardDetails;
-use serde::Deserialize;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CommandBody {
-    SetPrice {
-        slot: u32,
-        price_minor: i64,
-    },
-    LockSlot {
-        slot: u32,
-        #[serde(default)]
-        reason: String,
-    },
-    UnlockSlot {
-        slot: u32,
-    },
-    RequestAudit,
-}
-
-/// `POST /v1/machines/{id}/commands`.
-pub async fn issue_command(app: App, id: String, b: CommandBody) -> Result<Response, ApiError> {
+/// Sends a command to the machine; it is re-sent with the same id until acked.
+#[utoipa::path(post, path = "/v1/machines/{id}/commands", operation_id = "issue_machine_command", tag = "machines",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the machine")),
+    request_body = CommandRequest,
+    responses(
+        (status = 202, description = "the command and its delivery status", body = CommandView),
+        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such machine or slot", body = ErrorBody),
+        (status = 409, description = "`conflict`: too many commands pending", body = ErrorBody),
+    ))]
+pub async fn issue_command(app: App, id: String, b: CommandRequest) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
-    let command = match b {
-        CommandBody::SetPrice { slot, price_minor } => {
-            MachineCommand::SetPrice { slot, price_minor }
-        }
-        CommandBody::LockSlot { slot, reason } => MachineCommand::LockSlot { slot, reason },
-        CommandBody::UnlockSlot { slot } => MachineCommand::UnlockSlot { slot },
-        CommandBody::RequestAudit => MachineCommand::RequestAudit,
-    };
+    let command = MachineCommand::from(b);
     registered(&app, &id).await?;
     let command_id = Uuid::new_v4();
     let applied = app
@@ -77,10 +66,26 @@ pub async fn issue_command(app: App, id: String, b: CommandBody) -> Result<Respo
         .state
         .command(&command_id)
         .ok_or_else(|| ApiError::internal("issued command missing from state"))?;
-    Ok(json(StatusCode::ACCEPTED, &command_view(&command_id, rec)))
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &CommandView::new(command_id, rec),
+    ))
 }
 
-/// `GET /v1/machines/{id}/commands/{command_id}`.
+/// A command's delivery status.
+#[utoipa::path(get, path = "/v1/machines/{id}/commands/{command_id}", operation_id = "get_machine_command", tag = "machines",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "the machine"),
+        ("command_id" = Uuid, Path, description = "the command"),
+    ),
+    responses(
+        (status = 200, description = "the command", body = CommandView),
+        (status = 400, description = "`validation`: a bad id", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 pub async fn get_command(app: App, id: String, command: String) -> Result<Response, ApiError> {
     let id = machine_id(&id)?;
     let command_id = uuid("command id", &command)?;
@@ -88,23 +93,31 @@ pub async fn get_command(app: App, id: String, command: String) -> Result<Respon
     let rec = s
         .command(&command_id)
         .ok_or_else(|| ApiError::not_found(format!("no command {command_id} at machine {id}")))?;
-    Ok(json(StatusCode::OK, &command_view(&command_id, rec)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PurchaseBody {
-    slot: u32,
-    #[serde(default)]
-    email: Option<String>,
-    payment: CardDetails,
+    Ok(json(StatusCode::OK, &CommandView::new(command_id, rec)))
 }
 
 fn conflict(code: &'static str, message: String) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, message)
 }
 
-/// `POST /v1/machines/{id}/purchase`.
+/// Buys one unit from a slot: an order of kind `vending`. The machine dispenses it; the
+/// payment is captured only when the machine reports the vend, and voided otherwise.
+#[utoipa::path(post, path = "/v1/machines/{id}/purchase", operation_id = "purchase_from_machine", tag = "machines",
+    security((), ("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "the machine"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
+            description = "1 to 255 visible ASCII characters; the same key with another body is 409"),
+    ),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 201, description = "the order, settled (fulfilled or cancelled)", body = OrderView),
+        (status = 202, description = "the order, while the machine dispenses", body = OrderView),
+        (status = 400, description = "`validation` (body, card, or a missing or bad `Idempotency-Key`) or `invalid_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized` (guest purchases are off), `invalid_token` or `token_expired`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such machine or slot", body = ErrorBody),
+        (status = 409, description = "`machine_offline` (nothing charged), `slot_locked`, `out_of_stock`, `idempotency_key_reused` or `idempotency_key_expired` (reused past its last generation)", body = ErrorBody),
+    ))]
 pub async fn purchase(
     app: App,
     id: String,
@@ -130,7 +143,7 @@ pub async fn purchase(
     };
     let keyed = Keyed::new(&app, format!("machine:{id}:{buyer}"), key, &value, now_ms());
     let prepare = async {
-        let b: PurchaseBody =
+        let b: PurchaseRequest =
             serde_json::from_value(value).map_err(|e| ApiError::validation(e.to_string()))?;
         let email = match (&b.email, p.user_id()) {
             (Some(e), _) => parse_email(e)?,
@@ -166,10 +179,10 @@ pub async fn purchase(
             ));
         }
         let now = keyed.now;
-        let (y, m) = views::year_month(now);
+        let (y, m) = crate::clock::year_month(now);
         let method = app
             .gateway
-            .tokenize(&b.payment, y, m)
+            .tokenize(&CardDetails::from(b.payment), y, m)
             .await
             .map_err(|e| ApiError::validation(format!("payment: {e}")))?;
         let placement = Placement {

@@ -1,29 +1,28 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the API, generated from code with
 //! `utoipa`.
 //!
-//! - the resources' handlers carry their own `#[utoipa::path]` where converted (e.g.
-//!   [`super::health`]); the error body is [`super::dto::ErrorBody`], the one type
-//!   `ApiError` answers with.
-//! - [`schemas`]: `ToSchema` types mirroring the request bodies and response JSON of
-//!   the handlers that still answer `serde_json::Value`.
-//! - [`machines`], [`cluster`]: the vending machine and cluster routes and their schemas.
-//! - [`paths`]: one `#[utoipa::path]` per remaining route (on doc-only functions), with
-//!   its parameters, body, success answers and the 4xx answers of its handler.
+//! - each resource's handlers carry their own `#[utoipa::path]` (route, parameters,
+//!   body, success answers and the 4xx answers the handler gives), and their request and
+//!   response types are the `ToSchema` types of [`super::dto`] the handlers read and
+//!   answer with; so the document describes what the server does.
 //! - here: [`ApiDoc`], which gathers them; [`BearerScheme`], the `bearer` (JWT) HTTP
 //!   security scheme; and [`EdgeResponses`], which adds the answers the edge gives on
-//!   every route (429, 503, 504, 413, `X-Request-Id`, `Retry-After`) from one table.
+//!   every route (429, 503, 504, 413, `X-Request-Id`, `Retry-After`) from one table,
+//!   since no handler gives them.
+//! - Conventions of the paths: `security(("bearer" = []))` means a token is required;
+//!   `security((), ("bearer" = []))` means it is optional (a guest may call, and a present
+//!   token must be valid); no `security` means the route ignores it. Query parameters
+//!   are declared on the path, as the handlers read them as text to give their own
+//!   `validation` errors.
 //!
 //! A test walks [`crate::http::route_templates`] and fails when a served route is missing
 //! from the document.
 
-pub mod cluster;
-pub mod machines;
-pub mod paths;
-pub mod schemas;
-
+use super::dto::audit::EntityKind;
 use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
+use super::{admin, auth, carts, catalog, checkout, cluster, machines, orders, vending};
 use crate::app::App;
 use std::sync::OnceLock;
 use utoipa::openapi::header::Header;
@@ -51,47 +50,47 @@ use warp::reply::Response;
         health::health_ready,
         health::metrics,
         health::openapi_json,
-        paths::register,
-        paths::login,
-        paths::refresh,
-        paths::logout,
-        paths::get_me,
-        paths::update_me,
-        paths::my_orders,
-        paths::set_roles,
-        paths::put_product,
-        paths::list_products,
-        paths::get_product,
-        paths::archive_product,
-        paths::adjust_inventory,
-        paths::get_inventory,
-        paths::create_cart,
-        paths::get_cart,
-        paths::add_cart_item,
-        paths::set_cart_item,
-        paths::remove_cart_item,
-        paths::claim_cart,
-        paths::checkout,
-        paths::get_order,
-        paths::cancel_order,
-        paths::fulfil_order,
-        paths::refund_order,
-        paths::entity_events,
+        auth::register,
+        auth::login,
+        auth::refresh_tokens,
+        auth::logout,
+        auth::me,
+        auth::update_me,
+        auth::my_orders,
+        auth::set_roles,
+        catalog::put_product,
+        catalog::list_products,
+        catalog::get_product,
+        catalog::archive_product,
+        catalog::adjust,
+        catalog::get_inventory,
+        carts::create,
+        carts::get,
+        carts::add_item,
+        carts::set_item,
+        carts::remove_item,
+        carts::claim,
+        checkout::checkout,
+        orders::get,
+        orders::cancel,
+        orders::fulfil,
+        orders::refund,
+        admin::entity_events,
         machines::put_machine,
-        machines::rotate_machine_secret,
+        machines::rotate_secret,
         machines::list_machines,
         machines::get_machine,
         machines::put_planogram,
-        machines::issue_machine_command,
-        machines::get_machine_command,
-        machines::get_machine_slots,
-        machines::purchase_from_machine,
-        cluster::cluster_status,
-        cluster::cluster_leave,
-        cluster::cluster_remove,
-        cluster::cluster_fault,
+        vending::issue_command,
+        vending::get_command,
+        machines::get_slots,
+        vending::purchase,
+        cluster::get_status,
+        cluster::leave,
+        cluster::remove,
+        cluster::fault,
     ),
-    components(schemas(ErrorBody, HealthStatus, schemas::EntityKind)),
+    components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
     tags(
         (name = "health", description = "probes, metrics and this document"),

@@ -1,0 +1,111 @@
+//! Products and stock: the bodies of `/v1/products*` and `/v1/inventory/*`.
+
+use crate::domain::product::ProductState;
+use crate::domain::stock::StockState;
+use crate::domain::Sku;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A product as shoppers see it.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: String,
+    pub name: String,
+    #[schema(required = true)]
+    pub description: Option<String>,
+    /// The price in minor units of `currency`.
+    #[schema(minimum = 0)]
+    pub price_minor: i64,
+    /// The shop's currency, e.g. `EUR`.
+    pub currency: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub archived: bool,
+}
+
+impl Product {
+    /// The product `sku` of state `p` (which exists), priced in `currency`.
+    pub fn new(sku: &Sku, p: &ProductState, currency: &str) -> Self {
+        let s = p.spec.as_ref();
+        Self {
+            sku: sku.to_string(),
+            name: s.map(|s| s.name.clone()).unwrap_or_default(),
+            description: s.and_then(|s| s.description.clone()),
+            price_minor: s.map_or(0, |s| s.price_minor),
+            currency: currency.to_owned(),
+            category: s.map(|s| s.category.clone()).unwrap_or_default(),
+            tags: s.map(|s| s.tags.clone()).unwrap_or_default(),
+            archived: p.archived,
+        }
+    }
+}
+
+/// `PUT /v1/products/{sku}`: creates the product (201) or replaces its spec (200).
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    /// 1 to 200 characters after trimming.
+    #[schema(example = "Blue Mug")]
+    pub name: String,
+    /// At most 4000 characters; empty means none.
+    pub description: Option<String>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 1299)]
+    pub price_minor: i64,
+    /// 1 to 64 characters after trimming.
+    #[schema(example = "kitchen")]
+    pub category: String,
+    /// At most 20 tags of 1 to 32 characters.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A page of products, ordered by SKU.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPage {
+    pub items: Vec<Product>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
+}
+
+/// Stock of one SKU.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// `on_hand - reserved`.
+    pub available: i64,
+}
+
+impl Inventory {
+    pub fn new(sku: &Sku, s: &StockState) -> Self {
+        Self {
+            sku: sku.to_string(),
+            on_hand: s.on_hand,
+            reserved: s.reserved,
+            available: s.available(),
+        }
+    }
+}
+
+/// `POST /v1/inventory/{sku}/adjustments`.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryAdjustment {
+    /// Units to add (positive) or remove (negative); not zero, and on hand may not fall
+    /// below what is reserved (409) nor exceed 1 000 000 000.
+    #[schema(example = 25)]
+    pub delta: i64,
+    /// 1 to 200 characters.
+    #[schema(example = "restock")]
+    pub reason: String,
+}
