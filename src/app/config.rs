@@ -25,6 +25,7 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub vending: VendingConfig,
     pub inventory: InventoryConfig,
+    pub projections: ProjectionsConfig,
     pub cluster: crate::cluster::config::ClusterConfig,
 }
 
@@ -228,6 +229,30 @@ impl Default for PaymentConfig {
 }
 
 /// Bounds on what a SKU remembers.
+/// How the projections read the partition logs (`crate::events::runner`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionsConfig {
+    /// How often each projection looks for new entries in its partitions' logs.
+    pub poll_ms: u64,
+    /// Most log entries one projection handles per partition in one step (one durable
+    /// write of its records and offset).
+    pub batch: usize,
+    /// The longest wait before a projection retries a partition whose handler failed
+    /// (the wait doubles from `poll_ms` up to this).
+    pub retry_max_ms: u64,
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 100,
+            batch: 256,
+            retry_max_ms: 30_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InventoryConfig {
@@ -515,6 +540,12 @@ impl Config {
         }
         if self.http.tls.cert_path.is_some() != self.http.tls.key_path.is_some() {
             return bad("http.tls needs both cert_path and key_path");
+        }
+        let pr = &self.projections;
+        if pr.poll_ms == 0 || !(1..=10_000).contains(&pr.batch) || pr.retry_max_ms < pr.poll_ms {
+            return bad(
+                "projections.poll_ms must be positive, projections.batch 1 to 10000, and projections.retry_max_ms at least poll_ms",
+            );
         }
         if self.inventory.closed_reservations_max == 0
             || self.vending.recent_vends_window == 0

@@ -86,6 +86,9 @@ pub struct AppParts {
     pub sessions: Arc<crate::grpc::Sessions>,
     /// This node in its cluster (`cluster.enabled`), else `None`.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// The projections of the partition logs this node owns, and their runner's task.
+    pub projections: Arc<crate::events::runner::Projections>,
+    projections_task: tokio::task::JoinHandle<()>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
 }
@@ -225,6 +228,17 @@ impl App {
                 resume_concurrency: config.checkout.resume_concurrency,
             }));
         }
+        let owner: Arc<dyn crate::events::runner::Ownership> = match &cluster {
+            Some(c) => Arc::new(c.clone()),
+            None => Arc::new(crate::events::runner::Alone(store.journal().partitions())),
+        };
+        let projections = crate::events::runner::Projections::new(
+            store.journal().clone(),
+            owner,
+            config.projections.clone(),
+            vec![Arc::new(crate::events::feed::Feed)],
+        );
+        let projections_task = projections.start();
         Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),
             router,
@@ -236,6 +250,8 @@ impl App {
             metrics,
             sessions: machine_sessions,
             cluster,
+            projections,
+            projections_task,
             ready: Arc::new(AtomicBool::new(false)),
             root,
         })))
@@ -282,6 +298,7 @@ impl App {
     /// Stops the actor system and flushes the store.
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::Release);
+        self.projections_task.abort();
         self.root.stop(Some("shutdown".into()));
         if let Err(e) = self.store.flush_blocking() {
             tracing::error!(error = %e, "final flush failed");

@@ -3,13 +3,13 @@
 //! the log position the event was committed at), so a projection that replays a
 //! partition's log derives the same events with the same ids every time.
 //!
-//! Mapped so far: orders (`order.created`, `order.paid`, `order.cancelled` with its
-//! `failure_code`, `order.fulfilled`, `order.refunded`). The other kinds of the catalogue
-//! (stock, cart, user, machine) are not mapped yet: [`order_events`] is the pattern.
+//! Here: orders (`order.created`, `order.paid`, `order.cancelled` with its
+//! `failure_code`, `order.fulfilled`, `order.refunded`). Users, stock and carts are in
+//! [`super::catalogue_kinds`]; machines are not mapped yet.
 
 use serde_json::{json, Value};
 
-use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
+use super::public::{EventType, PublicEvent};
 use crate::domain::order::{OrderState, OrderStatus};
 use crate::domain::Millis;
 
@@ -72,17 +72,14 @@ pub fn order_events(
     before: &OrderState,
     after: &OrderState,
 ) -> Vec<PublicEvent> {
+    let at = super::catalogue_kinds::At {
+        partition,
+        pseq,
+        at,
+    };
     order_types(before, after)
         .into_iter()
-        .map(|ty| PublicEvent {
-            id: PublicEvent::id_for(partition, pseq, ty),
-            r#type: ty,
-            at,
-            schema_version: SCHEMA_VERSION,
-            partition,
-            pseq,
-            data: order_data(ty, after),
-        })
+        .map(|ty| at.event(ty, order_data(ty, after)))
         .collect()
 }
 

@@ -7,6 +7,7 @@
 use futures::future::BoxFuture;
 
 use super::public::PublicEvent;
+use crate::store::partition_store::Record;
 
 /// Why a handler could not take an event now. Every error is retried by the runner with
 /// backoff (the offset does not move), so a handler never loses an event by failing.
@@ -29,4 +30,11 @@ pub trait EventHandler: Send + Sync + 'static {
     /// system (an SMTP server, a webhook endpoint): it records the work durably and
     /// returns; delivery happens elsewhere, bounded per target.
     fn handle<'a>(&'a self, ev: &'a PublicEvent) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// The records this projection keeps in the event's partition for it (their keys
+    /// are the projection's own; the store prefixes them). They are written in the same
+    /// atomic batch as the offset that covers the event, so they are exactly once.
+    fn records(&self, _ev: &PublicEvent) -> Vec<Record> {
+        Vec::new()
+    }
 }

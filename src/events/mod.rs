@@ -3,10 +3,14 @@
 //! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications.
 
 pub mod catalogue;
+pub mod catalogue_kinds;
+pub mod feed;
 pub mod handler;
 pub mod public;
 pub mod retry;
+pub mod runner;
 pub mod signing;
+pub mod source;
 
 pub use handler::{EventHandler, HandlerError};
 pub use public::{EventType, PublicEvent, SCHEMA_VERSION};

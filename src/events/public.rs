@@ -21,7 +21,19 @@ use crate::domain::Millis;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A public event type. The wire name (`order.paid`) is the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum EventType {
     #[serde(rename = "order.created")]
     OrderCreated,

@@ -8,7 +8,7 @@
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
 //!   inventory), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
-//!   [`cluster`].
+//!   [`cluster`], [`events`] (the public event feed and the projections).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
@@ -41,6 +41,7 @@ pub mod context;
 pub mod dto;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod filters;
 pub mod health;
@@ -90,4 +91,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(machines::routes(app))
         .or(vending::routes(app))
         .or(cluster::routes(app))
+        .or(events::routes(app))
 }

@@ -22,7 +22,7 @@ use super::dto::audit::EntityKind;
 use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
-use super::{admin, auth, carts, catalog, checkout, cluster, machines, orders, vending};
+use super::{admin, auth, carts, catalog, checkout, cluster, events, machines, orders, vending};
 use crate::app::App;
 use std::sync::OnceLock;
 use utoipa::openapi::header::Header;
@@ -89,6 +89,9 @@ use warp::reply::Response;
         cluster::leave,
         cluster::remove,
         cluster::fault,
+        events::list_events,
+        events::list_projections,
+        events::reset_projection,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -102,6 +105,7 @@ use warp::reply::Response;
         (name = "admin", description = "roles and the audit trail"),
         (name = "machines", description = "vending machines and app purchases"),
         (name = "cluster", description = "members, partitions and handoffs"),
+        (name = "events", description = "the public event feed and the projections that build it"),
     )
 )]
 pub struct ApiDoc;

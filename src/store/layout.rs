@@ -6,7 +6,12 @@
 //! p_be32 'I' index key            an index entry (opaque bytes)   empty
 //! p_be32 'L' pseq_be              the partition log: one per event LogEntry
 //! p_be32 'S' kind len id          the latest snapshot of an entity SnapshotRecord<S>
+//! p_be32 'O' len name              a projection's offset in the log ProjectionOffset
+//! p_be32 'P' len name key          a record a projection keeps       opaque bytes
 //! ```
+//!
+//! A projection's offset and records are in the partition whose log it read, so they
+//! move with the partition on handoff like everything else in its range.
 //!
 //! `p` is [`super::partition::partition_of`] of the entity that writes the record (an
 //! index entry lives in the partition of the entity whose append wrote it). Partitions
@@ -25,6 +30,16 @@ const EVENT: u8 = b'E';
 const INDEX: u8 = b'I';
 const LOG: u8 = b'L';
 const SNAPSHOT: u8 = b'S';
+const OFFSET: u8 = b'O';
+const PROJECTED: u8 = b'P';
+
+/// How far a projection has read a partition's log: every entry up to `seq` is handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectionOffset {
+    pub seq: u64,
+    /// When the offset was stored.
+    pub at: Millis,
+}
 
 /// One entry of a partition log: which event of which entity was committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +155,32 @@ pub fn log_key(p: u32, pseq: u64) -> Vec<u8> {
     k
 }
 
+fn named(p: u32, space: u8, name: &str) -> Vec<u8> {
+    debug_assert!(name.len() < 256, "projection names are short");
+    let mut k = partition_start(p).to_vec();
+    k.push(space);
+    k.push(name.len() as u8);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The key of projection `name`'s offset in partition `p`.
+pub fn offset_key(p: u32, name: &str) -> Vec<u8> {
+    named(p, OFFSET, name)
+}
+
+/// The prefix of every record projection `name` keeps in partition `p`.
+pub fn projected_prefix(p: u32, name: &str) -> Vec<u8> {
+    named(p, PROJECTED, name)
+}
+
+/// The key of one record projection `name` keeps in partition `p`.
+pub fn projected_key(p: u32, name: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = projected_prefix(p, name);
+    k.extend_from_slice(key);
+    k
+}
+
 /// Whether `key` is an entry of a partition log (and which seq).
 pub fn log_seq_of(key: &[u8]) -> Option<u64> {
     if key.len() != PARTITION_BYTES + 1 + 8 || key[PARTITION_BYTES] != LOG {
@@ -162,6 +203,8 @@ mod tests {
                 snapshot_key(p, EntityKind::Order, "o").unwrap(),
                 index_key(p, Index::UserOrders, &[0xff; 40]),
                 log_key(p, u64::MAX),
+                offset_key(p, "feed"),
+                projected_key(p, "feed", &[0xff; 9]),
             ];
             for k in &keys {
                 assert!(k.as_slice() >= start.as_slice() && k.as_slice() < end.as_slice());

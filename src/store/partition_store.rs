@@ -9,7 +9,7 @@
 
 use super::codec;
 use super::journal::{Journal, StoreError};
-use super::layout::{self, LogEntry};
+use super::layout::{self, LogEntry, ProjectionOffset};
 
 /// A raw record of a partition: its key and its value.
 pub type Record = (Vec<u8>, Vec<u8>);
@@ -69,6 +69,93 @@ impl Partition<'_> {
             out.push((seq, entry));
         }
         Ok(out)
+    }
+
+    /// Where projection `name` is in this partition's log (seq 0 when it has not begun).
+    pub fn offset(&self, name: &str) -> Result<ProjectionOffset, StoreError> {
+        match self.journal.tree().get(layout::offset_key(self.p, name))? {
+            Some(v) => codec::decode(&v).map_err(|source| StoreError::CorruptLog {
+                partition: self.p,
+                seq: 0,
+                source,
+            }),
+            None => Ok(ProjectionOffset::default()),
+        }
+    }
+
+    /// Stores projection `name`'s new offset together with the records it keeps for the
+    /// entries up to it, in one atomic batch through the writer thread: durable before it
+    /// returns, and a crash leaves either both or neither.
+    pub async fn advance(
+        &self,
+        name: &str,
+        offset: ProjectionOffset,
+        records: Vec<Record>,
+    ) -> Result<(), StoreError> {
+        let mut ops: Vec<super::group_commit::Op> = records
+            .into_iter()
+            .map(|(k, v)| (layout::projected_key(self.p, name, &k), Some(v)))
+            .collect();
+        ops.push((
+            layout::offset_key(self.p, name),
+            Some(codec::encode(&offset)),
+        ));
+        self.journal.commit().write(ops).await?;
+        Ok(())
+    }
+
+    /// Up to `limit` records projection `name` keeps here, after key `after` (their own
+    /// keys, without the prefix), in key order.
+    pub fn projected(
+        &self,
+        name: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let prefix = layout::projected_prefix(self.p, name);
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(layout::projected_key(self.p, name, a)),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for item in self
+            .journal
+            .tree()
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            match k.strip_prefix(prefix.as_slice()) {
+                Some(own) => out.push((own.to_vec(), v.to_vec())),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets projection `name` here: its records and its offset, durably, in bounded
+    /// cycles, so that it rebuilds from the start of the log.
+    pub async fn reset(&self, name: &str) -> Result<usize, StoreError> {
+        let prefix = layout::projected_prefix(self.p, name);
+        let mut removed = 0;
+        loop {
+            let keys: Vec<Vec<u8>> = self
+                .journal
+                .tree()
+                .scan_prefix(&prefix)
+                .take(DROP_BATCH)
+                .map(|item| item.map(|(k, _)| k.to_vec()))
+                .collect::<Result<_, _>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            removed += keys.len();
+            let ops = keys.into_iter().map(|k| (k, None)).collect();
+            self.journal.commit().write(ops).await?;
+        }
+        let offset = vec![(layout::offset_key(self.p, name), None)];
+        self.journal.commit().write(offset).await?;
+        Ok(removed)
     }
 
     /// The next chunk of the partition's records after key `after` (from the start when

@@ -56,3 +56,6 @@ mod grpc_hardening;
 mod credentials;
 // Issue 20: the API contract (405 Allow, the document's references).
 mod contract;
+
+// Issue 15: events out.
+mod events_feed;

@@ -118,6 +118,10 @@ const TABLE: &[Row] = &[
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/login", r#"{"email":"{c_email}","password":"{password}"}"#),
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/refresh", r#"{"refresh_token":"{refresh}"}"#),
     with([OK, OK, OK, OK, OK],    "POST",   "/v1/auth/logout", r#"{"refresh_token":"{logout}"}"#),
+    // Events out: operators read the feed and the projections, admins reset one.
+    row([U, F, F, OK, OK],        "GET",    "/v1/events"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/admin/projections"),
+    row([U, F, F, F, Is(202)],    "POST",   "/v1/admin/projections/feed/reset"),
     // Cluster: operators read it, admins change it (this node runs alone: 409).
     row([U, F, F, OK, OK],        "GET",    "/v1/cluster"),
     row([U, F, F, F, Is(409)],    "POST",   "/v1/cluster/leave"),

@@ -11,7 +11,8 @@
 //! - [`orders`]: orders, their payment, vend, failure and history, and their pages;
 //! - [`audit`]: an entity's journalled events;
 //! - [`machines`]: vending machines, planograms, commands, slots and the app purchase;
-//! - [`cluster`]: members, partitions, handoffs and the operator actions.
+//! - [`cluster`]: members, partitions, handoffs and the operator actions;
+//! - [`events`]: the public event feed and the projections' status.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,6 +46,7 @@ pub mod audit;
 pub mod carts;
 pub mod catalog;
 pub mod cluster;
+pub mod events;
 pub mod identity;
 pub mod machines;
 pub mod orders;

@@ -1,0 +1,151 @@
+//! The public events of users, stock and carts, beside the orders' in
+//! [`super::catalogue`]: pure functions of the entity's state before and after one
+//! committed event (and the event, where the state alone cannot tell: an adjustment and
+//! a sale both move `on_hand`).
+//!
+//! - `user.registered`: the user came to exist; `data` is `user_id`, `email`.
+//! - `stock.adjusted`: an operator's adjustment; `data` is `sku`, `on_hand`, `available`,
+//!   `delta`.
+//! - `cart.checked_out`: the cart turned into an order; `data` is `cart_id`, `order_id`.
+//!
+//! Not mapped yet: `stock.low` (it needs a per-SKU threshold, which does not exist) and
+//! the `machine.*` events.
+
+use serde_json::json;
+
+use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
+use crate::domain::cart::{CartState, CartStatus};
+use crate::domain::stock::{StockEvent, StockState};
+use crate::domain::user::UserState;
+use crate::domain::Millis;
+
+/// Where a committed event sits: its partition, its seq in the partition log, its time.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub partition: u32,
+    pub pseq: u64,
+    pub at: Millis,
+}
+
+impl At {
+    /// The public event of type `ty` with `data`, committed here.
+    pub fn event(self, ty: EventType, data: serde_json::Value) -> PublicEvent {
+        PublicEvent {
+            id: PublicEvent::id_for(self.partition, self.pseq, ty),
+            r#type: ty,
+            at: self.at,
+            schema_version: SCHEMA_VERSION,
+            partition: self.partition,
+            pseq: self.pseq,
+            data,
+        }
+    }
+}
+
+/// `user.registered` when the user `id` came to exist.
+pub fn user_events(at: At, id: &str, before: &UserState, after: &UserState) -> Vec<PublicEvent> {
+    match (&before.email, &after.email) {
+        (None, Some(email)) => vec![at.event(
+            EventType::UserRegistered,
+            json!({"user_id": id, "email": email}),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// `stock.adjusted` for an operator's adjustment of SKU `sku`.
+pub fn stock_events(at: At, sku: &str, event: &StockEvent, after: &StockState) -> Vec<PublicEvent> {
+    match event {
+        StockEvent::Adjusted { delta, .. } => vec![at.event(
+            EventType::StockAdjusted,
+            json!({
+                "sku": sku,
+                "on_hand": after.on_hand,
+                "available": after.available(),
+                "delta": delta,
+            }),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// `cart.checked_out` when the cart `id` turned into an order.
+pub fn cart_events(at: At, id: &str, before: &CartState, after: &CartState) -> Vec<PublicEvent> {
+    if before.status == CartStatus::Open && after.status == CartStatus::CheckedOut {
+        vec![at.event(
+            EventType::CartCheckedOut,
+            json!({"cart_id": id, "order_id": after.order_id}),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const AT: At = At {
+        partition: 3,
+        pseq: 9,
+        at: 1_000,
+    };
+
+    #[test]
+    fn a_user_is_registered_once() {
+        let none = UserState::default();
+        let some = UserState {
+            email: Some("ada@example.com".into()),
+            ..UserState::default()
+        };
+        let evs = user_events(AT, "u1", &none, &some);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].r#type, EventType::UserRegistered);
+        assert_eq!(evs[0].data["email"], "ada@example.com");
+        assert_eq!(
+            evs[0].id,
+            PublicEvent::id_for(3, 9, EventType::UserRegistered)
+        );
+        assert!(user_events(AT, "u1", &some, &some).is_empty());
+    }
+
+    #[test]
+    fn only_an_adjustment_is_stock_adjusted() {
+        let after = StockState {
+            on_hand: 7,
+            reserved: 2,
+            ..StockState::default()
+        };
+        let adj = StockEvent::Adjusted {
+            delta: 5,
+            reason: "restock".into(),
+            by: "op".into(),
+        };
+        let evs = stock_events(AT, "MUG", &adj, &after);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(
+            evs[0].data,
+            json!({"sku": "MUG", "on_hand": 7, "available": 5, "delta": 5})
+        );
+        let reserved = StockEvent::Reserved {
+            order_id: uuid::Uuid::nil(),
+            quantity: 1,
+            expires_at: 0,
+        };
+        assert!(stock_events(AT, "MUG", &reserved, &after).is_empty());
+    }
+
+    proptest! {
+        /// A cart is checked out exactly on the transition from open to checked out.
+        #[test]
+        fn a_cart_is_checked_out_only_on_the_transition(b in any::<bool>(), a in any::<bool>()) {
+            let st = |checked: bool| CartState {
+                status: if checked { CartStatus::CheckedOut } else { CartStatus::Open },
+                ..CartState::default()
+            };
+            let evs = cart_events(AT, "c1", &st(b), &st(a));
+            prop_assert_eq!(evs.len(), usize::from(!b && a));
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Events out: `GET /v1/events` (an operator's consumer pulls the public event feed with
+//! a cursor), `GET /v1/admin/projections` (each projection's offsets, lag and state) and
+//! `POST /v1/admin/projections/{name}/reset` (rebuild one from the start).
+//!
+//! Both read the partitions the answering node owns: in a cluster, a consumer reads
+//! every node (the cursor names partitions, so one cursor per node stays valid across
+//! a rebalance only for the partitions that stayed).
+
+use super::dto::events::{Event, EventPage, ProjectionList, ProjectionState, ResetAccepted};
+use super::dto::{ErrorBody, STAFF_401, STAFF_403};
+use super::error::ApiError;
+use super::filters;
+use super::json;
+use super::routes::{route, Routes};
+use crate::app::App;
+use crate::events::feed::Cursor;
+use crate::events::runner::ResetError;
+use crate::events::EventType;
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+/// Most events one page of the feed answers.
+pub const MAX_PAGE: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    after: Option<String>,
+    types: Option<String>,
+    limit: Option<String>,
+}
+
+/// The public event feed of the partitions this node owns, oldest first across them
+/// and in commit order within each. Operators and admins.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    security(("bearer" = [])),
+    params(
+        ("after" = Option<String>, Query, pattern = "^([0-9]{1,4}\\.[0-9]{1,20}(-[0-9]{1,4}\\.[0-9]{1,20})*)?$",
+            description = "`next_cursor` of the previous page; absent for the start"),
+        ("types" = Option<String>, Query, description = "comma-separated event types, e.g. `order.paid,order.cancelled`; all when absent"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size (default 100); the events of one committed change are never split, so a page may hold a few more"),
+    ),
+    responses(
+        (status = 200, description = "a page of events", body = EventPage),
+        (status = 400, description = "`validation`: a bad `after`, `types` or `limit`, or an unknown query parameter", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+    ))]
+pub async fn list_events(app: App, q: FeedQuery) -> Result<Response, ApiError> {
+    let cursor = match q.after.as_deref() {
+        None => Cursor::default(),
+        Some(a) => Cursor::parse(a).ok_or_else(|| ApiError::validation("after is not a cursor"))?,
+    };
+    let types = match q.types.as_deref().filter(|t| !t.is_empty()) {
+        None => Vec::new(),
+        Some(t) => t
+            .split(',')
+            .map(|name| {
+                EventType::parse(name.trim())
+                    .ok_or_else(|| ApiError::validation(format!("unknown event type {name:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::validation(format!(
+                    "limit must be an integer from 1 to {MAX_PAGE}"
+                )))
+            }
+        },
+    };
+    let page = app
+        .projections
+        .feed(&cursor, &types, limit)
+        .map_err(ApiError::store_failed)?;
+    let body = EventPage {
+        items: page.events.into_iter().map(Event::from).collect(),
+        next_cursor: page.cursor.encode(),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// Each projection with its offsets, lag and state in the partitions this node owns.
+/// Operators and admins.
+#[utoipa::path(get, path = "/v1/admin/projections", tag = "events",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the projections", body = ProjectionList),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+    ))]
+pub async fn list_projections(app: App) -> Result<Response, ApiError> {
+    let items = app
+        .projections
+        .status()
+        .map_err(ApiError::store_failed)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let body = ProjectionList {
+        node: app.cluster.as_ref().map(|c| c.name().to_owned()),
+        items,
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// Rebuilds a projection from the start of every log this node owns: its records and
+/// offsets are forgotten, then every entry is handled again. Admins only.
+#[utoipa::path(post, path = "/v1/admin/projections/{name}/reset", tag = "events",
+    security(("bearer" = [])),
+    params(("name" = String, Path, example = "feed", description = "the projection")),
+    responses(
+        (status = 202, description = "the reset is accepted", body = ResetAccepted),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such projection", body = ErrorBody),
+    ))]
+pub async fn reset_projection(app: App, name: String) -> Result<Response, ApiError> {
+    match app.projections.reset(&name) {
+        Ok(()) => {
+            tracing::warn!(projection = %name, "projection reset requested");
+            let body = ResetAccepted {
+                name,
+                state: ProjectionState::Resetting,
+            };
+            Ok(json(StatusCode::ACCEPTED, &body))
+        }
+        Err(ResetError::Unknown(n)) => Err(ApiError::not_found(format!("no projection {n}"))),
+    }
+}
+
+pub fn routes(app: &App) -> Routes {
+    use warp::path::end;
+    use warp::{get, path, post};
+    let feed = route!(
+        app,
+        "GET /v1/events",
+        path!("v1" / "events")
+            .and(end())
+            .and(get())
+            .and(filters::staff(app))
+            .and(warp::query::<FeedQuery>()),
+        |_p, q, a| list_events(a, q)
+    );
+    let list = route!(
+        app,
+        "GET /v1/admin/projections",
+        path!("v1" / "admin" / "projections")
+            .and(end())
+            .and(get())
+            .and(filters::staff(app)),
+        |_p, a| list_projections(a)
+    );
+    let reset = route!(
+        app,
+        "POST /v1/admin/projections/{name}/reset",
+        path!("v1" / "admin" / "projections" / String / "reset")
+            .and(end())
+            .and(post())
+            .and(filters::admin(app)),
+        |name, _p, a| reset_projection(a, name)
+    );
+    feed.or(list).or(reset)
+}
