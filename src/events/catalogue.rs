@@ -19,6 +19,11 @@ pub fn order_types(before: &OrderState, after: &OrderState) -> Vec<EventType> {
     let mut out = Vec::new();
     if before.placement.is_none() && after.placement.is_some() {
         out.push(EventType::OrderCreated);
+        // A cart order is its cart's checkout: told here, from the order's log entry, so
+        // the projections need not read every cart change to find the one that matters.
+        if after.vending.is_none() {
+            out.push(EventType::CartCheckedOut);
+        }
     }
     if before.status != after.status {
         match after.status {
@@ -64,6 +69,15 @@ pub fn order_data(ty: EventType, s: &OrderState) -> Value {
     data
 }
 
+/// The `data` of `cart.checked_out`: `cart_id`, `order_id`.
+pub fn checked_out_data(s: &OrderState) -> Value {
+    let p = s.placement.as_ref();
+    json!({
+        "cart_id": p.map(|p| p.cart_id.to_string()).unwrap_or_default(),
+        "order_id": p.map(|p| p.order_id.to_string()).unwrap_or_default(),
+    })
+}
+
 /// The public events of the order event committed at `(partition, pseq)` at time `at`.
 pub fn order_events(
     partition: u32,
@@ -79,7 +93,10 @@ pub fn order_events(
     };
     order_types(before, after)
         .into_iter()
-        .map(|ty| at.event(ty, order_data(ty, after)))
+        .map(|ty| match ty {
+            EventType::CartCheckedOut => at.event(ty, checked_out_data(after)),
+            _ => at.event(ty, order_data(ty, after)),
+        })
         .collect()
 }
 
@@ -144,6 +161,52 @@ mod tests {
             };
             prop_assert_eq!(types, expected);
         }
+    }
+
+    #[test]
+    fn a_placed_cart_order_is_created_and_checks_its_cart_out_a_vending_one_only_created() {
+        let placed = |vending: bool| {
+            let mut s = OrderState {
+                placement: Some(crate::domain::order::Placement {
+                    order_id: uuid::Uuid::from_u128(1),
+                    cart_id: uuid::Uuid::from_u128(2),
+                    owner: None,
+                    email: "ada@example.com".into(),
+                    currency: "EUR".into(),
+                    payment_method: "tok".into(),
+                    last4: "4242".into(),
+                    placed_at: 1,
+                    expires_at: 2,
+                    fingerprint: [0; 32],
+                    key_expires_at: 3,
+                }),
+                ..OrderState::default()
+            };
+            if vending {
+                s.vending = Some(crate::domain::order::VendingOrder {
+                    machine_id: "vm-1".into(),
+                    slot: 1,
+                    deadline: 9,
+                    state: crate::domain::order::VendState::Reserving,
+                    vend_id: None,
+                });
+            }
+            s
+        };
+        let none = OrderState::default();
+        let evs = order_events(5, 6, 7, &none, &placed(false));
+        let types: Vec<EventType> = evs.iter().map(|e| e.r#type).collect();
+        assert_eq!(types, [EventType::OrderCreated, EventType::CartCheckedOut]);
+        assert_eq!(
+            evs[1].data,
+            json!({"cart_id": uuid::Uuid::from_u128(2).to_string(), "order_id": uuid::Uuid::from_u128(1).to_string()})
+        );
+        assert_ne!(evs[0].id, evs[1].id);
+        let types: Vec<EventType> = order_events(5, 6, 7, &none, &placed(true))
+            .iter()
+            .map(|e| e.r#type)
+            .collect();
+        assert_eq!(types, [EventType::OrderCreated]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The public events of users, stock and carts, beside the orders' in
+//! The public events of users and stock, beside the orders' (and carts') in
 //! [`super::catalogue`]: pure functions of the entity's state before and after one
 //! committed event (and the event, where the state alone cannot tell: an adjustment and
 //! a sale both move `on_hand`).
@@ -6,7 +6,9 @@
 //! - `user.registered`: the user came to exist; `data` is `user_id`, `email`.
 //! - `stock.adjusted`: an operator's adjustment; `data` is `sku`, `on_hand`, `available`,
 //!   `delta`.
-//! - `cart.checked_out`: the cart turned into an order; `data` is `cart_id`, `order_id`.
+//!
+//! `cart.checked_out` is told from the order's creation (`super::catalogue`), so cart
+//! changes, the most frequent writes, are never read by the projections.
 //!
 //! Not mapped yet: `stock.low` (it needs a per-SKU threshold, which does not exist) and
 //! the `machine.*` events.
@@ -14,7 +16,6 @@
 use serde_json::json;
 
 use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
-use crate::domain::cart::{CartState, CartStatus};
 use crate::domain::stock::{StockEvent, StockState};
 use crate::domain::user::UserState;
 use crate::domain::Millis;
@@ -69,22 +70,9 @@ pub fn stock_events(at: At, sku: &str, event: &StockEvent, after: &StockState) -
     }
 }
 
-/// `cart.checked_out` when the cart `id` turned into an order.
-pub fn cart_events(at: At, id: &str, before: &CartState, after: &CartState) -> Vec<PublicEvent> {
-    if before.status == CartStatus::Open && after.status == CartStatus::CheckedOut {
-        vec![at.event(
-            EventType::CartCheckedOut,
-            json!({"cart_id": id, "order_id": after.order_id}),
-        )]
-    } else {
-        Vec::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     const AT: At = At {
         partition: 3,
@@ -134,18 +122,5 @@ mod tests {
             expires_at: 0,
         };
         assert!(stock_events(AT, "MUG", &reserved, &after).is_empty());
-    }
-
-    proptest! {
-        /// A cart is checked out exactly on the transition from open to checked out.
-        #[test]
-        fn a_cart_is_checked_out_only_on_the_transition(b in any::<bool>(), a in any::<bool>()) {
-            let st = |checked: bool| CartState {
-                status: if checked { CartStatus::CheckedOut } else { CartStatus::Open },
-                ..CartState::default()
-            };
-            let evs = cart_events(AT, "c1", &st(b), &st(a));
-            prop_assert_eq!(evs.len(), usize::from(!b && a));
-        }
     }
 }

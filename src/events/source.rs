@@ -9,9 +9,8 @@
 use std::collections::HashMap;
 
 use super::catalogue::order_events;
-use super::catalogue_kinds::{cart_events, stock_events, user_events, At};
+use super::catalogue_kinds::{stock_events, user_events, At};
 use super::public::PublicEvent;
-use crate::domain::cart::Cart;
 use crate::domain::order::Order;
 use crate::domain::stock::Stock;
 use crate::domain::user::User;
@@ -72,12 +71,12 @@ pub struct Source {
     orders: Folds<Order>,
     users: Folds<User>,
     stock: Folds<Stock>,
-    carts: Folds<Cart>,
 }
 
 impl Source {
     /// The public events of entry `pseq` of partition `p`'s log, in catalogue order.
-    /// Kinds the catalogue does not map give none.
+    /// Kinds the catalogue does not map (carts, whose checkout is told by its order,
+    /// products, payments, sessions, email claims, machines) give none, unread.
     pub fn derive(
         &mut self,
         journal: &Journal,
@@ -102,10 +101,6 @@ impl Source {
             },
             Some(EntityKind::Sku) => match self.stock.step(journal, id, entry.seq)? {
                 Some((_, e, a)) => stock_events(at, id, &e, &a),
-                None => Vec::new(),
-            },
-            Some(EntityKind::Cart) => match self.carts.step(journal, id, entry.seq)? {
-                Some((b, _, a)) => cart_events(at, id, &b, &a),
                 None => Vec::new(),
             },
             _ => Vec::new(),
