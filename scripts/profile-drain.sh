@@ -2,8 +2,7 @@
 # Profile of a drain: a 2-node cluster on loopback, 200,000 carts created through d1, then
 # `perf record -e cpu-clock -F 499 -g` on both nodes while d2 leaves (d2 sends, d1
 # receives). Prints the drain time, the per-partition handoff times and the top symbols of
-# each node, with the per-phase medians of a handoff (freeze, drain of actors, stream, epoch,
-# drop). Needs perf and a release build (`cargo build --release`). Loopback only.
+# each node, with the per-phase medians of a handoff (freeze, drain of actors, stream, epoch). Needs perf and a release build (`cargo build --release`). Loopback only.
 #   scripts/profile-drain.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +30,7 @@ import json,sys
 rows=[json.loads(l) for l in sys.stdin]; rows=[r.get('fields',r) for r in rows]
 ms=sorted(int(r['ms']) for r in rows)
 print(f'{len(ms)} partitions; per-partition ms median {ms[len(ms)//2]}, max {ms[-1]}')
-for ph in ('freeze_ms','drain_ms','stream_ms','epoch_ms','drop_ms'):
+for ph in ('freeze_ms','drain_ms','stream_ms','epoch_ms'):
     v=sorted(int(r.get(ph,0)) for r in rows)
     print(f'  {ph}: median {v[len(v)//2]}, max {v[-1]}, sum {sum(v)}')"
 set +o pipefail  # `head` closes the pipes below early

@@ -2,7 +2,7 @@
 # Where a join's time goes: a 3-node cluster on loopback holding CARTS carts (default
 # 100,000, created through node1), then node4 starts and joins. Prints node4's own
 # timeline (process start to ready, to a 4-node map, to a settled map) and the per-phase
-# medians of the handoffs to node4 (freeze, drain of actors, stream, epoch, drop), from
+# medians of the handoffs to node4 (freeze, drain of actors, stream, epoch; stale copies are dropped after), from
 # the senders' logs. Needs a release build (`cargo build --release`). Loopback only.
 #   scripts/profile-join.sh [CARTS]
 set -euo pipefail
@@ -39,7 +39,7 @@ for f in sorted(glob.glob(work + "/node[123]/log")):
             d = json.loads(line); rows.append(d.get("fields", d))
 ms = sorted(int(r["ms"]) for r in rows)
 print(f"{len(rows)} partitions, {sum(int(r['records']) for r in rows)} records; per-partition ms median {ms[len(ms)//2]}, max {ms[-1]}")
-for ph in ("freeze_ms", "drain_ms", "stream_ms", "epoch_ms", "drop_ms"):
+for ph in ("freeze_ms", "drain_ms", "stream_ms", "epoch_ms"):
     v = sorted(int(r.get(ph, 0)) for r in rows)
     print(f"  {ph}: median {v[len(v)//2]}, max {v[-1]}, sum {sum(v)}")
 PY

@@ -299,6 +299,16 @@ impl App {
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::Release);
         self.projections_task.abort();
+        if let Some(c) = &self.cluster {
+            // Stale copies of partitions handed off are dropped before the process ends
+            // (a drained node leaves the map first), bounded like the rest of shutdown.
+            let grace = Duration::from_millis(self.config.http.shutdown_grace_ms);
+            if tokio::time::timeout(grace, c.drop_stale()).await.is_err() {
+                tracing::warn!(
+                    "shutdown: stale partition copies left; the next handoff here clears them"
+                );
+            }
+        }
         self.root.stop(Some("shutdown".into()));
         if let Err(e) = self.store.flush_blocking() {
             tracing::error!(error = %e, "final flush failed");

@@ -44,7 +44,63 @@ pub struct Progress {
     pub elapsed_ms: u64,
 }
 
+/// The stale copies this node still holds of partitions it handed off. A copy is
+/// dropped only once this node has no handoff of its own in flight (a drained node: once
+/// it left the map, and at the latest by its graceful shutdown): a drop rewrites the
+/// partition's whole range through the writer thread, and while handoffs run that queue
+/// also carries the acceptor's fsyncs of their epochs, which the drops would delay
+/// (measured in `docs/BENCHMARKS.md`). Not durable: after a crash a copy stays until the
+/// partition moves here again, when the first chunk clears it.
+#[derive(Debug, Default)]
+pub struct Drops {
+    pub pending: std::collections::BTreeSet<u32>,
+    /// The partitions being dropped now; a chunk for one is refused (and re-sent).
+    pub dropping: std::collections::BTreeSet<u32>,
+}
+
 impl Cluster {
+    /// Drops the pending stale copies while no handoff of this node runs or waits,
+    /// skipping (and forgetting) any partition this node owns again or receives. Run by
+    /// the handoff loop, and once more by a graceful shutdown (`App::shutdown`).
+    pub async fn drop_stale(&self) {
+        loop {
+            let Some(map) = self.map() else { return };
+            let me = self.name();
+            let sending = !self.inner.handoffs.lock().is_empty()
+                || map.moving.keys().any(|p| map.owners[*p as usize] == me);
+            if sending {
+                return;
+            }
+            let next = {
+                let mut d = self.inner.drops.lock();
+                let Some(p) = d.pending.pop_first() else {
+                    return;
+                };
+                let ours =
+                    map.owners[p as usize] == me || map.moving.get(&p).is_some_and(|to| to == me);
+                if ours {
+                    continue;
+                }
+                d.dropping.insert(p);
+                p
+            };
+            let started = Instant::now();
+            let result = self.inner.store.journal().partition(next).drop().await;
+            self.inner.drops.lock().dropping.remove(&next);
+            match result {
+                Ok(n) => tracing::info!(
+                    partition = next,
+                    records = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "stale copy of a handed-off partition dropped"
+                ),
+                Err(e) => {
+                    tracing::error!(partition = next, error = %e, "dropping the handed-off partition failed")
+                }
+            }
+        }
+    }
+
     pub(super) async fn handoff_loop(self) {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -85,7 +141,8 @@ impl Cluster {
                 let (p, to) = (*p, to.clone());
                 tokio::spawn(async move { me.hand_off(p, to).await });
             }
-            // A drained member leaves the map once it owns nothing.
+            // A drained member leaves the map once it owns nothing; its stale copies are
+            // dropped after (below, and by a graceful shutdown).
             let drained = map.members.get(&me).is_some_and(|m| m.leaving)
                 && map.owned_by(&me).is_empty()
                 && !map.moving.values().any(|to| *to == me);
@@ -95,6 +152,7 @@ impl Cluster {
                     Err(e) => tracing::warn!(error = %e, "leaving the cluster failed; retrying"),
                 }
             }
+            self.drop_stale().await;
         }
     }
 
@@ -191,10 +249,8 @@ impl Cluster {
             .is_some_and(|m| m.owners[p as usize] == to && !m.moving.contains_key(&p));
         let committed_at = Instant::now();
         if moved {
-            // Ours is now a stale copy: drop it.
-            if let Err(e) = journal.partition(p).drop().await {
-                tracing::error!(partition = p, error = %e, "dropping the handed-off partition failed");
-            }
+            // Ours is now a stale copy: dropped once this node sends nothing (`Drops`).
+            self.inner.drops.lock().pending.insert(p);
             let secs = started.elapsed().as_secs_f64();
             metrics::histogram!("emporium_cluster_handoff_seconds").record(secs);
             metrics::counter!("emporium_cluster_handoff_records_total").increment(total as u64);
@@ -209,7 +265,6 @@ impl Cluster {
                 drain_ms = ms(frozen_at, drained_at),
                 stream_ms = ms(drained_at, streamed_at),
                 epoch_ms = ms(streamed_at, committed_at),
-                drop_ms = ms(committed_at, now),
                 "partition handed off"
             );
         }
@@ -284,6 +339,17 @@ impl Cluster {
                 "partition {} is not moving here at epoch {}",
                 c.partition, map.epoch
             ));
+        }
+        {
+            let mut d = self.inner.drops.lock();
+            if d.dropping.contains(&c.partition) {
+                return Err(format!(
+                    "partition {} is being dropped here; retry",
+                    c.partition
+                ));
+            }
+            // What is held here is cleared by the first chunk below, not by a late drop.
+            d.pending.remove(&c.partition);
         }
         let journal = self.inner.store.journal();
         let partition = journal.partition(c.partition);

@@ -165,7 +165,12 @@ pub(super) struct Inner {
     pub handoffs: Mutex<BTreeMap<u32, super::handoff::Progress>>,
     /// Streamed handoffs waiting for their epoch: partition → its new owner.
     pub handoff_ready: Mutex<BTreeMap<u32, String>>,
+    /// Stale copies of partitions handed off, dropped once this node sends nothing.
+    pub drops: Mutex<super::handoff::Drops>,
     pub handoff_wake: tokio::sync::Notify,
+    /// Wakes the membership loop at once (a map with a new member: dial it now, not at
+    /// the next heartbeat).
+    pub membership_wake: tokio::sync::Notify,
     pub inbound: Arc<tokio::sync::Semaphore>,
     pub proposing: tokio::sync::Mutex<u64>,
     pub started: Instant,
@@ -205,7 +210,9 @@ impl Cluster {
             server: OnceLock::new(),
             handoffs: Mutex::new(BTreeMap::new()),
             handoff_ready: Mutex::new(BTreeMap::new()),
+            drops: Mutex::new(Default::default()),
             handoff_wake: tokio::sync::Notify::new(),
+            membership_wake: tokio::sync::Notify::new(),
             inbound: Arc::new(tokio::sync::Semaphore::new(cfg.max_inbound)),
             proposing: tokio::sync::Mutex::new(0),
             started: Instant::now(),
@@ -469,8 +476,20 @@ impl Cluster {
         );
         metrics::gauge!("emporium_cluster_epoch").set(map.epoch as f64);
         metrics::gauge!("emporium_cluster_partitions_owned").set(map.owned_by(&me).len() as f64);
+        let new_member = before
+            .as_ref()
+            .is_none_or(|b| map.members.keys().any(|n| !b.members.contains_key(n)));
+        let moving = !map.moving.is_empty();
         *self.inner.map.write() = Some(Arc::new(map));
         self.watch_members();
+        // Start what the map asks for now rather than at the next tick: connect to a new
+        // member, and start the handoffs it names.
+        if new_member {
+            self.inner.membership_wake.notify_one();
+        }
+        if moving {
+            self.inner.handoff_wake.notify_one();
+        }
         if let Some(local) = self.inner.local.get() {
             if !gained.is_empty() || !lost.is_empty() {
                 local.partitions_changed(gained, lost);

@@ -77,7 +77,10 @@ impl Cluster {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.inner.membership_wake.notified() => {}
+            }
             if self.map().is_none() {
                 self.try_join(&mut redial).await;
                 continue;
@@ -188,7 +191,15 @@ impl Cluster {
                     );
                 }
             }
-            return;
+            // A session that connected announces its agent shortly: ask to join as soon
+            // as it does (within one heartbeat interval), not at the next tick.
+            let until = Instant::now() + Duration::from_millis(self.config().heartbeat_interval_ms);
+            while transport::remote_agents().is_empty() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if transport::remote_agents().is_empty() {
+                return;
+            }
         }
         let info = self.inner.info.read().clone();
         let timeout = Duration::from_millis(self.config().call_timeout_ms * 3);
