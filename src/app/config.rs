@@ -259,12 +259,16 @@ pub struct InventoryConfig {
     /// Most closed reservations a SKU remembers to keep repeated saga steps idempotent
     /// (besides the one-day limit); the oldest are forgotten first.
     pub closed_reservations_max: u32,
+    /// A SKU whose available stock falls from above this to at or below it raises the
+    /// public event `stock.low`; 0 turns it off.
+    pub low_stock_threshold: u32,
 }
 
 impl Default for InventoryConfig {
     fn default() -> Self {
         Self {
             closed_reservations_max: crate::domain::stock::DEFAULT_KEEP_CLOSED,
+            low_stock_threshold: 5,
         }
     }
 }

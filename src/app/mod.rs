@@ -236,6 +236,7 @@ impl App {
             store.journal().clone(),
             owner,
             config.projections.clone(),
+            i64::from(config.inventory.low_stock_threshold),
             vec![Arc::new(crate::events::feed::Feed)],
         );
         let projections_task = projections.start();

@@ -6,12 +6,14 @@
 //! - `user.registered`: the user came to exist; `data` is `user_id`, `email`.
 //! - `stock.adjusted`: an operator's adjustment; `data` is `sku`, `on_hand`, `available`,
 //!   `delta`.
+//! - `stock.low`: what is available fell from above `inventory.low_stock_threshold` to
+//!   at or below it (by a sale, a reservation or an adjustment); `data` is `sku`,
+//!   `on_hand`, `available`. A threshold of 0 turns it off.
 //!
 //! `cart.checked_out` is told from the order's creation (`super::catalogue`), so cart
 //! changes, the most frequent writes, are never read by the projections.
 //!
-//! Not mapped yet: `stock.low` (it needs a per-SKU threshold, which does not exist) and
-//! the `machine.*` events.
+//! Machines are in [`super::catalogue_machines`].
 
 use serde_json::json;
 
@@ -54,9 +56,17 @@ pub fn user_events(at: At, id: &str, before: &UserState, after: &UserState) -> V
     }
 }
 
-/// `stock.adjusted` for an operator's adjustment of SKU `sku`.
-pub fn stock_events(at: At, sku: &str, event: &StockEvent, after: &StockState) -> Vec<PublicEvent> {
-    match event {
+/// `stock.adjusted` for an operator's adjustment of SKU `sku`, and `stock.low` when what
+/// is available crossed `low` (a threshold of 0: never).
+pub fn stock_events(
+    at: At,
+    sku: &str,
+    before: &StockState,
+    event: &StockEvent,
+    after: &StockState,
+    low: i64,
+) -> Vec<PublicEvent> {
+    let mut out: Vec<PublicEvent> = match event {
         StockEvent::Adjusted { delta, .. } => vec![at.event(
             EventType::StockAdjusted,
             json!({
@@ -67,7 +77,14 @@ pub fn stock_events(at: At, sku: &str, event: &StockEvent, after: &StockState) -
             }),
         )],
         _ => Vec::new(),
+    };
+    if low > 0 && before.available() > low && after.available() <= low {
+        out.push(at.event(
+            EventType::StockLow,
+            json!({"sku": sku, "on_hand": after.on_hand, "available": after.available()}),
+        ));
     }
+    out
 }
 
 #[cfg(test)]
@@ -110,7 +127,7 @@ mod tests {
             reason: "restock".into(),
             by: "op".into(),
         };
-        let evs = stock_events(AT, "MUG", &adj, &after);
+        let evs = stock_events(AT, "MUG", &after, &adj, &after, 0);
         assert_eq!(evs.len(), 1);
         assert_eq!(
             evs[0].data,
@@ -121,6 +138,30 @@ mod tests {
             quantity: 1,
             expires_at: 0,
         };
-        assert!(stock_events(AT, "MUG", &reserved, &after).is_empty());
+        assert!(stock_events(AT, "MUG", &after, &reserved, &after, 0).is_empty());
+    }
+
+    #[test]
+    fn stock_is_low_once_when_it_crosses_the_threshold() {
+        let st = |on_hand| StockState {
+            on_hand,
+            ..StockState::default()
+        };
+        let ev = StockEvent::Adjusted {
+            delta: -1,
+            reason: "count".into(),
+            by: "op".into(),
+        };
+        let low = |b, a, t| {
+            stock_events(AT, "MUG", &st(b), &ev, &st(a), t)
+                .iter()
+                .filter(|e| e.r#type == EventType::StockLow)
+                .count()
+        };
+        assert_eq!(low(6, 5, 5), 1, "crossing to the threshold");
+        assert_eq!(low(9, 0, 5), 1, "crossing past it");
+        assert_eq!(low(5, 4, 5), 0, "already low");
+        assert_eq!(low(7, 6, 5), 0, "still above");
+        assert_eq!(low(6, 5, 0), 0, "threshold 0 is off");
     }
 }

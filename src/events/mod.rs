@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod catalogue_kinds;
+pub mod catalogue_machines;
 pub mod feed;
 pub mod handler;
 pub mod public;

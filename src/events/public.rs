@@ -7,11 +7,11 @@
 //! - `order.*`: `order_id`, `status`, `total_minor`, `currency`, `email`, `items`
 //!   (`[{sku, quantity, unit_price_minor}]`), `channel` (`web` | `vending`),
 //!   `machine_id` (optional), and for `order.cancelled` a `failure_code`.
-//! - `stock.adjusted`, `stock.low`: `sku`, `on_hand`, `available`, `delta` (adjusted).
-//! - `cart.checked_out`: `cart_id`, `order_id`, `email` (optional).
+//! - `stock.adjusted`, `stock.low`: `sku`, `on_hand`, `available`, and `delta` (adjusted).
+//! - `cart.checked_out`: `cart_id`, `order_id` (told from the order's creation).
 //! - `user.registered`: `user_id`, `email`.
-//! - `machine.*`: `machine_id`, and `slot`/`sku`/`level` (low stock), `alarm` (alarm),
-//!   `order_id`/`slot` (vend).
+//! - `machine.*`: `machine_id`, and `slot`/`sku`/`level` (low stock), `alarm`/`severity`
+//!   (alarm), `vend_id`/`slot`/`sku`/`price_minor`/`order_id` (vend).
 
 use serde::{Deserialize, Serialize};
 

@@ -127,6 +127,8 @@ pub struct Projections {
     journal: Journal,
     owner: Arc<dyn Ownership>,
     config: ProjectionsConfig,
+    /// `inventory.low_stock_threshold`, for the sources' `stock.low`.
+    low_stock: i64,
     entries: Mutex<Vec<Entry>>,
 }
 
@@ -135,6 +137,7 @@ impl Projections {
         journal: Journal,
         owner: Arc<dyn Ownership>,
         config: ProjectionsConfig,
+        low_stock: i64,
         handlers: Vec<Arc<dyn EventHandler>>,
     ) -> Arc<Self> {
         let entries = handlers
@@ -151,6 +154,7 @@ impl Projections {
             journal,
             owner,
             config,
+            low_stock,
             entries: Mutex::new(entries),
         })
     }
@@ -170,7 +174,8 @@ impl Projections {
             loop {
                 tick.tick().await;
                 let n = this.lock().len();
-                sources.resize_with(n, Source::default);
+                let low_stock = this.low_stock;
+                sources.resize_with(n, || Source::new(low_stock));
                 for (i, source) in sources.iter_mut().enumerate() {
                     this.run_one(i, source).await;
                 }
@@ -256,7 +261,7 @@ impl Projections {
             (e.handler.clone(), std::mem::take(&mut e.reset))
         };
         if reset {
-            *source = Source::default();
+            *source = Source::new(self.low_stock);
             if let Err(e) = self.reset_local(handler.name()).await {
                 self.fail(i, e.to_string());
                 return;

@@ -111,6 +111,7 @@ async fn a_failing_handler_is_retried_and_offsets_survive_a_restart() {
         store.journal().clone(),
         Arc::new(Alone(PARTITIONS)),
         config(),
+        0,
         vec![flaky.clone()],
     );
     let task = p.start();
@@ -133,6 +134,7 @@ async fn a_failing_handler_is_retried_and_offsets_survive_a_restart() {
         store.journal().clone(),
         Arc::new(Alone(PARTITIONS)),
         config(),
+        0,
         vec![again.clone()],
     );
     let task = p2.start();
@@ -156,6 +158,7 @@ async fn records_are_written_with_the_offset_and_a_reset_rebuilds_them() {
         store.journal().clone(),
         Arc::new(Alone(PARTITIONS)),
         config(),
+        0,
         vec![Arc::new(Feed)],
     );
     let task = p.start();

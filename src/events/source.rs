@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use super::catalogue::order_events;
 use super::catalogue_kinds::{stock_events, user_events, At};
+use super::catalogue_machines::machine_events;
 use super::public::PublicEvent;
+use crate::domain::machine::Machine;
 use crate::domain::order::Order;
 use crate::domain::stock::Stock;
 use crate::domain::user::User;
@@ -68,15 +70,26 @@ impl<A: Aggregate> Folds<A> {
 /// Derives public events from log entries, folding entity states as it goes.
 #[derive(Default)]
 pub struct Source {
+    /// `inventory.low_stock_threshold`: `stock.low` when what is available falls to it.
+    low_stock: i64,
     orders: Folds<Order>,
     users: Folds<User>,
     stock: Folds<Stock>,
+    machines: Folds<Machine>,
 }
 
 impl Source {
+    /// A source that raises `stock.low` at `low_stock` available units (0: never).
+    pub fn new(low_stock: i64) -> Self {
+        Self {
+            low_stock,
+            ..Self::default()
+        }
+    }
+
     /// The public events of entry `pseq` of partition `p`'s log, in catalogue order.
     /// Kinds the catalogue does not map (carts, whose checkout is told by its order,
-    /// products, payments, sessions, email claims, machines) give none, unread.
+    /// products, payments, sessions, email claims) give none, unread.
     pub fn derive(
         &mut self,
         journal: &Journal,
@@ -100,7 +113,11 @@ impl Source {
                 None => Vec::new(),
             },
             Some(EntityKind::Sku) => match self.stock.step(journal, id, entry.seq)? {
-                Some((_, e, a)) => stock_events(at, id, &e, &a),
+                Some((b, e, a)) => stock_events(at, id, &b, &e, &a, self.low_stock),
+                None => Vec::new(),
+            },
+            Some(EntityKind::Machine) => match self.machines.step(journal, id, entry.seq)? {
+                Some((b, e, a)) => machine_events(at, id, &b, &e, &a),
                 None => Vec::new(),
             },
             _ => Vec::new(),

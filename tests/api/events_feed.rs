@@ -13,7 +13,7 @@ use crate::domain::GOOD_CARD;
 use crate::helpers::*;
 
 /// Every event of the feed, paging from the start.
-async fn whole_feed(app: &TestApp, query: &str) -> Vec<Value> {
+pub(crate) async fn whole_feed(app: &TestApp, query: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut after = String::new();
     for _ in 0..100 {
@@ -33,7 +33,7 @@ async fn whole_feed(app: &TestApp, query: &str) -> Vec<Value> {
 }
 
 /// Waits until the feed projection has handled every log entry of every partition.
-async fn caught_up(app: &TestApp) -> Value {
+pub(crate) async fn caught_up(app: &TestApp) -> Value {
     let deadline = Deadline::new(Duration::from_secs(20), "the feed projection to catch up");
     loop {
         let r = app.admin_get("/v1/admin/projections").await;
@@ -68,6 +68,8 @@ async fn a_paid_checkout_is_in_the_feed_and_survives_a_kill_and_a_reset() {
     assert_eq!(order["status"], "paid", "{order}");
     let order_id = order["id"].as_str().unwrap();
 
+    // 8 available; down to 4, past the default threshold of 5: one stock.low.
+    app.adjust("feed-mug", -4).await.expect(200);
     let feed = caught_up(&app).await;
     let parts = feed["partitions"].as_array().unwrap();
     assert!(!parts.is_empty(), "{feed}");
@@ -94,12 +96,18 @@ async fn a_paid_checkout_is_in_the_feed_and_survives_a_kill_and_a_reset() {
     assert_eq!(paid["data"]["items"][0]["sku"], "feed-mug");
     assert_eq!(paid["schema_version"], 1);
     assert!(paid["timestamp"].as_str().unwrap().ends_with('Z'));
-    // The adjustment that stocked the product is there too, once.
+    // The adjustments (the stocking and the -4) are there too, once each.
     let adjusted = all
         .iter()
         .filter(|e| e["type"] == "stock.adjusted" && e["data"]["sku"] == "feed-mug")
         .count();
-    assert_eq!(adjusted, 1);
+    assert_eq!(adjusted, 2);
+    let low: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["type"] == "stock.low" && e["data"]["sku"] == "feed-mug")
+        .collect();
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert_eq!(low[0]["data"]["available"], 4);
     // Ids are unique: no event is listed twice.
     let mut unique = ids(&all);
     unique.sort();

@@ -197,6 +197,26 @@ async fn replayed_vends_count_exactly_once() {
         .sum();
     assert_eq!(per_slot, 100);
     assert_eq!(m["acked_seq"], 101);
+
+    // The public feed tells each counted vend once, with its vend id, and the session.
+    crate::events_feed::caught_up(&app).await;
+    let feed = crate::events_feed::whole_feed(&app, "&types=machine.vend,machine.online").await;
+    let mut told: Vec<&str> = feed
+        .iter()
+        .filter(|e| e["type"] == "machine.vend" && e["data"]["machine_id"] == "vm-r")
+        .map(|e| e["data"]["vend_id"].as_str().unwrap())
+        .collect();
+    told.sort_unstable();
+    told.dedup();
+    assert_eq!(told.len(), 100, "machine.vend once per counted vend");
+    let mut sent: Vec<String> = vends.iter().map(|(_, id, _)| id.to_string()).collect();
+    sent.sort();
+    assert_eq!(told, sent.iter().map(String::as_str).collect::<Vec<_>>());
+    let vend_events = feed.iter().filter(|e| e["type"] == "machine.vend").count();
+    assert_eq!(vend_events, 100, "no replay is told again");
+    assert!(feed
+        .iter()
+        .any(|e| e["type"] == "machine.online" && e["data"]["machine_id"] == "vm-r"));
 }
 
 /// Answers the next Dispense like a machine: the vend, then the command ack.
