@@ -17,6 +17,16 @@ pub type Record = (Vec<u8>, Vec<u8>);
 /// How many keys one drop cycle removes.
 const DROP_BATCH: usize = 4096;
 
+/// The first [`DROP_BATCH`] keys of `items`.
+fn first_keys(
+    items: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(items
+        .take(DROP_BATCH)
+        .map(|item| item.map(|(k, _)| k.to_vec()))
+        .collect::<Result<_, _>>()?)
+}
+
 /// A handle on one partition's storage.
 pub struct Partition<'a> {
     journal: &'a Journal,
@@ -137,25 +147,37 @@ impl Partition<'_> {
     /// cycles, so that it rebuilds from the start of the log.
     pub async fn reset(&self, name: &str) -> Result<usize, StoreError> {
         let prefix = layout::projected_prefix(self.p, name);
-        let mut removed = 0;
-        loop {
-            let keys: Vec<Vec<u8>> = self
-                .journal
-                .tree()
-                .scan_prefix(&prefix)
-                .take(DROP_BATCH)
-                .map(|item| item.map(|(k, _)| k.to_vec()))
-                .collect::<Result<_, _>>()?;
-            if keys.is_empty() {
-                break;
-            }
-            removed += keys.len();
-            let ops = keys.into_iter().map(|k| (k, None)).collect();
-            self.journal.commit().write(ops).await?;
-        }
+        let tree = self.journal.tree();
+        let removed = self
+            .remove_all(|| first_keys(tree.scan_prefix(&prefix)), false)
+            .await?;
         let offset = vec![(layout::offset_key(self.p, name), None)];
         self.journal.commit().write(offset).await?;
         Ok(removed)
+    }
+
+    /// Removes every key `next` yields until it yields none, [`DROP_BATCH`] per durable
+    /// write through the writer thread; `whole` writes as a handoff's drop does (the
+    /// writer then re-reads the partition's log position).
+    async fn remove_all(
+        &self,
+        next: impl Fn() -> Result<Vec<Vec<u8>>, StoreError>,
+        whole: bool,
+    ) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        loop {
+            let keys = next()?;
+            if keys.is_empty() {
+                return Ok(removed);
+            }
+            removed += keys.len();
+            let ops = keys.into_iter().map(|k| (k, None)).collect();
+            if whole {
+                self.journal.commit().write_partition(self.p, ops).await?;
+            } else {
+                self.journal.commit().write(ops).await?;
+            }
+        }
     }
 
     /// The next chunk of the partition's records after key `after` (from the start when
@@ -223,20 +245,7 @@ impl Partition<'_> {
     /// Removes every record of the partition, durably, through the writer thread, in
     /// bounded cycles. Returns how many records were removed.
     pub async fn drop(&self) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        loop {
-            let keys: Vec<Vec<u8>> = self
-                .range()
-                .take(DROP_BATCH)
-                .map(|item| item.map(|(k, _)| k.to_vec()))
-                .collect::<Result<_, _>>()?;
-            if keys.is_empty() {
-                break;
-            }
-            removed += keys.len();
-            let ops = keys.into_iter().map(|k| (k, None)).collect();
-            self.journal.commit().write_partition(self.p, ops).await?;
-        }
+        let removed = self.remove_all(|| first_keys(self.range()), true).await?;
         // The reset is also needed when there was nothing to remove.
         self.journal
             .commit()
