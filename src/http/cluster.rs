@@ -151,6 +151,7 @@ pub async fn remove(app: App, b: RemoveNode) -> Result<Response, ApiError> {
         (status = 401, description = AUTH_401, body = ErrorBody),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
         (status = 404, description = "`not_found`: fault injection is off", body = ErrorBody),
+        (status = 409, description = "`cluster_disabled`: this node runs alone", body = ErrorBody),
     ))]
 pub async fn fault(
     app: App,

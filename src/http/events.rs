@@ -38,7 +38,8 @@ pub struct FeedQuery {
     params(
         ("after" = Option<String>, Query, pattern = "^([0-9]{1,4}\\.[0-9]{1,20}(-[0-9]{1,4}\\.[0-9]{1,20})*)?$",
             description = "`next_cursor` of the previous page; absent for the start"),
-        ("types" = Option<String>, Query, description = "comma-separated event types, e.g. `order.paid,order.cancelled`; all when absent"),
+        ("types" = Option<String>, Query, pattern = "^[a-z_]+\\.[a-z_]+(,[a-z_]+\\.[a-z_]+)*$",
+            description = "comma-separated event types, e.g. `order.paid,order.cancelled`; all when absent"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size (default 100); the events of one committed change are never split, so a page may hold a few more"),
     ),
     responses(
