@@ -268,6 +268,7 @@ impl Projections {
             }
             self.lock()[i].state = State::Running;
         }
+        let mut lag = 0u64;
         for p in self.owner.local() {
             let waiting = self.lock()[i]
                 .backoff
@@ -277,7 +278,8 @@ impl Projections {
                 continue;
             }
             match self.step(handler.as_ref(), source, p).await {
-                Ok(n) => {
+                Ok((n, left)) => {
+                    lag += left;
                     let mut entries = self.lock();
                     let e = &mut entries[i];
                     e.events += n;
@@ -297,23 +299,27 @@ impl Projections {
                 }
             }
         }
+        // Entries left after this pass (partitions waiting for a retry count 0 here).
+        metrics::gauge!("emporium_projection_lag", "projection" => handler.name()).set(lag as f64);
     }
 
-    /// Handles the next entries of partition `p` for `handler`; how many public events.
+    /// Handles the next entries of partition `p` for `handler`: how many public events,
+    /// and how many log entries are left after them.
     async fn step(
         &self,
         handler: &dyn EventHandler,
         source: &mut Source,
         p: u32,
-    ) -> Result<u64, StepError> {
+    ) -> Result<(u64, u64), StepError> {
         let Some(_held) = self.owner.hold(p) else {
-            return Ok(0);
+            return Ok((0, 0));
         };
         let name = handler.name();
         let part = self.journal.partition(p);
         let offset = part.offset(name)?;
-        if part.last_seq()? <= offset.seq {
-            return Ok(0);
+        let last = part.last_seq()?;
+        if last <= offset.seq {
+            return Ok((0, 0));
         }
         let mut done = offset.seq;
         let mut records = Vec::new();
@@ -345,7 +351,7 @@ impl Projections {
         match failure {
             // The entries before the failing one are stored; the rest wait for the retry.
             Some(e) => Err(StepError::Handler(e)),
-            None => Ok(handled),
+            None => Ok((handled, last.saturating_sub(done))),
         }
     }
 

@@ -78,6 +78,21 @@ async fn a_paid_checkout_is_in_the_feed_and_survives_a_kill_and_a_reset() {
         "some partition was read: {feed}"
     );
 
+    // The metrics say the same: events counted, and no lag once caught up (the gauge is
+    // set by the runner's next pass).
+    let deadline = Deadline::new(Duration::from_secs(10), "the projection metrics");
+    loop {
+        let m = app.get("/metrics").await.text;
+        let counted = m.lines().any(|l| {
+            l.starts_with("emporium_projection_events_total{projection=\"feed\"}")
+                && !l.ends_with(" 0")
+        });
+        if counted && m.contains("emporium_projection_lag{projection=\"feed\"} 0") {
+            break;
+        }
+        deadline.tick(Duration::from_millis(50)).await;
+    }
+
     let all = whole_feed(&app, "").await;
     let of_order: Vec<&Value> = all
         .iter()
