@@ -2,10 +2,11 @@
 //!
 //! # Layout
 //! - [`clock`]: the wall clock (`Clock`, system and manual), injected where tests drive
-//!   time; imports nothing of the crate.
+//!   time, and RFC 3339 formatting; imports nothing of the crate.
 //! - [`domain`]: pure state machines (`decide`/`apply`) for every entity; no IO.
 //! - [`store`]: the sled journal, keyed by partition (events, snapshots, indexes and a
-//!   log per partition), the partition verbs handoff uses, group commit and the codec.
+//!   log per partition, with the projections' offsets and records), the partition verbs
+//!   handoff and the projections use, group commit and the codec.
 //! - [`actors`]: the ractor shell around an aggregate: recover, decide, persist, reply;
 //!   behaviors reach other entities through its `EntityClient` trait only.
 //! - [`supervision`]: the registry, per-kind supervisors, restart backoff, quarantine.
@@ -14,7 +15,8 @@
 //!   from `router` to `supervision` to `actors`, never back up.
 //! - [`auth`]: principals, JWT access tokens, refresh tokens, password hashing.
 //! - [`events`]: the public event catalogue derived from the partition logs, and the
-//!   projections that react to it (webhooks, notifications).
+//!   projection runner with durable per-partition offsets and its `feed` projection
+//!   (webhooks and notifications are to come as further projections).
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
