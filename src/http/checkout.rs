@@ -9,7 +9,7 @@
 use super::carts::accessible;
 use super::dto::carts::CheckoutRequest;
 use super::dto::orders::Order as OrderView;
-use super::dto::ErrorBody;
+use super::dto::{ErrorBody, IdempotencyKey};
 use super::error::ApiError;
 use super::extract::{email as parse_email, uuid, Access};
 use super::filters;
@@ -31,8 +31,7 @@ use warp::reply::Response;
     security((), ("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "the cart"),
-        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
-            description = "1 to 255 visible ASCII characters; the same key with another body is 409"),
+        IdempotencyKey,
     ),
     request_body = CheckoutRequest,
     responses(

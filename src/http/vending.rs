@@ -14,7 +14,7 @@
 
 use super::dto::machines::{CommandRequest, MachineCommand as CommandView, PurchaseRequest};
 use super::dto::orders::Order as OrderView;
-use super::dto::{ErrorBody, STAFF_401, STAFF_403};
+use super::dto::{ErrorBody, IdempotencyKey, STAFF_401, STAFF_403};
 use super::error::ApiError;
 use super::extract::{email as parse_email, uuid};
 use super::filters;
@@ -106,8 +106,7 @@ fn conflict(code: &'static str, message: String) -> ApiError {
     security((), ("bearer" = [])),
     params(
         ("id" = String, Path, description = "the machine"),
-        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
-            description = "1 to 255 visible ASCII characters; the same key with another body is 409"),
+        IdempotencyKey,
     ),
     request_body = PurchaseRequest,
     responses(

@@ -57,6 +57,17 @@ pub fn missing(partial: bool, missing: &[u32]) -> Option<Vec<u32>> {
     partial.then(|| missing.to_vec())
 }
 
+/// The `Idempotency-Key` header of a keyed order request (checkout, machine purchase), as
+/// `super::extract::idempotency_key` reads it.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// 1 to 255 visible ASCII characters; the same key with another body is 409
+    #[serde(rename = "Idempotency-Key")]
+    #[param(min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")]
+    pub key: String,
+}
+
 /// The 401 of a route for operators and admins.
 pub const STAFF_401: &str = "`unauthorized`, `invalid_token` or `token_expired`";
 /// The 403 of a route for operators and admins.
