@@ -16,7 +16,8 @@
 //! - [`auth`]: principals, JWT access tokens, refresh tokens, password hashing.
 //! - [`events`]: the public event catalogue derived from the partition logs, and the
 //!   projection runner with durable per-partition offsets and its `feed` projection
-//!   (webhooks and notifications are to come as further projections).
+//!   (webhooks and notifications are to come as further projections; [`events::target`]
+//!   already guards where a webhook may be sent).
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.

@@ -12,6 +12,7 @@ pub mod retry;
 pub mod runner;
 pub mod signing;
 pub mod source;
+pub mod target;
 
 pub use handler::{EventHandler, HandlerError};
 pub use public::{EventType, PublicEvent, SCHEMA_VERSION};
