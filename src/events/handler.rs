@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use super::public::PublicEvent;
 use crate::store::partition_store::Record;
 
-/// Why a handler could not take an event now. Every error is retried by the runner with
-/// backoff (the offset does not move), so a handler never loses an event by failing.
+/// Why a handler could not take an event now. Every error but `NotYet` is retried by the
+/// runner with backoff (the offset does not move), so a handler never loses an event by failing.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// What the handler needs (an entity, a partition, a node) is unavailable now.
@@ -19,6 +19,12 @@ pub enum HandlerError {
     /// The store refused a write (fail-stop applies: the runner stops this projection).
     #[error("storage: {0}")]
     Storage(String),
+    /// Not a failure: the event is newer than what the handler can judge it by yet (the
+    /// webhooks projection's endpoint list was read before the event was committed). The
+    /// runner stores what came before it and takes the partition up again on its next
+    /// pass, with no backoff.
+    #[error("the event is newer than the handler's view; next pass")]
+    NotYet,
 }
 
 /// A reaction to public events, run by one projection.

@@ -292,6 +292,8 @@ impl Projections {
                     self.fail(i, err);
                     return;
                 }
+                // What came before the event is stored; the rest waits for the next pass.
+                Err(StepError::Handler(HandlerError::NotYet)) => {}
                 Err(StepError::Handler(err)) => self.back_off(i, p, err),
                 Err(StepError::Store(err)) => {
                     self.fail(i, err.to_string());

@@ -41,6 +41,16 @@ impl SigningKey {
         SigningKey(k)
     }
 
+    /// A key from its bytes (as the registry stores them).
+    pub fn from_bytes(bytes: Vec<u8>) -> SigningKey {
+        SigningKey(bytes)
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Parses `whsec_<base64>`.
     pub fn parse(secret: &str) -> Result<SigningKey, SecretError> {
         let b64 = secret

@@ -27,7 +27,7 @@ pub mod partition_store;
 pub use group_commit::GroupCommit;
 pub use health::StoreHealth;
 pub use journal::{Index, IndexOp, Journal, Recovered, StoreError};
-pub use partition_store::Partition;
+pub use partition_store::{Partition, ProjectedOp};
 
 use std::path::Path;
 

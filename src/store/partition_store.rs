@@ -27,6 +27,10 @@ fn first_keys(
         .collect::<Result<_, _>>()?)
 }
 
+/// One write of [`Partition::write_projected`]: the projection's name, the record's key
+/// inside it, and its new value (`None` removes it).
+pub type ProjectedOp<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+
 /// A handle on one partition's storage.
 pub struct Partition<'a> {
     journal: &'a Journal,
@@ -141,6 +145,25 @@ impl Partition<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// One record projection `name` keeps here, by its own key.
+    pub fn projected_get(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = layout::projected_key(self.p, name, key);
+        Ok(self.journal.tree().get(k)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes (`Some`) or removes (`None`) records of projections here, each op naming
+    /// its projection, in one atomic batch through the writer thread, durable before it
+    /// returns: how a projection's worker moves a record between its families (a webhook
+    /// delivery from the queue to the log) outside the runner's steps.
+    pub async fn write_projected(&self, ops: Vec<ProjectedOp<'_>>) -> Result<(), StoreError> {
+        let ops = ops
+            .into_iter()
+            .map(|(name, k, v)| (layout::projected_key(self.p, name, &k), v))
+            .collect();
+        self.journal.commit().write(ops).await?;
+        Ok(())
     }
 
     /// Forgets projection `name` here: its records and its offset, durably, in bounded
