@@ -255,8 +255,9 @@ impl ListingSource for LocalReads {
                     EntityKind::Payment => self.events::<Payment>(id, after, limit),
                     EntityKind::User => self.events::<User>(id, after, limit),
                     EntityKind::Machine => self.events::<Machine>(id, after, limit),
-                    // Email claims and sessions hold hashes of secrets: never listed.
-                    EntityKind::Email | EntityKind::Session => Ok(Vec::new()),
+                    // Email claims and sessions hold hashes of secrets, the webhook
+                    // registry signing keys: never listed.
+                    EntityKind::Email | EntityKind::Session | EntityKind::Webhook => Ok(Vec::new()),
                 }?;
                 Ok(PartitionRows::Events(evs))
             }

@@ -73,10 +73,12 @@ pub enum EntityKind {
     Email,
     Session,
     Machine,
+    /// The webhook endpoint registry (one entity).
+    Webhook,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 9] = [
+    pub const ALL: [EntityKind; 10] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -86,6 +88,7 @@ impl EntityKind {
         Self::Email,
         Self::Session,
         Self::Machine,
+        Self::Webhook,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,6 +101,7 @@ impl EntityKind {
             Self::Email => "email",
             Self::Session => "session",
             Self::Machine => "machine",
+            Self::Webhook => "webhook",
         }
     }
     /// The kind of a journal key byte, if it names one.
@@ -115,6 +119,7 @@ impl EntityKind {
             Self::Email => 7,
             Self::Session => 8,
             Self::Machine => 9,
+            Self::Webhook => 10,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -128,6 +133,7 @@ impl EntityKind {
             "email" => Some(Self::Email),
             "session" => Some(Self::Session),
             "machine" => Some(Self::Machine),
+            "webhook" => Some(Self::Webhook),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@
 //! - [`user`]: users (roles, profile, password hash) and the email claim.
 //! - [`session`]: a refresh-token family, rotated on every use.
 //! - [`machine`]: a vending machine: connectivity, planogram, sales, commands, app holds.
+//! - [`webhook`]: the webhook endpoint registry (URLs, event types, signing keys).
 
 pub mod cart;
 pub mod ids;
@@ -28,6 +29,7 @@ pub mod product;
 pub mod session;
 pub mod stock;
 pub mod user;
+pub mod webhook;
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt::Debug;

@@ -1,4 +1,4 @@
-//! The public events of users and stock, beside the orders' (and carts') in
+//! The public events of users, stock and the webhook registry, beside the orders' (and carts') in
 //! [`super::catalogue`]: pure functions of the entity's state before and after one
 //! committed event (and the event, where the state alone cannot tell: an adjustment and
 //! a sale both move `on_hand`).
@@ -13,6 +13,9 @@
 //! `cart.checked_out` is told from the order's creation (`super::catalogue`), so cart
 //! changes, the most frequent writes, are never read by the projections.
 //!
+//! - `webhook.disabled`: the runtime disabled an endpoint that kept failing; `data` is
+//!   `endpoint_id`, `reason`.
+//!
 //! Machines are in [`super::catalogue_machines`].
 
 use serde_json::json;
@@ -20,6 +23,7 @@ use serde_json::json;
 use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
 use crate::domain::stock::{StockEvent, StockState};
 use crate::domain::user::UserState;
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::Millis;
 
 /// Where a committed event sits: its partition, its seq in the partition log, its time.
@@ -51,6 +55,18 @@ pub fn user_events(at: At, id: &str, before: &UserState, after: &UserState) -> V
         (None, Some(email)) => vec![at.event(
             EventType::UserRegistered,
             json!({"user_id": id, "email": email}),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// `webhook.disabled` when the runtime disabled an endpoint that kept failing (an
+/// operator's own changes to the registry are not events of the catalogue).
+pub fn webhook_events(at: At, event: &WebhookEvent) -> Vec<PublicEvent> {
+    match event {
+        WebhookEvent::AutoDisabled { id, reason, .. } => vec![at.event(
+            EventType::WebhookDisabled,
+            json!({"endpoint_id": id, "reason": reason}),
         )],
         _ => Vec::new(),
     }

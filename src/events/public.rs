@@ -12,6 +12,8 @@
 //! - `user.registered`: `user_id`, `email`.
 //! - `machine.*`: `machine_id`, and `slot`/`sku`/`level` (low stock), `alarm`/`severity`
 //!   (alarm), `vend_id`/`slot`/`sku`/`price_minor`/`order_id` (vend).
+//! - `webhook.disabled`: `endpoint_id`, `reason` (the runtime disabled an
+//!   endpoint that kept failing for `webhooks.disable_after_s`).
 
 use serde::{Deserialize, Serialize};
 
@@ -63,11 +65,13 @@ pub enum EventType {
     MachineLowStock,
     #[serde(rename = "machine.vend")]
     MachineVend,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventType {
     /// Every type, in catalogue order.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::OrderCreated,
         EventType::OrderPaid,
         EventType::OrderCancelled,
@@ -82,6 +86,7 @@ impl EventType {
         EventType::MachineAlarm,
         EventType::MachineLowStock,
         EventType::MachineVend,
+        EventType::WebhookDisabled,
     ];
 
     /// The wire name, such as `order.paid`.
@@ -101,6 +106,7 @@ impl EventType {
             EventType::MachineAlarm => "machine.alarm",
             EventType::MachineLowStock => "machine.low_stock",
             EventType::MachineVend => "machine.vend",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 

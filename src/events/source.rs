@@ -9,13 +9,14 @@
 use std::collections::HashMap;
 
 use super::catalogue::order_events;
-use super::catalogue_kinds::{stock_events, user_events, At};
+use super::catalogue_kinds::{stock_events, user_events, webhook_events, At};
 use super::catalogue_machines::machine_events;
 use super::public::PublicEvent;
 use crate::domain::machine::Machine;
 use crate::domain::order::Order;
 use crate::domain::stock::Stock;
 use crate::domain::user::User;
+use crate::domain::webhook::Webhooks;
 use crate::domain::{Aggregate, EntityKind};
 use crate::store::layout::LogEntry;
 use crate::store::{Journal, StoreError};
@@ -120,6 +121,16 @@ impl Source {
                 Some((b, e, a)) => machine_events(at, id, &b, &e, &a),
                 None => Vec::new(),
             },
+            Some(EntityKind::Webhook) => {
+                match journal
+                    .events::<Webhooks>(id, entry.seq.saturating_sub(1), 1)?
+                    .into_iter()
+                    .next()
+                {
+                    Some((_, _, e)) => webhook_events(at, &e),
+                    None => Vec::new(),
+                }
+            }
             _ => Vec::new(),
         })
     }

@@ -110,8 +110,9 @@ pub async fn entity_events(
         EntityKind::User => uuid("user id", &id)?.to_string(),
         // LowStock, sales, commands and alarms; the secret hash is redacted.
         EntityKind::Machine => super::machines::machine_id(&id)?,
-        // Email claims are keyed by a hash and sessions hold token hashes: not exposed.
-        EntityKind::Email | EntityKind::Session => {
+        // Email claims are keyed by a hash, sessions hold token hashes and the webhook
+        // registry signing keys: not exposed.
+        EntityKind::Email | EntityKind::Session | EntityKind::Webhook => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))
