@@ -26,6 +26,7 @@ pub struct Config {
     pub vending: VendingConfig,
     pub inventory: InventoryConfig,
     pub projections: ProjectionsConfig,
+    pub webhooks: WebhooksConfig,
     pub cluster: crate::cluster::config::ClusterConfig,
 }
 
@@ -249,6 +250,45 @@ impl Default for ProjectionsConfig {
             poll_ms: 100,
             batch: 256,
             retry_max_ms: 30_000,
+        }
+    }
+}
+
+/// Webhook deliveries (`src/events/webhooks`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Lets endpoints on loopback, private and other non-public ranges be registered and
+    /// called (off: an SSRF guard; the tests turn it on).
+    pub allow_private_targets: bool,
+    /// The first retry's backoff ceiling; each next one doubles it (full jitter).
+    pub retry_initial_ms: u64,
+    /// Attempts before a delivery goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// How long one attempt may take (connect, send, answer).
+    pub timeout_ms: u64,
+    /// An endpoint whose every attempt failed for this long is disabled, with a
+    /// `webhook.disabled` event.
+    pub disable_after_s: u64,
+    /// Most attempts in flight per endpoint on one node.
+    pub max_in_flight: usize,
+    /// How often the dispatcher looks for due deliveries.
+    pub poll_ms: u64,
+    /// How long delivered records are kept for `GET /v1/webhooks/{id}/deliveries`.
+    pub log_retention_s: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            retry_initial_ms: 1000,
+            max_attempts: 8,
+            timeout_ms: 5000,
+            disable_after_s: 5 * 24 * 60 * 60,
+            max_in_flight: 16,
+            poll_ms: 200,
+            log_retention_s: 3 * 24 * 60 * 60,
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct AppParts {
     /// The projections of the partition logs this node owns, and their runner's task.
     pub projections: Arc<crate::events::runner::Projections>,
     projections_task: tokio::task::JoinHandle<()>,
+    /// The webhook delivery records of the partitions this node owns (deliveries, DLQ).
+    pub deliveries: Arc<crate::events::webhooks::dlq::Deliveries>,
+    dispatcher_task: tokio::task::JoinHandle<()>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
 }
@@ -171,6 +174,9 @@ impl App {
         let users = start.kind::<User>(Arc::new(NoBehavior)).await?;
         let emails = start.kind::<EmailClaim>(Arc::new(NoBehavior)).await?;
         let sessions = start.kind::<Session>(Arc::new(NoBehavior)).await?;
+        let webhooks = start
+            .kind::<crate::domain::webhook::Webhooks>(Arc::new(NoBehavior))
+            .await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
         let cluster = if config.cluster.enabled {
             Some(crate::cluster::Cluster::open(
@@ -208,6 +214,7 @@ impl App {
             .with(emails)
             .with(sessions)
             .with(machines)
+            .with(webhooks)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .listings(Arc::new(cluster_local::LocalReads {
@@ -232,14 +239,29 @@ impl App {
             Some(c) => Arc::new(c.clone()),
             None => Arc::new(crate::events::runner::Alone(store.journal().partitions())),
         };
+        let registry = crate::events::webhooks::registry::Registry::new(router.clone());
+        let queue = crate::events::webhooks::queue::WebhookQueue {
+            registry: registry.clone(),
+            journal: store.journal().clone(),
+        };
         let projections = crate::events::runner::Projections::new(
             store.journal().clone(),
-            owner,
+            owner.clone(),
             config.projections.clone(),
             i64::from(config.inventory.low_stock_threshold),
-            vec![Arc::new(crate::events::feed::Feed)],
+            vec![Arc::new(crate::events::feed::Feed), Arc::new(queue)],
         );
         let projections_task = projections.start();
+        let dispatcher = crate::events::webhooks::dispatch::Dispatcher::new(
+            store.journal().clone(),
+            owner.clone(),
+            registry,
+            router.clone(),
+            config.webhooks.clone(),
+        );
+        let dispatcher_task = dispatcher.start();
+        let deliveries =
+            crate::events::webhooks::dlq::Deliveries::new(store.journal().clone(), owner);
         Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),
             router,
@@ -253,6 +275,8 @@ impl App {
             cluster,
             projections,
             projections_task,
+            deliveries,
+            dispatcher_task,
             ready: Arc::new(AtomicBool::new(false)),
             root,
         })))
@@ -300,6 +324,7 @@ impl App {
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::Release);
         self.projections_task.abort();
+        self.dispatcher_task.abort();
         if let Some(c) = &self.cluster {
             // Stale copies of partitions handed off are dropped before the process ends
             // (a drained node leaves the map first), bounded like the rest of shutdown.

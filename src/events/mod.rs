@@ -13,6 +13,7 @@ pub mod runner;
 pub mod signing;
 pub mod source;
 pub mod target;
+pub mod webhooks;
 
 pub use handler::{EventHandler, HandlerError};
 pub use public::{EventType, PublicEvent, SCHEMA_VERSION};

@@ -8,7 +8,8 @@
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
 //!   inventory), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
-//!   [`cluster`], [`events`] (the public event feed and the projections).
+//!   [`cluster`], [`events`] (the public event feed and the projections), [`webhooks`]
+//!   (endpoints, deliveries and the dead-letter queue).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
@@ -52,6 +53,7 @@ pub mod orders;
 pub mod routes;
 pub mod server;
 pub mod vending;
+pub mod webhooks;
 
 pub use routes::{RouteTag, Routes};
 pub use server::{routes, serve};
@@ -92,4 +94,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(vending::routes(app))
         .or(cluster::routes(app))
         .or(events::routes(app))
+        .or(webhooks::routes(app))
 }

@@ -22,7 +22,9 @@ use super::dto::audit::EntityKind;
 use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
-use super::{admin, auth, carts, catalog, checkout, cluster, events, machines, orders, vending};
+use super::{
+    admin, auth, carts, catalog, checkout, cluster, events, machines, orders, vending, webhooks,
+};
 use crate::app::App;
 use std::sync::OnceLock;
 use utoipa::openapi::header::Header;
@@ -92,6 +94,16 @@ use warp::reply::Response;
         events::list_events,
         events::list_projections,
         events::reset_projection,
+        webhooks::create,
+        webhooks::list_all,
+        webhooks::get_one,
+        webhooks::update,
+        webhooks::remove,
+        webhooks::rotate,
+        webhooks::deliveries,
+        webhooks::list_dead,
+        webhooks::replay_one,
+        webhooks::replay_all,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -106,6 +118,7 @@ use warp::reply::Response;
         (name = "machines", description = "vending machines and app purchases"),
         (name = "cluster", description = "members, partitions and handoffs"),
         (name = "events", description = "the public event feed and the projections that build it"),
+        (name = "webhooks", description = "signed deliveries of public events, their attempts and the dead-letter queue"),
     )
 )]
 pub struct ApiDoc;

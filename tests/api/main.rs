@@ -59,3 +59,5 @@ mod contract;
 
 // Issue 15: events out.
 mod events_feed;
+mod sink;
+mod webhooks;

@@ -12,7 +12,8 @@
 //! - [`audit`]: an entity's journalled events;
 //! - [`machines`]: vending machines, planograms, commands, slots and the app purchase;
 //! - [`cluster`]: members, partitions, handoffs and the operator actions;
-//! - [`events`]: the public event feed and the projections' status.
+//! - [`events`]: the public event feed and the projections' status;
+//! - [`webhooks`]: webhook endpoints, their deliveries and the dead-letter queue.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -50,6 +51,7 @@ pub mod events;
 pub mod identity;
 pub mod machines;
 pub mod orders;
+pub mod webhooks;
 
 /// `missing_partitions` of a listing: present (possibly empty) only when the caller
 /// asked for a partial answer.

@@ -1,0 +1,176 @@
+//! A real HTTP sink on loopback for webhook tests: it records every request (headers and
+//! body) and answers with the next status of its script (200 once the script is used
+//! up), or never answers at all (a dead endpoint).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::helpers::Deadline;
+
+/// One request the sink received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<u16>,
+    then: u16,
+    hang: bool,
+    got: Vec<Received>,
+}
+
+/// The sink; it stops when dropped.
+pub struct Sink {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Sink {
+    /// A sink answering `script` in order, then `then` to every later request.
+    pub async fn start(script: &[u16], then: u16) -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            script: script.iter().copied().collect(),
+            then,
+            ..Default::default()
+        }));
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(answer(st, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(conn), svc)
+                        .await;
+                });
+            }
+        });
+        Sink { url, state, task }
+    }
+
+    /// A sink that takes every request and never answers.
+    pub async fn hanging() -> Sink {
+        let s = Sink::start(&[], 200).await;
+        s.state.lock().unwrap().hang = true;
+        s
+    }
+
+    /// From now on, answer `status` to every request.
+    pub fn answer_always(&self, status: u16) {
+        let mut s = self.state.lock().unwrap();
+        s.script.clear();
+        s.then = status;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().got.clone()
+    }
+
+    /// Waits until at least `n` requests arrived (at most `secs` seconds).
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+        let deadline = Deadline::new(
+            Duration::from_secs(secs),
+            format!("{n} webhook requests at {}", self.url),
+        );
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            deadline.tick(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+async fn answer(
+    st: Arc<Mutex<State>>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (id, timestamp, signature) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    let (status, hang) = {
+        let mut s = st.lock().unwrap();
+        s.got.push(Received {
+            id,
+            timestamp,
+            signature,
+            body,
+        });
+        let status = s.script.pop_front().unwrap_or(s.then);
+        (status, s.hang)
+    };
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    let mut r = Response::new(Full::new(Bytes::from(format!("sink says {status}"))));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    r
+}
+
+/// Whether `r` carries a valid Standard Webhooks signature for `secret` (`whsec_...`):
+/// any of the space-separated `v1,` signatures matching HMAC-SHA256 of
+/// `id.timestamp.body` with the secret's key.
+pub fn verifies(r: &Received, secret: &str) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+        .expect("base64");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", r.id, r.timestamp, r.body).as_bytes());
+    let expected = format!("v1,{}", b64.encode(mac.finalize().into_bytes()));
+    r.signature.split(' ').any(|s| s == expected)
+}
