@@ -1,6 +1,7 @@
 //! Events out: the public event catalogue ([`public`]) derived from the partition logs
 //! by the pure mapping in [`catalogue`], and (as they land) the projections that react
 //! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications.
+//! [`schema`] holds the JSON Schemas of the catalogue the OpenAPI document publishes.
 
 pub mod catalogue;
 pub mod catalogue_kinds;
@@ -10,6 +11,7 @@ pub mod handler;
 pub mod public;
 pub mod retry;
 pub mod runner;
+pub mod schema;
 pub mod signing;
 pub mod source;
 pub mod target;

@@ -302,6 +302,8 @@ pub fn document() -> &'static serde_json::Value {
         let mut doc =
             serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
         fix_link_keys(&mut doc);
+        // OpenAPI 3.1's `webhooks`: what emporium POSTs to a subscriber, per event type.
+        doc["webhooks"] = crate::events::schema::openapi_webhooks();
         doc
     })
 }

@@ -51,7 +51,30 @@ async fn the_served_document_parses_and_every_ref_resolves() {
     let app = spawn_app(AppOpts::new()).await;
     let r = app.get("/openapi.json").await;
     let doc = r.expect(200);
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    // OpenAPI 3.1's `webhooks`: one POST per public event type, with its body's schema.
+    let hooks = doc["webhooks"].as_object().expect("a webhooks section");
+    assert_eq!(hooks.len(), emporium::events::EventType::ALL.len());
+    let paid = &hooks["order.paid"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    for field in [
+        "order_id",
+        "status",
+        "total_minor",
+        "currency",
+        "email",
+        "items",
+    ] {
+        assert!(
+            paid["properties"]["data"]["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == field),
+            "order.paid's data requires {field}: {paid}"
+        );
+    }
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 30, "suspiciously few paths: {}", paths.len());
     let all = emporium::http::openapi::refs_in(doc);

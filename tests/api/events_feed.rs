@@ -123,6 +123,14 @@ async fn a_paid_checkout_is_in_the_feed_and_survives_a_kill_and_a_reset() {
         .collect();
     assert_eq!(low.len(), 1, "{low:?}");
     assert_eq!(low[0]["data"]["available"], 4);
+    // Every event's `data` is what the OpenAPI document's `webhooks` section says.
+    for e in &all {
+        let ty = emporium::events::EventType::parse(e["type"].as_str().unwrap()).unwrap();
+        let schema = emporium::events::schema::data_schema(ty);
+        if let Err(why) = emporium::events::schema::conforms(&schema, &e["data"]) {
+            panic!("{e} does not match its documented schema: {why}");
+        }
+    }
     // Ids are unique: no event is listed twice.
     let mut unique = ids(&all);
     unique.sort();

@@ -195,6 +195,16 @@ async fn a_kill_between_commit_and_delivery_still_delivers_with_the_same_id() {
         deadline.tick(Duration::from_millis(50)).await;
     }
     let got = sink.received();
+    // Every body, of every type subscribed with "*", is what the OpenAPI document's
+    // `webhooks` section says it is.
+    for r in &got {
+        let body = r.json();
+        let ty = emporium::events::EventType::parse(body["type"].as_str().unwrap()).unwrap();
+        let schema = emporium::events::schema::body_schema(ty);
+        if let Err(e) = emporium::events::schema::conforms(&schema, &body) {
+            panic!("{body} does not match its documented schema: {e}");
+        }
+    }
     let paid: Vec<_> = got
         .iter()
         .filter(|r| {
