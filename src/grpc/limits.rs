@@ -76,9 +76,9 @@ impl ConnLimits {
         }
         *n += 1;
         c.total += 1;
-        let total = c.total;
+        // Set under the lock, so that sets land in the order the counts changed.
+        metrics::gauge!("emporium_grpc_connections").set(c.total as f64);
         drop(c);
-        metrics::gauge!("emporium_grpc_connections").set(total as f64);
         Ok(ConnGuard {
             limits: self.clone(),
             ip,
@@ -101,9 +101,7 @@ impl Drop for ConnGuard {
                 c.per_ip.remove(&self.ip);
             }
         }
-        let total = c.total;
-        drop(c);
-        metrics::gauge!("emporium_grpc_connections").set(total as f64);
+        metrics::gauge!("emporium_grpc_connections").set(c.total as f64);
     }
 }
 
@@ -140,7 +138,9 @@ impl StreamLimits {
                 "too many machine sessions on this node",
             ));
         }
-        metrics::gauge!("emporium_grpc_streams").set((before + 1) as f64);
+        // increment/decrement, not set: two streams ending at once would otherwise set
+        // their counts out of order and leave the gauge stale (seen as a flaky test).
+        metrics::gauge!("emporium_grpc_streams").increment(1.0);
         Ok(StreamGuard {
             limits: self.clone(),
         })
@@ -163,8 +163,8 @@ impl StreamLimits {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let now = self.limits.open.fetch_sub(1, Ordering::AcqRel) - 1;
-        metrics::gauge!("emporium_grpc_streams").set(now as f64);
+        self.limits.open.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("emporium_grpc_streams").decrement(1.0);
     }
 }
 

@@ -46,10 +46,12 @@ impl Sessions {
     pub fn open(&self, machine_id: &str, tx: Outbound) -> Opened {
         let session = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (stop, stop_rx) = oneshot::channel();
-        let old = self
-            .inner
-            .lock()
-            .insert(machine_id.to_owned(), Entry { session, tx, stop });
+        let old = {
+            let mut map = self.inner.lock();
+            let old = map.insert(machine_id.to_owned(), Entry { session, tx, stop });
+            metrics::gauge!("emporium_grpc_sessions").set(map.len() as f64);
+            old
+        };
         if let Some(old) = old {
             tracing::info!(
                 machine = machine_id,
@@ -61,7 +63,6 @@ impl Sessions {
                 "replaced by a newer session of this machine",
             ));
         }
-        metrics::gauge!("emporium_grpc_sessions").set(self.len() as f64);
         Opened {
             session,
             stop: stop_rx,
@@ -85,9 +86,8 @@ impl Sessions {
         if map.get(machine_id).is_some_and(|e| e.session == session) {
             map.remove(machine_id);
         }
-        let n = map.len();
-        drop(map);
-        metrics::gauge!("emporium_grpc_sessions").set(n as f64);
+        // Set under the lock, so that sets land in the order the map changed.
+        metrics::gauge!("emporium_grpc_sessions").set(map.len() as f64);
     }
 
     /// Sessions open now.
