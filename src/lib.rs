@@ -14,10 +14,11 @@
 //!   and the `EntityClient` every kind it hosts is given. Imports flow down this list
 //!   from `router` to `supervision` to `actors`, never back up.
 //! - [`auth`]: principals, JWT access tokens, refresh tokens, password hashing.
-//! - [`events`]: the public event catalogue derived from the partition logs, and the
-//!   projection runner with durable per-partition offsets and its `feed` projection
-//!   (webhooks and notifications are to come as further projections; [`events::target`]
-//!   already guards where a webhook may be sent).
+//! - [`events`]: the public event catalogue derived from the partition logs (and its JSON
+//!   Schemas), and the projection runner with durable per-partition offsets and its
+//!   projections: the `feed`, signed webhook deliveries with retries and a dead-letter
+//!   queue ([`events::webhooks`], sent only where [`events::target`] allows), and email
+//!   notifications ([`events::notify`]).
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.

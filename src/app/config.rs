@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use super::config_events::{
+    EmailConfig, NotificationsConfig, PushConfig, SmsConfig, WebhooksConfig,
+};
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -27,6 +31,7 @@ pub struct Config {
     pub inventory: InventoryConfig,
     pub projections: ProjectionsConfig,
     pub webhooks: WebhooksConfig,
+    pub notifications: NotificationsConfig,
     pub cluster: crate::cluster::config::ClusterConfig,
 }
 
@@ -250,45 +255,6 @@ impl Default for ProjectionsConfig {
             poll_ms: 100,
             batch: 256,
             retry_max_ms: 30_000,
-        }
-    }
-}
-
-/// Webhook deliveries (`src/events/webhooks`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhooksConfig {
-    /// Lets endpoints on loopback, private and other non-public ranges be registered and
-    /// called (off: an SSRF guard; the tests turn it on).
-    pub allow_private_targets: bool,
-    /// The first retry's backoff ceiling; each next one doubles it (full jitter).
-    pub retry_initial_ms: u64,
-    /// Attempts before a delivery goes to the dead-letter queue.
-    pub max_attempts: u32,
-    /// How long one attempt may take (connect, send, answer).
-    pub timeout_ms: u64,
-    /// An endpoint whose every attempt failed for this long is disabled, with a
-    /// `webhook.disabled` event.
-    pub disable_after_s: u64,
-    /// Most attempts in flight per endpoint on one node.
-    pub max_in_flight: usize,
-    /// How often the dispatcher looks for due deliveries.
-    pub poll_ms: u64,
-    /// How long delivered records are kept for `GET /v1/webhooks/{id}/deliveries`.
-    pub log_retention_s: u64,
-}
-
-impl Default for WebhooksConfig {
-    fn default() -> Self {
-        Self {
-            allow_private_targets: false,
-            retry_initial_ms: 1000,
-            max_attempts: 8,
-            timeout_ms: 5000,
-            disable_after_s: 5 * 24 * 60 * 60,
-            max_in_flight: 16,
-            poll_ms: 200,
-            log_retention_s: 3 * 24 * 60 * 60,
         }
     }
 }
@@ -626,6 +592,7 @@ impl Config {
                 "http.trusted_proxies: {bad_cidr:?} is not a CIDR such as 10.0.0.0/8 or an IP"
             ));
         }
+        self.notifications.validate().map_err(ConfigError::Value)?;
         if self.http.max_in_flight == 0 || self.store.group_commit_max_batch == 0 {
             return bad("http.max_in_flight and store.group_commit_max_batch must be positive");
         }

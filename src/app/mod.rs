@@ -7,6 +7,7 @@
 
 pub mod cluster_local;
 pub mod config;
+pub mod config_events;
 pub mod demo;
 pub mod root;
 pub mod secrets;
@@ -51,6 +52,8 @@ pub enum StartError {
         path: std::path::PathBuf,
         len: usize,
     },
+    #[error("notifications: {0}")]
+    Notifications(String),
     #[error("{path}: {error}")]
     Key {
         path: std::path::PathBuf,
@@ -92,6 +95,9 @@ pub struct AppParts {
     /// The webhook delivery records of the partitions this node owns (deliveries, DLQ).
     pub deliveries: Arc<crate::events::webhooks::dlq::Deliveries>,
     dispatcher_task: tokio::task::JoinHandle<()>,
+    /// The notification messages of the partitions this node owns, and their sender.
+    pub notifications: Arc<crate::events::notify::history::Notifications>,
+    notifier_task: tokio::task::JoinHandle<()>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
 }
@@ -244,12 +250,37 @@ impl App {
             registry: registry.clone(),
             journal: store.journal().clone(),
         };
+        let nc = &config.notifications;
+        let mut channels: Vec<Arc<dyn crate::events::notify::channel::Channel>> = Vec::new();
+        if !nc.email.smtp_url.0.is_empty() {
+            let email = crate::events::notify::email::SmtpEmail::new(
+                &nc.email.smtp_url.0,
+                &nc.email.from,
+                Duration::from_millis(nc.timeout_ms),
+            )
+            .map_err(StartError::Notifications)?;
+            channels.push(Arc::new(email));
+        }
+        let notify_queue = crate::events::notify::queue::NotifyQueue {
+            journal: store.journal().clone(),
+            email: !nc.email.smtp_url.0.is_empty(),
+            operators: nc.email.operators.clone(),
+            policy: crate::domain::notification::RetryPolicy {
+                initial_ms: nc.retry_initial_ms,
+                max_ms: 6 * 3600 * 1000,
+                max_attempts: nc.max_attempts,
+            },
+        };
         let projections = crate::events::runner::Projections::new(
             store.journal().clone(),
             owner.clone(),
             config.projections.clone(),
             i64::from(config.inventory.low_stock_threshold),
-            vec![Arc::new(crate::events::feed::Feed), Arc::new(queue)],
+            vec![
+                Arc::new(crate::events::feed::Feed),
+                Arc::new(queue),
+                Arc::new(notify_queue),
+            ],
         );
         let projections_task = projections.start();
         let dispatcher = crate::events::webhooks::dispatch::Dispatcher::new(
@@ -260,6 +291,17 @@ impl App {
             config.webhooks.clone(),
         );
         let dispatcher_task = dispatcher.start();
+        let notifier_task = crate::events::notify::dispatch::Dispatcher::new(
+            store.journal().clone(),
+            owner.clone(),
+            channels,
+            config.notifications.clone(),
+        )
+        .start();
+        let notifications = crate::events::notify::history::Notifications::new(
+            store.journal().clone(),
+            owner.clone(),
+        );
         let deliveries =
             crate::events::webhooks::dlq::Deliveries::new(store.journal().clone(), owner);
         Ok(Self(Arc::new(AppParts {
@@ -277,6 +319,8 @@ impl App {
             projections_task,
             deliveries,
             dispatcher_task,
+            notifications,
+            notifier_task,
             ready: Arc::new(AtomicBool::new(false)),
             root,
         })))
@@ -325,6 +369,7 @@ impl App {
         self.ready.store(false, Ordering::Release);
         self.projections_task.abort();
         self.dispatcher_task.abort();
+        self.notifier_task.abort();
         if let Some(c) = &self.cluster {
             // Stale copies of partitions handed off are dropped before the process ends
             // (a drained node leaves the map first), bounded like the rest of shutdown.

@@ -1,6 +1,7 @@
 //! Events out: the public event catalogue ([`public`]) derived from the partition logs
 //! by the pure mapping in [`catalogue`], and (as they land) the projections that react
-//! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications.
+//! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications
+//! ([`notify`]: email over SMTP).
 //! [`schema`] holds the JSON Schemas of the catalogue the OpenAPI document publishes.
 
 pub mod catalogue;
@@ -8,6 +9,7 @@ pub mod catalogue_kinds;
 pub mod catalogue_machines;
 pub mod feed;
 pub mod handler;
+pub mod notify;
 pub mod public;
 pub mod retry;
 pub mod runner;

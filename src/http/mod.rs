@@ -9,7 +9,8 @@
 //!   inventory), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
 //!   [`cluster`], [`events`] (the public event feed and the projections), [`webhooks`]
-//!   (endpoints, deliveries and the dead-letter queue).
+//!   (endpoints, deliveries and the dead-letter queue), [`notifications`] (the message
+//!   history and replays).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
@@ -48,6 +49,7 @@ pub mod filters;
 pub mod health;
 pub mod idempotency;
 pub mod machines;
+pub mod notifications;
 pub mod openapi;
 pub mod orders;
 pub mod routes;
@@ -95,4 +97,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(cluster::routes(app))
         .or(events::routes(app))
         .or(webhooks::routes(app))
+        .or(notifications::routes(app))
 }

@@ -23,7 +23,8 @@ use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
-    admin, auth, carts, catalog, checkout, cluster, events, machines, orders, vending, webhooks,
+    admin, auth, carts, catalog, checkout, cluster, events, machines, notifications, orders,
+    vending, webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -104,6 +105,9 @@ use warp::reply::Response;
         webhooks::list_dead,
         webhooks::replay_one,
         webhooks::replay_all,
+        notifications::admin_list,
+        notifications::replay,
+        notifications::mine,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -119,6 +123,7 @@ use warp::reply::Response;
         (name = "cluster", description = "members, partitions and handoffs"),
         (name = "events", description = "the public event feed and the projections that build it"),
         (name = "webhooks", description = "signed deliveries of public events, their attempts and the dead-letter queue"),
+        (name = "notifications", description = "messages sent about events (email), their attempts and replays"),
     )
 )]
 pub struct ApiDoc;

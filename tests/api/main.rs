@@ -59,5 +59,7 @@ mod contract;
 
 // Issue 15: events out.
 mod events_feed;
+mod notify;
 mod sink;
+mod smtp;
 mod webhooks;

@@ -133,6 +133,8 @@ const TABLE: &[Row] = &[
     row([U, F, F, OK, OK],        "GET",    "/v1/admin/dlq"),
     row([U, F, F, Is(202), Is(202)], "POST", "/v1/admin/dlq/replay?endpoint=00000000-0000-4000-8000-00000000000a"),
     row([U, F, F, Is(404), Is(404)], "POST", "/v1/admin/dlq/0.00/replay"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/admin/notifications"),
+    row([U, F, F, Is(404), Is(404)], "POST", "/v1/admin/notifications/ntf_0/replay"),
     // Cluster: operators read it, admins change it (this node runs alone: 409).
     row([U, F, F, OK, OK],        "GET",    "/v1/cluster"),
     row([U, F, F, F, Is(409)],    "POST",   "/v1/cluster/leave"),
@@ -153,6 +155,7 @@ const TABLE: &[Row] = &[
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me"),
     with([U, OK, OK, OK, OK],     "PATCH",  "/v1/me", r#"{"name":"{who}"}"#),
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me/orders"),
+    row([U, OK, OK, OK, OK],      "GET",    "/v1/me/notifications"),
 ];
 
 /// Placeholder values: `(name, one value per principal)`.

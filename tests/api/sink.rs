@@ -169,14 +169,22 @@ pub fn verifies(r: &Received, secret: &str) -> bool {
 /// `docs/WEBHOOKS.md`'s Rust example, verbatim, so the documented check is the one the
 /// tests run against real deliveries.
 fn verify(secret: &str, id: &str, ts: &str, sig_header: &str, body: &[u8]) -> bool {
-    let Some(key) = secret.strip_prefix("whsec_").and_then(|s| STANDARD.decode(s).ok()) else {
+    let Some(key) = secret
+        .strip_prefix("whsec_")
+        .and_then(|s| STANDARD.decode(s).ok())
+    else {
         return false;
     };
-    sig_header.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|sig| {
-        let Ok(sig) = STANDARD.decode(sig) else { return false };
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
-        mac.update(format!("{id}.{ts}.").as_bytes());
-        mac.update(body);
-        mac.verify_slice(&sig).is_ok() // constant time
-    })
+    sig_header
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|sig| {
+            let Ok(sig) = STANDARD.decode(sig) else {
+                return false;
+            };
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+            mac.update(format!("{id}.{ts}.").as_bytes());
+            mac.update(body);
+            mac.verify_slice(&sig).is_ok() // constant time
+        })
 }

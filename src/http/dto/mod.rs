@@ -50,6 +50,7 @@ pub mod cluster;
 pub mod events;
 pub mod identity;
 pub mod machines;
+pub mod notifications;
 pub mod orders;
 pub mod webhooks;
 

@@ -1,0 +1,93 @@
+//! Notification messages, as `GET /v1/admin/notifications` and `GET /v1/me/notifications`
+//! answer them.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::clock::rfc3339;
+use crate::domain::notification::{ChannelKind, MessageStatus};
+use crate::events::notify::Stored;
+
+wire_enum! {
+    /// Where a message is: waiting for its next send, sent, or dead (in the dead-letter
+    /// queue, replayable).
+    NotificationStatus from MessageStatus { Absent, Pending, Sent, Dead }
+}
+
+wire_enum! {
+    /// A notification channel.
+    NotificationChannel from ChannelKind { Email, Sms, Push }
+}
+
+/// One send of a message.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct SendAttemptView {
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub ok: bool,
+    /// The provider's answer or the error, shortened (at most 256 bytes).
+    pub detail: String,
+    /// An operator's replay (a marker, not a send).
+    pub replay: bool,
+}
+
+/// One message.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct NotificationView {
+    /// `ntf_...`, derived from (event id, channel, recipient): a redelivered event names
+    /// the same message, so it is sent once.
+    pub id: String,
+    pub event_id: String,
+    #[schema(example = "order.paid")]
+    pub event_type: String,
+    pub channel: Option<NotificationChannel>,
+    pub recipient: String,
+    pub status: NotificationStatus,
+    pub subject: String,
+    pub body: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When the next send is due (pending messages).
+    #[schema(format = DateTime)]
+    pub due_at: Option<String>,
+    pub attempts: Vec<SendAttemptView>,
+}
+
+impl From<&Stored> for NotificationView {
+    fn from(s: &Stored) -> Self {
+        let m = &s.message;
+        let (subject, body) = m
+            .content
+            .as_ref()
+            .map(|c| (c.subject.clone(), c.body.clone()))
+            .unwrap_or_default();
+        Self {
+            id: m.id.clone(),
+            event_id: m.event_id.clone(),
+            event_type: m.event_type.clone(),
+            channel: m.channel.map(Into::into),
+            recipient: m.recipient.clone(),
+            status: m.status.into(),
+            subject,
+            body,
+            created_at: rfc3339(m.created_at),
+            due_at: (m.status == MessageStatus::Pending).then(|| rfc3339(m.due_at)),
+            attempts: m
+                .attempts
+                .iter()
+                .map(|a| SendAttemptView {
+                    at: rfc3339(a.at),
+                    ok: a.ok,
+                    detail: a.detail.clone(),
+                    replay: a.replay,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Messages, newest first.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct NotificationList {
+    pub items: Vec<NotificationView>,
+}

@@ -1,0 +1,248 @@
+//! Notifications (issue 15, point 4) over the real binary and a real SMTP server on
+//! loopback: a paid order sends exactly one receipt with its lines and total (and one
+//! signed `order.paid` webhook), `stock.low` reaches the operators, the history routes
+//! list what was sent; a send refused until a kill -9 is sent after the restart with
+//! the same message id; a recipient refused for good is dead after one attempt and sent
+//! on replay.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::domain::GOOD_CARD;
+use crate::helpers::*;
+use crate::sink::{verifies, Sink};
+use crate::smtp::Smtp;
+
+fn opts(smtp: &Smtp) -> AppOpts {
+    AppOpts::new().config(format!(
+        r#"
+[projections]
+poll_ms = 20
+[webhooks]
+allow_private_targets = true
+poll_ms = 20
+retry_initial_ms = 40
+[notifications]
+poll_ms = 20
+retry_initial_ms = 40
+[notifications.email]
+smtp_url = "{}"
+from = "Test Shop <shop@example.com>"
+operators = ["ops@example.com"]
+"#,
+        smtp.url
+    ))
+}
+
+/// The messages `GET /v1/admin/notifications?{query}` lists.
+async fn listed(app: &TestApp, query: &str) -> Vec<Value> {
+    let r = app
+        .admin_get(&format!("/v1/admin/notifications?{query}"))
+        .await;
+    r.expect(200)["items"].as_array().unwrap().clone()
+}
+
+/// Waits until the message about `event_type` to `to` has `status`, and returns it.
+async fn wait_status(app: &TestApp, event_type: &str, to: &str, status: &str) -> Value {
+    let deadline = Deadline::new(
+        Duration::from_secs(30),
+        format!("the {event_type} message to {to} to be {status}"),
+    );
+    loop {
+        let found = listed(app, &format!("event={event_type}&limit=200"))
+            .await
+            .into_iter()
+            .find(|m| m["recipient"] == to && m["status"] == status);
+        if let Some(m) = found {
+            return m;
+        }
+        deadline.tick(Duration::from_millis(25)).await;
+    }
+}
+
+async fn order_for(app: &TestApp, sku: &str, quantity: i64, email: &str) -> Value {
+    let cart = app.cart_with(sku, quantity).await;
+    let body = json!({
+        "email": email,
+        "payment": {"card_number": GOOD_CARD, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+    });
+    let r = app.checkout(&cart, &crate::domain::new_key(), &body).await;
+    assert!(matches!(r.status, 201 | 202), "checkout: {}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let order = app.wait_order_terminal(&id, Duration::from_secs(30)).await;
+    assert_eq!(order["status"], "paid", "{order}");
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_sends_one_receipt_and_one_signed_webhook_and_low_stock_reaches_operators() {
+    let smtp = Smtp::start();
+    let app = spawn_app(opts(&smtp)).await;
+    let sink = Sink::start(&[], 200).await;
+    let hook = app
+        .admin_post(
+            "/v1/webhooks",
+            Some(&json!({"url": sink.url, "events": ["order.paid"]})),
+        )
+        .await
+        .expect(201)
+        .clone();
+    // 7 on hand; 2 sold leaves 5, at the default threshold of 5: one stock.low.
+    app.stocked_product("mail-mug", 1250, 7).await;
+    let shopper = app.shopper("buyer@example.com").await;
+    let order = order_for(&app, "mail-mug", 2, "buyer@example.com").await;
+    let order_id = order["id"].as_str().unwrap();
+
+    let mails = smtp.wait_for("buyer@example.com", 1, 30).await;
+    let receipt = &mails[0];
+    assert_eq!(
+        receipt.subject(),
+        format!("Your order {} is paid", &order_id[..8])
+    );
+    assert!(receipt.from.contains("shop@example.com"), "{receipt:?}");
+    let currency = order["currency"].as_str().unwrap();
+    assert!(
+        receipt
+            .data
+            .contains(&format!("2 x mail-mug  12.50 {currency} each")),
+        "the receipt lists the line: {}",
+        receipt.data
+    );
+    assert!(
+        receipt.data.contains(&format!("Total: 25.00 {currency}")),
+        "the receipt has the total: {}",
+        receipt.data
+    );
+    assert!(receipt.data.contains(order_id), "{}", receipt.data);
+
+    // Sent, recorded once, with its attempt; no second receipt follows.
+    let sent = wait_status(&app, "order.paid", "buyer@example.com", "sent").await;
+    assert_eq!(sent["channel"], "email");
+    assert_eq!(sent["attempts"].as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(sent["attempts"][0]["ok"], true);
+    assert!(
+        sent["attempts"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("250"),
+        "{sent}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        smtp.wait_for("buyer@example.com", 1, 5).await.len(),
+        1,
+        "exactly one receipt"
+    );
+
+    // One order.paid webhook, and its signature verifies.
+    let got = sink.wait_for(1, 30).await;
+    let paid: Vec<_> = got
+        .iter()
+        .filter(|r| r.json()["data"]["order_id"] == order_id)
+        .collect();
+    assert_eq!(paid.len(), 1, "{got:?}");
+    assert!(verifies(paid[0], hook["secret"].as_str().unwrap()));
+
+    // stock.low went to the operators.
+    let alerts = smtp.wait_for("ops@example.com", 1, 30).await;
+    assert_eq!(alerts[0].subject(), "Low stock: mail-mug (5 available)");
+
+    // The shopper sees their own messages, not the operators'.
+    let mine = app.get_as(&shopper.access, "/v1/me/notifications").await;
+    let items = mine.expect(200)["items"].as_array().unwrap().clone();
+    assert!(!items.is_empty());
+    assert!(
+        items.iter().all(|m| m["recipient"] == "buyer@example.com"),
+        "{items:?}"
+    );
+    assert!(items
+        .iter()
+        .any(|m| m["event_type"] == "order.paid" && m["status"] == "sent"));
+
+    // Filters, and bad input as a clear 400.
+    let low = listed(&app, "event=stock.low&channel=email&status=sent").await;
+    assert!(low
+        .iter()
+        .all(|m| m["event_type"] == "stock.low" && m["recipient"] == "ops@example.com"));
+    assert!(listed(&app, "status=dead").await.is_empty());
+    app.admin_get("/v1/admin/notifications?status=lost")
+        .await
+        .expect_error(400, "validation");
+    app.admin_get("/v1/admin/notifications?event=order.nope")
+        .await
+        .expect_error(400, "validation");
+    app.admin_get("/v1/admin/notifications?limit=0")
+        .await
+        .expect_error(400, "validation");
+    app.admin_get("/v1/admin/notifications?nope=1")
+        .await
+        .expect_error(400, "validation");
+    app.admin_post("/v1/admin/notifications/ntf_nope/replay", None)
+        .await
+        .expect_error(404, "not_found");
+    // The metrics count the sends.
+    let m = app.metrics_text().await;
+    assert!(
+        m.contains("emporium_notifications_total{channel=\"email\",outcome=\"sent\"}"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_the_send_still_sends_with_the_same_id_and_a_refusal_is_replayed() {
+    let smtp = Smtp::start();
+    let mut app = spawn_app(opts(&smtp)).await;
+    app.stocked_product("mail-kill", 900, 50).await;
+
+    // The server refuses (451): the receipt is tried, kept, and the node dies.
+    smtp.refuse();
+    let order = order_for(&app, "mail-kill", 1, "later@example.com").await;
+    let deadline = Deadline::new(Duration::from_secs(30), "a refused send");
+    while smtp.refused() == 0 {
+        deadline.tick(Duration::from_millis(25)).await;
+    }
+    let pending = wait_status(&app, "order.paid", "later@example.com", "pending").await;
+    app.kill();
+    smtp.accept();
+    app.restart().await;
+    let mails = smtp.wait_for("later@example.com", 1, 30).await;
+    assert!(mails[0].data.contains(order["id"].as_str().unwrap()));
+    let sent = wait_status(&app, "order.paid", "later@example.com", "sent").await;
+    assert_eq!(
+        sent["id"], pending["id"],
+        "one message id across the restart"
+    );
+    assert!(
+        sent["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["ok"] == false),
+        "the refused attempt is in the history: {sent}"
+    );
+    assert_eq!(smtp.wait_for("later@example.com", 1, 5).await.len(), 1);
+
+    // A mailbox refused for good (550): dead after one attempt, then sent on replay.
+    smtp.gone("gone@example.com");
+    order_for(&app, "mail-kill", 1, "gone@example.com").await;
+    let dead = wait_status(&app, "order.paid", "gone@example.com", "dead").await;
+    assert_eq!(dead["attempts"].as_array().unwrap().len(), 1, "{dead}");
+    assert!(smtp
+        .mails()
+        .iter()
+        .all(|m| !m.to.contains(&"gone@example.com".to_owned())));
+    smtp.back("gone@example.com");
+    let id = dead["id"].as_str().unwrap();
+    let r = app
+        .admin_post(&format!("/v1/admin/notifications/{id}/replay"), None)
+        .await;
+    assert_eq!(r.expect(202)["replayed"], 1);
+    smtp.wait_for("gone@example.com", 1, 30).await;
+    let sent = wait_status(&app, "order.paid", "gone@example.com", "sent").await;
+    assert_eq!(sent["id"], id);
+    // Replaying what is no longer dead is a 404, not a second send.
+    app.admin_post(&format!("/v1/admin/notifications/{id}/replay"), None)
+        .await
+        .expect_error(404, "not_found");
+}
