@@ -2,6 +2,8 @@
 //! a cursor), `GET /v1/admin/projections` (each projection's offsets, lag and state) and
 //! `POST /v1/admin/projections/{name}/reset` (rebuild one from the start).
 //!
+//! With `Accept: text/event-stream` the feed is streamed live ([`super::events_sse`]).
+//!
 //! Both read the partitions the answering node owns: in a cluster, a consumer reads
 //! every node (the cursor names partitions, so one cursor per node stays valid across
 //! a rebalance only for the partitions that stayed).
@@ -41,15 +43,28 @@ pub struct FeedQuery {
         ("types" = Option<String>, Query, pattern = "^[a-z_]+\\.[a-z_]+(,[a-z_]+\\.[a-z_]+)*$",
             description = "comma-separated event types, e.g. `order.paid,order.cancelled`; all when absent"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size (default 100); the events of one committed change are never split, so a page may hold a few more"),
+        ("Last-Event-ID" = Option<String>, Header, description = "with `Accept: text/event-stream`: the `id` of the last event seen, to resume after it (instead of `after`)"),
     ),
     responses(
-        (status = 200, description = "a page of events", body = EventPage),
+        (status = 200, description = "a page of events; with `Accept: text/event-stream`, a live stream of them (server-sent events: `event: <type>`, `data: <Event>`, and `id: <cursor>` on the last event of each log entry, which `Last-Event-ID` resumes after)", body = EventPage),
         (status = 400, description = "`validation`: a bad `after`, `types` or `limit`, or an unknown query parameter", body = ErrorBody),
         (status = 401, description = STAFF_401, body = ErrorBody),
         (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 503, description = "`too_many_streams`: the node serves its maximum of live streams", body = ErrorBody),
     ))]
-pub async fn list_events(app: App, q: FeedQuery) -> Result<Response, ApiError> {
-    let cursor = match q.after.as_deref() {
+pub async fn list_events(
+    app: App,
+    q: FeedQuery,
+    accept: Option<String>,
+    last_event_id: Option<String>,
+) -> Result<Response, ApiError> {
+    let sse = super::events_sse::wants_sse(accept.as_deref());
+    // A reconnecting EventSource names where it was with Last-Event-ID.
+    let after = match (sse, last_event_id.as_deref()) {
+        (true, Some(id)) => Some(id),
+        _ => q.after.as_deref(),
+    };
+    let cursor = match after {
         None => Cursor::default(),
         Some(a) => Cursor::parse(a).ok_or_else(|| ApiError::validation("after is not a cursor"))?,
     };
@@ -74,6 +89,9 @@ pub async fn list_events(app: App, q: FeedQuery) -> Result<Response, ApiError> {
             }
         },
     };
+    if sse {
+        return super::events_sse::stream(app, cursor, types);
+    }
     let page = app
         .projections
         .feed(&cursor, &types, limit)
@@ -144,8 +162,10 @@ pub fn routes(app: &App) -> Routes {
             .and(end())
             .and(get())
             .and(filters::staff(app))
-            .and(warp::query::<FeedQuery>()),
-        |_p, q, a| list_events(a, q)
+            .and(warp::query::<FeedQuery>())
+            .and(warp::header::optional::<String>("accept"))
+            .and(warp::header::optional::<String>("last-event-id")),
+        |_p, q, accept, last, a| list_events(a, q, accept, last)
     );
     let list = route!(
         app,

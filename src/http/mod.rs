@@ -8,7 +8,8 @@
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
 //!   inventory), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
-//!   [`cluster`], [`events`] (the public event feed and the projections), [`webhooks`]
+//!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
+//!   in [`events_sse`]), [`webhooks`]
 //!   (endpoints, deliveries and the dead-letter queue), [`notifications`] (the message
 //!   history and replays).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
@@ -44,6 +45,7 @@ pub mod dto;
 pub mod edge;
 pub mod error;
 pub mod events;
+pub mod events_sse;
 pub mod extract;
 pub mod filters;
 pub mod health;

@@ -248,3 +248,100 @@ async fn a_drain_during_projection_moves_the_feed_and_loses_no_event() {
     }
     nodes[2].kill();
 }
+
+/// Reads server-sent events from `resp` until `done` holds for what was read (bounded).
+async fn read_sse(resp: &mut reqwest::Response, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    while !done(&text) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {what} in the stream: {text}"
+        );
+        match tokio::time::timeout(left, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => panic!("the stream ended before {what}: {text}"),
+            Ok(Err(e)) => panic!("the stream failed before {what}: {e}"),
+            Err(_) => panic!("timed out waiting for {what} in the stream: {text}"),
+        }
+    }
+    text
+}
+
+/// The `id:` of the last frame in `text` that has one.
+fn last_id(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("id:"))
+        .expect("a frame with an id")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_streams_live_as_server_sent_events_and_resumes_from_last_event_id() {
+    let app = spawn_app(AppOpts::new().env("EMPORIUM_PROJECTIONS__POLL_MS", "20")).await;
+    app.stocked_product("sse-mug", 700, 10).await;
+    let open = |last: Option<String>| {
+        let mut rb = app
+            .admin(
+                reqwest::Method::GET,
+                "/v1/events?types=order.paid,order.created",
+            )
+            .header("accept", "text/event-stream");
+        if let Some(id) = last {
+            rb = rb.header("last-event-id", id);
+        }
+        rb.send()
+    };
+    let mut live = open(None).await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(live.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+
+    // An order paid while the stream is open arrives on it, live.
+    let first = app
+        .checkout_and_wait(&app.cart_with("sse-mug", 1).await, GOOD_CARD)
+        .await;
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let text = read_sse(&mut live, "the first order.paid", |t| {
+        t.contains("event:order.paid") && t.contains(&first_id) && t.contains("id:")
+    })
+    .await;
+    assert!(text.contains("event:order.created"), "{text}");
+    assert!(
+        !text.contains("event:stock.adjusted"),
+        "the type filter holds: {text}"
+    );
+    let data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str::<Value>(d).expect("each data line is one JSON event"))
+        .find(|e| e["type"] == "order.paid")
+        .unwrap();
+    assert_eq!(data["data"]["order_id"], first_id.as_str());
+    let resume_at = last_id(&text);
+    drop(live);
+
+    // Reconnecting with Last-Event-ID resumes after what was seen: the next order only.
+    let second = app
+        .checkout_and_wait(&app.cart_with("sse-mug", 1).await, GOOD_CARD)
+        .await;
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    let mut again = open(Some(resume_at)).await.unwrap();
+    let text = read_sse(&mut again, "the second order.paid", |t| {
+        t.contains("event:order.paid") && t.contains(&second_id)
+    })
+    .await;
+    assert!(
+        !text.contains(&first_id),
+        "nothing seen before is sent again: {text}"
+    );
+
+    // A bad Last-Event-ID is a clear 400.
+    let r = open(Some("nope".into())).await.unwrap();
+    assert_eq!(r.status(), 400);
+}
