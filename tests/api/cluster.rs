@@ -50,21 +50,39 @@ fault_injection = {fault}
 }
 
 pub(crate) async fn start_node(name: &str, seeds: &[String], fault: bool) -> TestApp {
-    spawn_app(
-        AppOpts::new()
-            .config(node_config(name, seeds, fault))
-            .env("EMPORIUM_CLUSTER_COOKIE", COOKIE),
-    )
-    .await
+    start_node_with(name, seeds, fault, &[]).await
+}
+
+/// A node with extra environment (`EMPORIUM_...` overrides of the node's config).
+pub(crate) async fn start_node_with(
+    name: &str,
+    seeds: &[String],
+    fault: bool,
+    env: &[(&str, &str)],
+) -> TestApp {
+    let mut opts = AppOpts::new()
+        .config(node_config(name, seeds, fault))
+        .env("EMPORIUM_CLUSTER_COOKIE", COOKIE);
+    for (k, v) in env {
+        opts = opts.env(k, v);
+    }
+    spawn_app(opts).await
 }
 
 /// `n` nodes: node1 founds the cluster, the others join through it, one at a time.
 pub(crate) async fn cluster_of(n: usize, fault: bool) -> Vec<TestApp> {
-    let first = start_node("node1", &[], fault).await;
+    cluster_with(n, fault, &[]).await
+}
+
+/// [`cluster_of`], every node with the extra environment `env`.
+pub(crate) async fn cluster_with(n: usize, fault: bool, env: &[(&str, &str)]) -> Vec<TestApp> {
+    let first = start_node_with("node1", &[], fault, env).await;
     let seed = first.cluster_addr().expect("cluster.addr of node1");
     let mut nodes = vec![first];
     for i in 2..=n {
-        nodes.push(start_node(&format!("node{i}"), std::slice::from_ref(&seed), fault).await);
+        nodes.push(
+            start_node_with(&format!("node{i}"), std::slice::from_ref(&seed), fault, env).await,
+        );
         wait_settled(&nodes, i).await;
     }
     nodes
