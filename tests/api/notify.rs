@@ -246,3 +246,57 @@ async fn a_kill_before_the_send_still_sends_with_the_same_id_and_a_refusal_is_re
         .await
         .expect_error(404, "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_server_that_never_answers_does_not_fail_a_checkout() {
+    // A listener that accepts and never says a word: every send waits for its deadline.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            open.push(s);
+        }
+    });
+    let app = spawn_app(AppOpts::new().config(format!(
+        r#"
+[projections]
+poll_ms = 20
+[notifications]
+poll_ms = 20
+retry_initial_ms = 40
+timeout_ms = 500
+[notifications.email]
+smtp_url = "smtp://127.0.0.1:{port}"
+"#
+    )))
+    .await;
+    app.stocked_product("mail-silent", 100, 1000).await;
+    let shop = |n: usize| {
+        let app = &app;
+        async move {
+            for i in 0..n {
+                order_for(app, "mail-silent", 1, &format!("quiet{i}@example.com")).await;
+            }
+        }
+    };
+    // 40 checkouts, 4 at a time, while every send hangs until its deadline: each is paid
+    // (order_for asserts it); the latency comparison is a benchmark's, not a test's.
+    futures::future::join_all((0..4).map(|_| shop(10))).await;
+    // The sends were tried and timed out meanwhile, and the messages wait for a retry.
+    let m = wait_status(&app, "order.paid", "quiet0@example.com", "pending").await;
+    let deadline = Deadline::new(Duration::from_secs(30), "a timed-out attempt");
+    loop {
+        let m = listed(&app, "event=order.paid&status=pending&limit=200")
+            .await
+            .into_iter()
+            .find(|x| x["id"] == m["id"])
+            .expect("still pending");
+        if let Some(a) = m["attempts"].as_array().and_then(|a| a.first()) {
+            assert_eq!(a["ok"], false, "{m}");
+            break;
+        }
+        deadline.tick(Duration::from_millis(50)).await;
+    }
+    held.abort();
+}
