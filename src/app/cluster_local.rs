@@ -256,8 +256,11 @@ impl ListingSource for LocalReads {
                     EntityKind::User => self.events::<User>(id, after, limit),
                     EntityKind::Machine => self.events::<Machine>(id, after, limit),
                     // Email claims and sessions hold hashes of secrets, the webhook
-                    // registry signing keys: never listed.
-                    EntityKind::Email | EntityKind::Session | EntityKind::Webhook => Ok(Vec::new()),
+                    // registry signing keys: never listed; templates have their route.
+                    EntityKind::Email
+                    | EntityKind::Session
+                    | EntityKind::Webhook
+                    | EntityKind::NotificationTemplate => Ok(Vec::new()),
                 }?;
                 Ok(PartitionRows::Events(evs))
             }

@@ -183,6 +183,11 @@ impl App {
         let webhooks = start
             .kind::<crate::domain::webhook::Webhooks>(Arc::new(NoBehavior))
             .await?;
+        let templates = start
+            .kind::<crate::domain::notification_template::NotificationTemplates>(Arc::new(
+                NoBehavior,
+            ))
+            .await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
         let cluster = if config.cluster.enabled {
             Some(crate::cluster::Cluster::open(
@@ -221,6 +226,7 @@ impl App {
             .with(sessions)
             .with(machines)
             .with(webhooks)
+            .with(templates)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .listings(Arc::new(cluster_local::LocalReads {
@@ -245,7 +251,7 @@ impl App {
             Some(c) => Arc::new(c.clone()),
             None => Arc::new(crate::events::runner::Alone(store.journal().partitions())),
         };
-        let registry = crate::events::webhooks::registry::Registry::new(router.clone());
+        let registry = crate::events::webhooks::registry::registry(router.clone());
         let queue = crate::events::webhooks::queue::WebhookQueue {
             registry: registry.clone(),
             journal: store.journal().clone(),
@@ -263,6 +269,10 @@ impl App {
         }
         let notify_queue = crate::events::notify::queue::NotifyQueue {
             journal: store.journal().clone(),
+            templates: crate::events::snapshot::EntitySnapshot::new(
+                router.clone(),
+                crate::domain::notification_template::TEMPLATES_ID,
+            ),
             email: !nc.email.smtp_url.0.is_empty(),
             operators: nc.email.operators.clone(),
             policy: crate::domain::notification::RetryPolicy {

@@ -75,10 +75,12 @@ pub enum EntityKind {
     Machine,
     /// The webhook endpoint registry (one entity).
     Webhook,
+    /// The notification templates saved over the defaults (one entity).
+    NotificationTemplate,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 10] = [
+    pub const ALL: [EntityKind; 11] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -89,6 +91,7 @@ impl EntityKind {
         Self::Session,
         Self::Machine,
         Self::Webhook,
+        Self::NotificationTemplate,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,6 +105,7 @@ impl EntityKind {
             Self::Session => "session",
             Self::Machine => "machine",
             Self::Webhook => "webhook",
+            Self::NotificationTemplate => "notification_template",
         }
     }
     /// The kind of a journal key byte, if it names one.
@@ -120,6 +124,7 @@ impl EntityKind {
             Self::Session => 8,
             Self::Machine => 9,
             Self::Webhook => 10,
+            Self::NotificationTemplate => 11,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -134,6 +139,7 @@ impl EntityKind {
             "session" => Some(Self::Session),
             "machine" => Some(Self::Machine),
             "webhook" => Some(Self::Webhook),
+            "notification_template" => Some(Self::NotificationTemplate),
             _ => None,
         }
     }

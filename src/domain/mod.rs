@@ -15,12 +15,14 @@
 //! - [`session`]: a refresh-token family, rotated on every use.
 //! - [`machine`]: a vending machine: connectivity, planogram, sales, commands, app holds.
 //! - [`webhook`]: the webhook endpoint registry (URLs, event types, signing keys).
+//! - [`notification_template`]: the notification templates saved over the defaults.
 
 pub mod cart;
 pub mod ids;
 pub mod index;
 pub mod machine;
 pub mod notification;
+pub mod notification_template;
 pub mod order;
 pub mod order_idempotency;
 pub mod order_vending;

@@ -15,6 +15,7 @@ pub mod retry;
 pub mod runner;
 pub mod schema;
 pub mod signing;
+pub mod snapshot;
 pub mod source;
 pub mod target;
 pub mod webhooks;

@@ -188,6 +188,57 @@ pub fn openapi_webhooks() -> Value {
     Value::Object(out)
 }
 
+/// A value that matches `schema` (the subset used here): every property of an object,
+/// one item of an array, the first of an `enum` or a type list that is not `null`, and
+/// fixed strings and numbers. What a template is checked against before it is saved.
+pub fn sample(schema: &Value) -> Value {
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
+    if let Some(first) = schema.get("enum").and_then(|e| e.get(0)) {
+        return first.clone();
+    }
+    let ty = match &schema["type"] {
+        Value::String(t) => t.as_str(),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ => "null",
+    };
+    match ty {
+        "object" => Value::Object(
+            schema["properties"]
+                .as_object()
+                .map(|props| props.iter().map(|(k, v)| (k.clone(), sample(v))).collect())
+                .unwrap_or_default(),
+        ),
+        "array" => json!([sample(&schema["items"])]),
+        "integer" => json!(1250),
+        "boolean" => json!(true),
+        "string" => match schema["format"].as_str() {
+            Some("uuid") => json!("00000000-0000-4000-8000-000000000001"),
+            Some("date-time") => json!("2026-01-01T00:00:00.000Z"),
+            _ => json!("sample"),
+        },
+        _ => Value::Null,
+    }
+}
+
+/// A made-up event of type `ty` whose `data` matches its schema.
+pub fn sample_event(ty: EventType) -> super::PublicEvent {
+    super::PublicEvent {
+        id: super::PublicEvent::id_for(0, 1, ty),
+        r#type: ty,
+        at: 1_767_225_600_000,
+        schema_version: SCHEMA_VERSION,
+        partition: 0,
+        pseq: 1,
+        data: sample(&data_schema(ty)),
+    }
+}
+
 /// Whether `v` matches `schema` for the subset of JSON Schema used here (`type`, also as a
 /// list, `required`, `properties`, `items`, `enum`, `const`): how the tests hold events
 /// and their documented shapes together.
@@ -254,6 +305,18 @@ mod tests {
             assert!(s["properties"]["data"]["required"].is_array());
         }
         assert_eq!(w.as_object().unwrap().len(), EventType::ALL.len());
+    }
+
+    #[test]
+    fn every_sample_matches_its_schema() {
+        for ty in EventType::ALL {
+            let ev = sample_event(ty);
+            assert_eq!(conforms(&data_schema(ty), &ev.data), Ok(()), "{ty:?}");
+        }
+        assert_eq!(
+            sample_event(EventType::OrderPaid).data["items"][0]["sku"],
+            "sample"
+        );
     }
 
     #[test]

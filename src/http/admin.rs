@@ -111,8 +111,11 @@ pub async fn entity_events(
         // LowStock, sales, commands and alarms; the secret hash is redacted.
         EntityKind::Machine => super::machines::machine_id(&id)?,
         // Email claims are keyed by a hash, sessions hold token hashes and the webhook
-        // registry signing keys: not exposed.
-        EntityKind::Email | EntityKind::Session | EntityKind::Webhook => {
+        // registry signing keys: not exposed. Templates have their own route.
+        EntityKind::Email
+        | EntityKind::Session
+        | EntityKind::Webhook
+        | EntityKind::NotificationTemplate => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))

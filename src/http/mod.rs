@@ -11,7 +11,7 @@
 //!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
 //!   in [`events_sse`]), [`webhooks`]
 //!   (endpoints, deliveries and the dead-letter queue), [`notifications`] (the message
-//!   history and replays).
+//!   history and replays), [`notification_templates`] (saved over the defaults).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
@@ -51,6 +51,7 @@ pub mod filters;
 pub mod health;
 pub mod idempotency;
 pub mod machines;
+pub mod notification_templates;
 pub mod notifications;
 pub mod openapi;
 pub mod orders;
@@ -100,4 +101,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(events::routes(app))
         .or(webhooks::routes(app))
         .or(notifications::routes(app))
+        .or(notification_templates::routes(app))
 }

@@ -23,8 +23,8 @@ use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
-    admin, auth, carts, catalog, checkout, cluster, events, machines, notifications, orders,
-    vending, webhooks,
+    admin, auth, carts, catalog, checkout, cluster, events, machines, notification_templates,
+    notifications, orders, vending, webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -108,6 +108,9 @@ use warp::reply::Response;
         notifications::admin_list,
         notifications::replay,
         notifications::mine,
+        notification_templates::list,
+        notification_templates::save,
+        notification_templates::remove,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),

@@ -300,3 +300,100 @@ smtp_url = "smtp://127.0.0.1:{port}"
     }
     held.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_template_is_checked_on_save_and_used_for_the_next_messages() {
+    let smtp = Smtp::start();
+    let app = spawn_app(opts(&smtp)).await;
+    let list = app
+        .admin_get("/v1/notification-templates")
+        .await
+        .expect(200)
+        .clone();
+    let paid = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event"] == "order.paid")
+        .cloned()
+        .expect("order.paid has a default template");
+    assert_eq!(paid["source"], "default", "{paid}");
+
+    // A template naming a field the event lacks is refused with its part and line.
+    let path = "/v1/notification-templates/order.paid/email";
+    let bad = json!({"subject": "Paid", "body": "Hello\n{{ data.customer_name }}"});
+    let r = app.admin_put_json(path, &bad).await;
+    r.expect_error(400, "validation");
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("body line 2"),
+        "{}",
+        r.text
+    );
+    let syntax = json!({"subject": "{% if %}", "body": ""});
+    app.admin_put_json(path, &syntax)
+        .await
+        .expect_error(400, "validation");
+    let ok = json!({
+        "subject": "Receipt {{ data.order_id[:8] }} from the test shop",
+        "body": "Paid: {{ data.total_minor | money(data.currency) }}\n",
+    });
+    for (p, why) in [
+        (
+            "/v1/notification-templates/order.nope/email",
+            "unknown event",
+        ),
+        (
+            "/v1/notification-templates/order.paid/sms",
+            "a channel not built",
+        ),
+        (
+            "/v1/notification-templates/order.paid/fax",
+            "an unknown channel",
+        ),
+    ] {
+        let r = app.admin_put_json(p, &ok).await;
+        assert_eq!(r.status, 400, "{why}: {}", r.text);
+    }
+    let extra = json!({"subject": "s", "body": "b", "html": "<p>"});
+    assert_eq!(app.admin_put_json(path, &extra).await.status, 400);
+
+    let saved = app.admin_put_json(path, &ok).await.expect(200).clone();
+    assert_eq!(saved["source"], "saved");
+    assert_eq!(saved["subject"], ok["subject"]);
+
+    // The next paid order's receipt is the saved template's.
+    app.stocked_product("tmpl-mug", 1250, 10).await;
+    let order = order_for(&app, "tmpl-mug", 2, "tmpl@example.com").await;
+    let mail = &smtp.wait_for("tmpl@example.com", 1, 30).await[0];
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(
+        mail.subject(),
+        format!("Receipt {} from the test shop", &id[..8])
+    );
+    assert!(
+        mail.data.contains(&format!(
+            "Paid: 25.00 {}",
+            order["currency"].as_str().unwrap()
+        )),
+        "{}",
+        mail.data
+    );
+
+    // Deleting it goes back to the default.
+    let r = app.admin_delete(path).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.admin_delete(path).await.expect_error(404, "not_found");
+    let list = app
+        .admin_get("/v1/notification-templates")
+        .await
+        .expect(200)
+        .clone();
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["event"] == "order.paid" && t["source"] == "default"));
+}

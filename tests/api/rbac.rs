@@ -134,6 +134,9 @@ const TABLE: &[Row] = &[
     row([U, F, F, Is(202), Is(202)], "POST", "/v1/admin/dlq/replay?endpoint=00000000-0000-4000-8000-00000000000a"),
     row([U, F, F, Is(404), Is(404)], "POST", "/v1/admin/dlq/0.00/replay"),
     row([U, F, F, OK, OK],        "GET",    "/v1/admin/notifications"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/notification-templates"),
+    with([U, F, F, OK, OK],       "PUT",    "/v1/notification-templates/order.paid/email", r#"{"subject":"s","body":"b"}"#),
+    row([U, F, F, Is(404), Is(404)], "DELETE", "/v1/notification-templates/stock.low/email"),
     row([U, F, F, Is(404), Is(404)], "POST", "/v1/admin/notifications/ntf_0/replay"),
     // Cluster: operators read it, admins change it (this node runs alone: 409).
     row([U, F, F, OK, OK],        "GET",    "/v1/cluster"),

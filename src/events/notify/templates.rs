@@ -122,6 +122,13 @@ fn render_one(
     t.render(ctx).map_err(at)
 }
 
+/// Whether `t` renders against a sample event of type `ty` (its documented fields, see
+/// [`crate::events::schema::sample_event`]): how a template is checked before it is
+/// saved, so a field it names that the event lacks is a 400 with its line.
+pub fn check(t: &Template, ty: EventType) -> Result<(), TemplateError> {
+    render(t, &crate::events::schema::sample_event(ty)).map(|_| ())
+}
+
 /// Renders `t` against `ev`.
 pub fn render(t: &Template, ev: &PublicEvent) -> Result<Content, TemplateError> {
     let ctx = json!({
@@ -193,6 +200,25 @@ mod tests {
             body: String::new(),
         };
         assert_eq!(render(&syntax, &paid()).unwrap_err().part, "subject");
+    }
+
+    #[test]
+    fn a_check_against_the_sample_catches_an_unknown_field() {
+        let t = default_for(EventType::OrderPaid, ChannelKind::Email).unwrap();
+        assert_eq!(check(&t, EventType::OrderPaid), Ok(()));
+        let bad = Template {
+            subject: "Paid".into(),
+            body: "Hello\n{{ data.customer_name }}".into(),
+        };
+        let e = check(&bad, EventType::OrderPaid).unwrap_err();
+        assert_eq!((e.part, e.line), ("body", 2), "{e}");
+        // The same field is fine where the event has it.
+        let ok = Template {
+            subject: "{{ data.sku }}".into(),
+            body: String::new(),
+        };
+        assert_eq!(check(&ok, EventType::StockLow), Ok(()));
+        assert!(check(&ok, EventType::UserRegistered).is_err());
     }
 
     #[test]

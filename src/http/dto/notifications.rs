@@ -91,3 +91,52 @@ impl From<&Stored> for NotificationView {
 pub struct NotificationList {
     pub items: Vec<NotificationView>,
 }
+
+/// A template's subject and body, in minijinja (Jinja2) syntax. The context is the event:
+/// `event.id`, `event.type`, `event.timestamp` and `data` (the fields the OpenAPI
+/// document's `webhooks` section lists for the type); `| money(data.currency)` formats
+/// minor units.
+#[derive(serde::Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    #[schema(
+        max_length = 200,
+        example = "Your order {{ data.order_id[:8] }} is paid"
+    )]
+    pub subject: String,
+    #[schema(
+        max_length = 16384,
+        example = "Total: {{ data.total_minor | money(data.currency) }}"
+    )]
+    pub body: String,
+}
+
+/// Where a template comes from.
+#[derive(Serialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateSource {
+    /// Built in.
+    Default,
+    /// Saved with `PUT`, over the default.
+    Saved,
+}
+
+/// The template used for an event type on a channel.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct TemplateView {
+    #[schema(example = "order.paid")]
+    pub event: String,
+    pub channel: NotificationChannel,
+    pub subject: String,
+    pub body: String,
+    pub source: TemplateSource,
+    /// When it was saved (saved templates).
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+/// Every template in use.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct TemplateList {
+    pub items: Vec<TemplateView>,
+}
