@@ -9,6 +9,7 @@ pub mod catalogue_kinds;
 pub mod catalogue_machines;
 pub mod feed;
 pub mod handler;
+pub mod in_flight;
 pub mod notify;
 pub mod public;
 pub mod retry;

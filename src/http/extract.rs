@@ -67,6 +67,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A `limit` query parameter: `default` when absent or empty, else an integer from 1 to
+/// `max`, or a 400 saying so.
+pub fn page_limit(v: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match v {
+        None | Some("") => Ok(default),
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::validation(format!(
+                "limit must be an integer from 1 to {max}"
+            ))),
+        },
+    }
+}
+
 pub fn uuid(what: &str, s: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(s).map_err(|_| {
         ApiError::validation(format!(

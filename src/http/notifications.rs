@@ -43,15 +43,7 @@ pub struct MeQuery {
 }
 
 fn limit(v: Option<&str>) -> Result<usize, ApiError> {
-    match v {
-        None | Some("") => Ok(50),
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(ApiError::validation(format!(
-                "limit must be an integer from 1 to {MAX_PAGE}"
-            ))),
-        },
-    }
+    super::extract::page_limit(v, 50, MAX_PAGE)
 }
 
 fn status(v: &str) -> Result<MessageStatus, ApiError> {

@@ -13,8 +13,8 @@
 //! kill -9 before that write leaves the record queued: it is sent again after the
 //! restart, with the same message id (at least once).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
@@ -22,6 +22,7 @@ use super::{done_key, number_of, queue_key, Stored, DLQ, LOG, QUEUE};
 use crate::app::config::NotificationsConfig;
 use crate::clock::now_ms;
 use crate::domain::notification::{apply, decide, ChannelKind, MessageCommand, MessageStatus};
+use crate::events::in_flight::{Claim, InFlight};
 use crate::events::runner::Ownership;
 use crate::store::{codec, Journal, ProjectedOp, StoreError};
 
@@ -31,36 +32,13 @@ pub const WINDOW: usize = 256;
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 const HOUSEKEEPING_SCAN: usize = 10_000;
 
-#[derive(Default)]
-struct Flight {
-    per_channel: HashMap<ChannelKind, usize>,
-    launched: HashSet<(u32, Vec<u8>)>,
-}
-
 /// The node's notification dispatcher.
 pub struct Dispatcher {
     journal: Journal,
     owner: Arc<dyn Ownership>,
     channels: HashMap<ChannelKind, Arc<dyn Channel>>,
     config: NotificationsConfig,
-    flight: Mutex<Flight>,
-}
-
-struct Slot {
-    disp: Arc<Dispatcher>,
-    p: u32,
-    key: Vec<u8>,
-    channel: ChannelKind,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut f = self.disp.lock();
-        f.launched.remove(&(self.p, std::mem::take(&mut self.key)));
-        if let Some(n) = f.per_channel.get_mut(&self.channel) {
-            *n = n.saturating_sub(1);
-        }
-    }
+    flight: InFlight<ChannelKind>,
 }
 
 fn decode(v: &[u8]) -> Option<Stored> {
@@ -79,12 +57,8 @@ impl Dispatcher {
             owner,
             channels: channels.into_iter().map(|c| (c.kind(), c)).collect(),
             config,
-            flight: Mutex::new(Flight::default()),
+            flight: InFlight::default(),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Flight> {
-        self.flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts the dispatcher's task.
@@ -110,11 +84,6 @@ impl Dispatcher {
         })
     }
 
-    fn free(&self, channel: ChannelKind) -> usize {
-        let busy = self.lock().per_channel.get(&channel).copied().unwrap_or(0);
-        self.config.max_in_flight.max(1).saturating_sub(busy)
-    }
-
     /// Launches every due message this node may send now.
     fn pass(self: &Arc<Self>) -> Result<(), StoreError> {
         let now = now_ms();
@@ -131,31 +100,16 @@ impl Dispatcher {
                 let Some(channel) = self.channels.get(&kind).cloned() else {
                     continue; // the channel was turned off: kept until it is back
                 };
-                if self.free(kind) == 0 || !self.claim(p, &k, kind) {
+                let Some(slot) = self.flight.claim(p, &k, &kind, self.config.max_in_flight) else {
                     continue;
-                }
-                let slot = Slot {
-                    disp: self.clone(),
-                    p,
-                    key: k,
-                    channel: kind,
                 };
-                tokio::spawn(slot.disp.clone().send(slot, s, channel));
+                tokio::spawn(self.clone().send(slot, s, channel));
             }
         }
         Ok(())
     }
 
-    fn claim(&self, p: u32, key: &[u8], channel: ChannelKind) -> bool {
-        let mut f = self.lock();
-        if !f.launched.insert((p, key.to_vec())) {
-            return false;
-        }
-        *f.per_channel.entry(channel).or_default() += 1;
-        true
-    }
-
-    async fn send(self: Arc<Self>, slot: Slot, s: Stored, channel: Arc<dyn Channel>) {
+    async fn send(self: Arc<Self>, slot: Claim<ChannelKind>, s: Stored, channel: Arc<dyn Channel>) {
         let Some(content) = s.message.content.clone() else {
             return;
         };
@@ -171,14 +125,14 @@ impl Dispatcher {
                 detail: format!("no answer within {} ms", self.config.timeout_ms),
             })
         });
-        metrics::histogram!("emporium_notification_send_seconds", "channel" => slot.channel.as_str())
+        metrics::histogram!("emporium_notification_send_seconds", "channel" => slot.group.as_str())
             .record(started.elapsed().as_secs_f64());
         let (ok, permanent, detail) = match result {
             Ok(answer) => (true, false, answer),
             Err(e) => (false, e.permanent, e.detail),
         };
         if !ok {
-            tracing::warn!(message = %s.message.id, channel = slot.channel.as_str(), %detail, permanent, "notify: a send failed");
+            tracing::warn!(message = %s.message.id, channel = slot.group.as_str(), %detail, permanent, "notify: a send failed");
         }
         let cmd = MessageCommand::RecordAttempt {
             now: now_ms(),
@@ -193,11 +147,11 @@ impl Dispatcher {
                     MessageStatus::Dead => "dead_lettered",
                     _ => "retried",
                 };
-                metrics::counter!("emporium_notifications_total", "channel" => slot.channel.as_str(), "outcome" => outcome)
+                metrics::counter!("emporium_notifications_total", "channel" => slot.group.as_str(), "outcome" => outcome)
                     .increment(1);
             }
             Ok(None) => {
-                metrics::counter!("emporium_notifications_total", "channel" => slot.channel.as_str(), "outcome" => "dropped")
+                metrics::counter!("emporium_notifications_total", "channel" => slot.group.as_str(), "outcome" => "dropped")
                     .increment(1);
             }
             Err(e) => tracing::error!(error = %e, "notify: storing an attempt failed"),

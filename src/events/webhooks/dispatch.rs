@@ -16,7 +16,7 @@
 //! removed, delivered records past `webhooks.log_retention_s` are pruned, and the DLQ
 //! depth gauge is set.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use crate::app::config::WebhooksConfig;
 use crate::clock::now_ms;
 use crate::domain::webhook::{Endpoint, WebhookCommand, Webhooks, WebhooksState, REGISTRY_ID};
 use crate::domain::Millis;
+use crate::events::in_flight::{Claim, InFlight};
 use crate::events::retry::{next_step, NextStep};
 use crate::events::runner::Ownership;
 use crate::router::Router;
@@ -41,14 +42,6 @@ pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// Most records one housekeeping run looks at per partition and family.
 const HOUSEKEEPING_SCAN: usize = 10_000;
 
-#[derive(Default)]
-struct Flight {
-    per_endpoint: HashMap<Uuid, usize>,
-    launched: HashSet<(u32, Vec<u8>)>,
-    /// Since when every attempt to an endpoint failed.
-    failing_since: HashMap<Uuid, Millis>,
-}
-
 /// The node's webhook dispatcher.
 pub struct Dispatcher {
     journal: Journal,
@@ -57,28 +50,9 @@ pub struct Dispatcher {
     router: Router,
     config: WebhooksConfig,
     client: reqwest::Client,
-    flight: Mutex<Flight>,
-}
-
-/// Frees a launched record's slot when its attempt ends, however it ends.
-struct Slot {
-    disp: Arc<Dispatcher>,
-    p: u32,
-    key: Vec<u8>,
-    endpoint: Uuid,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut f = self.disp.lock();
-        f.launched.remove(&(self.p, std::mem::take(&mut self.key)));
-        if let Some(n) = f.per_endpoint.get_mut(&self.endpoint) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                f.per_endpoint.remove(&self.endpoint);
-            }
-        }
-    }
+    flight: InFlight<Uuid>,
+    /// Since when every attempt to an endpoint failed.
+    failing_since: Mutex<HashMap<Uuid, Millis>>,
 }
 
 fn decode(v: &[u8]) -> Option<Delivery> {
@@ -114,12 +88,9 @@ impl Dispatcher {
             router,
             config,
             client,
-            flight: Mutex::new(Flight::default()),
+            flight: InFlight::default(),
+            failing_since: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Flight> {
-        self.flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts the dispatcher's task.
@@ -158,45 +129,30 @@ impl Dispatcher {
         for p in self.owner.local() {
             let part = self.journal.partition(p);
             for e in state.endpoints.values().filter(|e| e.enabled) {
-                let busy = self.lock().per_endpoint.get(&e.id).copied().unwrap_or(0);
-                let mut free = self.config.max_in_flight.max(1).saturating_sub(busy);
-                if free == 0 {
+                let max = self.config.max_in_flight;
+                if self.flight.busy(&e.id) >= max.max(1) {
                     continue;
                 }
                 let records = part.projected(QUEUE, Some(e.id.as_bytes()), WINDOW)?;
                 for (k, v) in records {
-                    if free == 0 || endpoint_of(&k) != Some(e.id) {
+                    if endpoint_of(&k) != Some(e.id) || self.flight.busy(&e.id) >= max.max(1) {
                         break;
                     }
                     let Some(d) = decode(&v) else { continue };
-                    if d.next_at > now || !self.claim(p, &k, e.id) {
+                    if d.next_at > now {
                         continue;
                     }
-                    free -= 1;
-                    let slot = Slot {
-                        disp: self.clone(),
-                        p,
-                        key: k,
-                        endpoint: e.id,
+                    let Some(slot) = self.flight.claim(p, &k, &e.id, max) else {
+                        continue;
                     };
-                    tokio::spawn(slot.disp.clone().deliver(slot, d, e.clone()));
+                    tokio::spawn(self.clone().deliver(slot, d, e.clone()));
                 }
             }
         }
         Ok(())
     }
 
-    /// Marks `(p, key)` in flight, unless it already is.
-    fn claim(&self, p: u32, key: &[u8], endpoint: Uuid) -> bool {
-        let mut f = self.lock();
-        if !f.launched.insert((p, key.to_vec())) {
-            return false;
-        }
-        *f.per_endpoint.entry(endpoint).or_default() += 1;
-        true
-    }
-
-    async fn deliver(self: Arc<Self>, slot: Slot, d: Delivery, endpoint: Endpoint) {
+    async fn deliver(self: Arc<Self>, slot: Claim<Uuid>, d: Delivery, endpoint: Endpoint) {
         let now = now_ms();
         let (outcome, attempt) = client::attempt(
             &self.client,
@@ -288,15 +244,15 @@ impl Dispatcher {
     /// `webhooks.disable_after_s`.
     async fn track(&self, endpoint: &Endpoint, step: NextStep, now: Millis) {
         let disable = {
-            let mut f = self.lock();
+            let mut f = self.failing_since.lock().unwrap_or_else(|p| p.into_inner());
             if step == NextStep::Delivered {
-                f.failing_since.remove(&endpoint.id);
+                f.remove(&endpoint.id);
                 false
             } else {
-                let since = *f.failing_since.entry(endpoint.id).or_insert(now);
+                let since = *f.entry(endpoint.id).or_insert(now);
                 let over = now.saturating_sub(since) >= self.config.disable_after_s * 1000;
                 if over {
-                    f.failing_since.remove(&endpoint.id);
+                    f.remove(&endpoint.id);
                 }
                 over
             }
