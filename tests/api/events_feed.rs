@@ -34,21 +34,55 @@ pub(crate) async fn whole_feed(app: &TestApp, query: &str) -> Vec<Value> {
 
 /// Waits until the feed projection has handled every log entry of every partition.
 pub(crate) async fn caught_up(app: &TestApp) -> Value {
-    let deadline = Deadline::new(Duration::from_secs(20), "the feed projection to catch up");
+    projection_caught_up(app, "feed").await
+}
+
+/// Waits until projection `name` runs and has handled every log entry of every
+/// partition this node owns; returns its listing.
+pub(crate) async fn projection_caught_up(app: &TestApp, name: &str) -> Value {
+    let deadline = Deadline::new(
+        Duration::from_secs(30),
+        format!("the {name} projection to catch up"),
+    );
     loop {
         let r = app.admin_get("/v1/admin/projections").await;
         let list = r.expect(200).clone();
-        let feed = list["items"]
+        let p = list["items"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["name"] == "feed")
-            .expect("the feed projection is listed")
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("the {name} projection is listed"))
             .clone();
-        if feed["state"] == "running" && feed["lag_events"] == 0 {
-            return feed;
+        if p["state"] == "running" && p["lag_events"] == 0 {
+            return p;
         }
         deadline.tick(Duration::from_millis(50)).await;
+    }
+}
+
+/// Drains node3 (of 3) while adjusting every SKU through node1 and node2, until node3
+/// has left the map and nothing moves; returns how many adjustments were sent (acked or
+/// not: each is applied or not, so callers check the stock itself).
+pub(crate) async fn drain_third_while_adjusting(nodes: &[TestApp], skus: &[String]) -> usize {
+    use crate::cluster::status;
+    let drained = nodes[2].admin_post("/v1/cluster/leave", None).await;
+    assert_eq!(drained.expect(202)["node"], "node3");
+    let mut sent = 0;
+    let deadline = Deadline::new(Duration::from_secs(60), "node3 to leave the map");
+    loop {
+        for (i, sku) in skus.iter().enumerate() {
+            let _ = nodes[i % 2].adjust(sku, 1).await;
+            sent += 1;
+        }
+        let s = status(&nodes[0]).await;
+        let gone = s["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 2 && m.iter().all(|x| x["name"] != "node3"));
+        if gone && s["moving"].as_array().is_some_and(Vec::is_empty) {
+            return sent;
+        }
+        deadline.tick(Duration::from_millis(20)).await;
     }
 }
 
@@ -195,7 +229,7 @@ async fn cluster_feed(nodes: &[&TestApp]) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_drain_during_projection_moves_the_feed_and_loses_no_event() {
-    use crate::cluster::{cluster_of, status};
+    use crate::cluster::cluster_of;
     let mut nodes = cluster_of(3, false).await;
     let skus: Vec<String> = (0..12).map(|i| format!("FEED-{i}")).collect();
     for (i, sku) in skus.iter().enumerate() {
@@ -206,26 +240,7 @@ async fn a_drain_during_projection_moves_the_feed_and_loses_no_event() {
     for n in &nodes {
         caught_up(n).await;
     }
-    let drained = nodes[2].admin_post("/v1/cluster/leave", None).await;
-    assert_eq!(drained.expect(202)["node"], "node3");
-    let mut sent = 0;
-    let deadline = Deadline::new(Duration::from_secs(60), "node3 to leave the map");
-    loop {
-        for (i, sku) in skus.iter().enumerate() {
-            // Acked or not, each is either applied or not: the check below reads the
-            // stock itself, so it needs no count of the acks.
-            let _ = nodes[i % 2].adjust(sku, 1).await;
-            sent += 1;
-        }
-        let s = status(&nodes[0]).await;
-        let gone = s["members"]
-            .as_array()
-            .is_some_and(|m| m.len() == 2 && m.iter().all(|x| x["name"] != "node3"));
-        if gone && s["moving"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        deadline.tick(Duration::from_millis(20)).await;
-    }
+    let sent = drain_third_while_adjusting(&nodes, &skus).await;
     assert!(sent >= 12);
     let events = cluster_feed(&[&nodes[0], &nodes[1]]).await;
     // No event twice across the nodes, and every SKU's stock is exactly the sum of its

@@ -243,28 +243,7 @@ async fn a_kill_between_commit_and_delivery_still_delivers_with_the_same_id() {
     app.admin_post("/v1/admin/projections/webhooks/reset", None)
         .await
         .expect(202);
-    let deadline = Deadline::new(
-        Duration::from_secs(30),
-        "the webhooks projection to rebuild",
-    );
-    loop {
-        let list = app
-            .admin_get("/v1/admin/projections")
-            .await
-            .expect(200)
-            .clone();
-        let p = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "webhooks")
-            .cloned()
-            .expect("the webhooks projection is listed");
-        if p["state"] == "running" && p["lag_events"] == 0 {
-            break;
-        }
-        deadline.tick(Duration::from_millis(25)).await;
-    }
+    crate::events_feed::projection_caught_up(&app, "webhooks").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         sink.received().len(),
@@ -384,7 +363,7 @@ async fn the_registry_validates_and_rotates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_drain_during_delivery_loses_no_event() {
-    use crate::cluster::{cluster_with, status};
+    use crate::cluster::cluster_with;
     let env = [
         ("EMPORIUM_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
         ("EMPORIUM_WEBHOOKS__RETRY_INITIAL_MS", "40"),
@@ -401,23 +380,7 @@ async fn a_drain_during_delivery_loses_no_event() {
     // Deliveries are under way on every node; node3 drains while adjustments go on
     // through node1 and node2.
     sink.wait_for(1, 30).await;
-    let drained = nodes[2].admin_post("/v1/cluster/leave", None).await;
-    assert_eq!(drained.expect(202)["node"], "node3");
-    let deadline = Deadline::new(Duration::from_secs(60), "node3 to leave the map");
-    loop {
-        for (i, sku) in skus.iter().enumerate() {
-            // Acked or not, each is applied or not: the check reads the stock itself.
-            let _ = nodes[i % 2].adjust(sku, 1).await;
-        }
-        let s = status(&nodes[0]).await;
-        let gone = s["members"]
-            .as_array()
-            .is_some_and(|m| m.len() == 2 && m.iter().all(|x| x["name"] != "node3"));
-        if gone && s["moving"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        deadline.tick(Duration::from_millis(20)).await;
-    }
+    crate::events_feed::drain_third_while_adjusting(&nodes, &skus).await;
     let mut on_hand = std::collections::HashMap::new();
     for sku in &skus {
         on_hand.insert(sku.clone(), nodes[0].inventory(sku).await.on_hand);
