@@ -2,6 +2,12 @@
 //! `(partition, key)` at most once at a time, and at most `max` per group (an endpoint, a
 //! channel), so that a slow target fills only its own slots. A [`Claim`] frees its slot
 //! when dropped, however the attempt ends.
+//!
+//! [`earliest_first`] orders the due records of all local partitions by due time before
+//! they are claimed, so that the slots go to the records waiting longest, whichever
+//! partition holds them: read partition by partition, the records of the first partitions
+//! would take every slot while they keep failing and retrying, and a later partition's
+//! records would wait for them to go dead.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -58,6 +64,20 @@ impl<G: Hash + Eq + Clone> InFlight<G> {
     }
 }
 
+/// A due record found by a pass: `at` is its due time, `(p, key)` where it is stored.
+pub struct Due<T> {
+    pub at: u64,
+    pub p: u32,
+    pub key: Vec<u8>,
+    pub item: T,
+}
+
+/// The due records, earliest due first (then by partition and key, so the order is total).
+pub fn earliest_first<T>(mut due: Vec<Due<T>>) -> Vec<Due<T>> {
+    due.sort_by(|a, b| (a.at, a.p, &a.key).cmp(&(b.at, b.p, &b.key)));
+    due
+}
+
 /// One record in flight; dropping it frees the slot.
 pub struct Claim<G: Hash + Eq> {
     state: Arc<Mutex<State<G>>>,
@@ -82,6 +102,25 @@ impl<G: Hash + Eq> Drop for Claim<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_go_to_the_earliest_due_whatever_the_partition() {
+        let due = |at, p, key: &str| Due {
+            at,
+            p,
+            key: key.as_bytes().to_vec(),
+            item: (),
+        };
+        // Partition 0 holds many records due after partition 63's one.
+        let mut found: Vec<Due<()>> = (0..10).map(|i| due(100 + i, 0, "a")).collect();
+        found.push(due(50, 63, "z"));
+        found.push(due(100, 7, "b"));
+        let order: Vec<(u64, u32)> = earliest_first(found).iter().map(|d| (d.at, d.p)).collect();
+        assert_eq!(order[0], (50, 63));
+        assert_eq!(order[1], (100, 0));
+        assert_eq!(order[2], (100, 7), "ties by partition");
+        assert!(order.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
 
     #[test]
     fn a_record_once_and_a_group_up_to_its_max() {

@@ -2,9 +2,9 @@
 //! partitions the node owns.
 //!
 //! Each pass reads each local partition's [`QUEUE`] from the start (keys are ordered by
-//! due time) and launches the due records while their channel has fewer than
-//! `notifications.max_in_flight` sends in flight; a record is never launched twice at
-//! once. A slow or failing provider holds only its own channel's slots: the projections
+//! due time), orders the due records of all of them by due time, and launches them while
+//! their channel has fewer than `notifications.max_in_flight` sends in flight; a record is
+//! never launched twice at once. A slow or failing provider holds only its own channel's slots: the projections
 //! and checkouts never wait on it.
 //!
 //! A send's result is recorded under the partition's gate, after re-reading the record,
@@ -22,7 +22,7 @@ use super::{done_key, number_of, queue_key, Stored, DLQ, LOG, QUEUE};
 use crate::app::config::NotificationsConfig;
 use crate::clock::now_ms;
 use crate::domain::notification::{apply, decide, ChannelKind, MessageCommand, MessageStatus};
-use crate::events::in_flight::{Claim, InFlight};
+use crate::events::in_flight::{earliest_first, Claim, Due, InFlight};
 use crate::events::runner::Ownership;
 use crate::store::{codec, Journal, ProjectedOp, StoreError};
 
@@ -84,27 +84,44 @@ impl Dispatcher {
         })
     }
 
-    /// Launches every due message this node may send now.
+    /// Launches the due messages this node may send now, earliest due first across all
+    /// its partitions ([`earliest_first`]).
     fn pass(self: &Arc<Self>) -> Result<(), StoreError> {
         let now = now_ms();
+        let mut due = Vec::new();
         for p in self.owner.local() {
             let part = self.journal.partition(p);
             for (k, v) in part.projected(QUEUE, None, WINDOW)? {
-                if number_of(&k).is_none_or(|due| due > now) {
+                let Some(at) = number_of(&k).filter(|at| *at <= now) else {
                     break; // ordered by due time: nothing after this is due
-                }
+                };
                 let Some(s) = decode(&v) else { continue };
                 let Some(kind) = s.message.channel else {
                     continue;
                 };
-                let Some(channel) = self.channels.get(&kind).cloned() else {
+                if !self.channels.contains_key(&kind) {
                     continue; // the channel was turned off: kept until it is back
-                };
-                let Some(slot) = self.flight.claim(p, &k, &kind, self.config.max_in_flight) else {
-                    continue;
-                };
-                tokio::spawn(self.clone().send(slot, s, channel));
+                }
+                due.push(Due {
+                    at,
+                    p,
+                    key: k.to_vec(),
+                    item: (s, kind),
+                });
             }
+        }
+        for d in earliest_first(due) {
+            let (s, kind) = d.item;
+            let Some(channel) = self.channels.get(&kind).cloned() else {
+                continue;
+            };
+            let Some(slot) = self
+                .flight
+                .claim(d.p, &d.key, &kind, self.config.max_in_flight)
+            else {
+                continue;
+            };
+            tokio::spawn(self.clone().send(slot, s, channel));
         }
         Ok(())
     }

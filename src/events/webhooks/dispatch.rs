@@ -1,10 +1,10 @@
 //! The dispatcher: one task per node that delivers the due records of the partitions the
 //! node owns.
 //!
-//! Each pass reads the registry, then for every local partition and every enabled
-//! endpoint reads the first [`WINDOW`] queue records of that endpoint and launches the
-//! due ones, while the endpoint has fewer than `webhooks.max_in_flight` attempts in
-//! flight. A record is never launched twice at once. A slow endpoint therefore fills
+//! Each pass reads the registry, then for every enabled endpoint reads the first
+//! [`WINDOW`] queue records of that endpoint in every local partition and launches the due
+//! ones, earliest due first across the partitions, while the endpoint has fewer than
+//! `webhooks.max_in_flight` attempts in flight. A record is never launched twice at once. A slow endpoint therefore fills
 //! only its own slots: other endpoints, the projections and checkouts never wait on it.
 //!
 //! An attempt's result is written under the partition's gate (`Ownership::hold`), after
@@ -29,7 +29,7 @@ use crate::app::config::WebhooksConfig;
 use crate::clock::now_ms;
 use crate::domain::webhook::{Endpoint, WebhookCommand, Webhooks, WebhooksState, REGISTRY_ID};
 use crate::domain::Millis;
-use crate::events::in_flight::{Claim, InFlight};
+use crate::events::in_flight::{earliest_first, Claim, Due, InFlight};
 use crate::events::retry::{next_step, NextStep};
 use crate::events::runner::Ownership;
 use crate::router::Router;
@@ -126,27 +126,38 @@ impl Dispatcher {
     /// Launches every due record this node may deliver now.
     fn pass(self: &Arc<Self>, state: &WebhooksState) -> Result<(), StoreError> {
         let now = now_ms();
-        for p in self.owner.local() {
-            let part = self.journal.partition(p);
-            for e in state.endpoints.values().filter(|e| e.enabled) {
-                let max = self.config.max_in_flight;
-                if self.flight.busy(&e.id) >= max.max(1) {
-                    continue;
-                }
-                let records = part.projected(QUEUE, Some(e.id.as_bytes()), WINDOW)?;
-                for (k, v) in records {
-                    if endpoint_of(&k) != Some(e.id) || self.flight.busy(&e.id) >= max.max(1) {
+        let max = self.config.max_in_flight.max(1);
+        for e in state.endpoints.values().filter(|e| e.enabled) {
+            if self.flight.busy(&e.id) >= max {
+                continue;
+            }
+            let mut due = Vec::new();
+            for p in self.owner.local() {
+                let part = self.journal.partition(p);
+                for (k, v) in part.projected(QUEUE, Some(e.id.as_bytes()), WINDOW)? {
+                    if endpoint_of(&k) != Some(e.id) {
                         break;
                     }
                     let Some(d) = decode(&v) else { continue };
                     if d.next_at > now {
                         continue;
                     }
-                    let Some(slot) = self.flight.claim(p, &k, &e.id, max) else {
-                        continue;
-                    };
-                    tokio::spawn(self.clone().deliver(slot, d, e.clone()));
+                    due.push(Due {
+                        at: d.next_at,
+                        p,
+                        key: k.to_vec(),
+                        item: d,
+                    });
                 }
+            }
+            for d in earliest_first(due) {
+                if self.flight.busy(&e.id) >= max {
+                    break;
+                }
+                let Some(slot) = self.flight.claim(d.p, &d.key, &e.id, max) else {
+                    continue;
+                };
+                tokio::spawn(self.clone().deliver(slot, d.item, e.clone()));
             }
         }
         Ok(())
