@@ -260,7 +260,8 @@ impl ListingSource for LocalReads {
                     EntityKind::Email
                     | EntityKind::Session
                     | EntityKind::Webhook
-                    | EntityKind::NotificationTemplate => Ok(Vec::new()),
+                    | EntityKind::NotificationTemplate
+                    | EntityKind::Preferences => Ok(Vec::new()),
                 }?;
                 Ok(PartitionRows::Events(evs))
             }

@@ -115,13 +115,15 @@ impl NotificationsConfig {
                 "notifications.email.operators: {a:?} is not an email address"
             ));
         }
-        // Refused rather than ignored: a configured channel that sends nothing would look
-        // like a working one.
-        if !self.sms.base_url.is_empty() {
-            return Err("notifications.sms.base_url is set, but the SMS channel is not built in this release".into());
-        }
-        if !self.push.vapid_private_key_path.is_empty() {
-            return Err("notifications.push.vapid_private_key_path is set, but the push channel is not built in this release".into());
+        self.sms.validate()?;
+        if !self.push.vapid_private_key_path.is_empty()
+            && !self.push.subject.starts_with("mailto:")
+            && !self.push.subject.starts_with("https://")
+        {
+            return Err(format!(
+                "notifications.push.subject must be a mailto: or https: URL (RFC 8292), not {:?}",
+                self.push.subject
+            ));
         }
         Ok(())
     }
@@ -152,18 +154,79 @@ impl Default for EmailConfig {
     }
 }
 
-/// SMS through a Twilio-shaped Messages API (not built in this release).
+/// SMS through a Twilio-shaped Messages API (`src/events/notify/sms.rs`):
+/// `POST {base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsConfig {
-    /// Empty: SMS is off.
+    /// The API's root, such as `https://api.twilio.com`; empty: SMS is off.
     pub base_url: String,
+    /// The account the messages are sent from (HTTP basic auth user).
+    pub account_sid: String,
+    /// The account's auth token (basic auth password); never printed. Set it with
+    /// `EMPORIUM_NOTIFICATIONS__SMS__AUTH_TOKEN` rather than in a file.
+    pub auth_token: Secret,
+    /// The sender: an E.164 number, or a messaging service SID (`MG...`).
+    pub from: String,
 }
 
-/// Web Push with VAPID (not built in this release).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+impl SmsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.base_url.is_empty() {
+            return Ok(());
+        }
+        let url = reqwest::Url::parse(&self.base_url)
+            .map_err(|e| format!("notifications.sms.base_url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("notifications.sms.base_url must be an http or https URL".into());
+        }
+        if self.account_sid.is_empty() || self.auth_token.0.is_empty() {
+            return Err(
+                "notifications.sms: base_url is set, so account_sid and auth_token are needed"
+                    .into(),
+            );
+        }
+        if !self.account_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("notifications.sms.account_sid must be letters and digits".into());
+        }
+        let from_ok = crate::http::preferences::e164(&self.from)
+            || (self.from.starts_with("MG")
+                && self.from.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !from_ok {
+            return Err(format!(
+                "notifications.sms.from must be an E.164 number or a messaging service SID (MG...), not {:?}",
+                self.from
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Web Push with VAPID (RFC 8292) and aes128gcm payloads (RFC 8291), in
+/// `src/events/notify/push.rs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
-    /// Empty: push is off.
+    /// The application server's P-256 private key, PEM (PKCS#8 or SEC1); empty: push is
+    /// off. `emporium vapid-key --out FILE` makes one and prints the public key the
+    /// shop's page subscribes with.
     pub vapid_private_key_path: String,
+    /// Who runs the application server, for the push services (`mailto:` or `https:`).
+    pub subject: String,
+    /// Lets push endpoints on loopback and private ranges be saved and called (the tests
+    /// turn it on; push services are public).
+    pub allow_private_targets: bool,
+    /// How long a push service keeps an undelivered message (the `TTL` header), seconds.
+    pub ttl_s: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            vapid_private_key_path: String::new(),
+            subject: "mailto:shop@example.com".into(),
+            allow_private_targets: false,
+            ttl_s: 24 * 3600,
+        }
+    }
 }

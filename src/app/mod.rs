@@ -188,6 +188,9 @@ impl App {
                 NoBehavior,
             ))
             .await?;
+        let preferences = start
+            .kind::<crate::domain::preferences::Preferences>(Arc::new(NoBehavior))
+            .await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
         let cluster = if config.cluster.enabled {
             Some(crate::cluster::Cluster::open(
@@ -227,6 +230,7 @@ impl App {
             .with(machines)
             .with(webhooks)
             .with(templates)
+            .with(preferences)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .listings(Arc::new(cluster_local::LocalReads {
@@ -267,13 +271,22 @@ impl App {
             .map_err(StartError::Notifications)?;
             channels.push(Arc::new(email));
         }
+        if !nc.sms.base_url.is_empty() {
+            let sms = crate::events::notify::sms::TwilioSms::new(
+                &nc.sms,
+                Duration::from_millis(nc.timeout_ms),
+            )
+            .map_err(StartError::Notifications)?;
+            channels.push(Arc::new(sms));
+        }
         let notify_queue = crate::events::notify::queue::NotifyQueue {
             journal: store.journal().clone(),
             templates: crate::events::snapshot::EntitySnapshot::new(
                 router.clone(),
                 crate::domain::notification_template::TEMPLATES_ID,
             ),
-            email: !nc.email.smtp_url.0.is_empty(),
+            router: router.clone(),
+            channels: channels.iter().map(|c| c.kind()).collect(),
             operators: nc.email.operators.clone(),
             policy: crate::domain::notification::RetryPolicy {
                 initial_ms: nc.retry_initial_ms,

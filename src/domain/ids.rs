@@ -77,10 +77,12 @@ pub enum EntityKind {
     Webhook,
     /// The notification templates saved over the defaults (one entity).
     NotificationTemplate,
+    /// A shopper's notification preferences (keyed by the user id).
+    Preferences,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 11] = [
+    pub const ALL: [EntityKind; 12] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -92,6 +94,7 @@ impl EntityKind {
         Self::Machine,
         Self::Webhook,
         Self::NotificationTemplate,
+        Self::Preferences,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,6 +109,7 @@ impl EntityKind {
             Self::Machine => "machine",
             Self::Webhook => "webhook",
             Self::NotificationTemplate => "notification_template",
+            Self::Preferences => "preferences",
         }
     }
     /// The kind of a journal key byte, if it names one.
@@ -125,6 +129,7 @@ impl EntityKind {
             Self::Machine => 9,
             Self::Webhook => 10,
             Self::NotificationTemplate => 11,
+            Self::Preferences => 12,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -140,6 +145,7 @@ impl EntityKind {
             "machine" => Some(Self::Machine),
             "webhook" => Some(Self::Webhook),
             "notification_template" => Some(Self::NotificationTemplate),
+            "preferences" => Some(Self::Preferences),
             _ => None,
         }
     }

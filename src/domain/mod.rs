@@ -16,6 +16,8 @@
 //! - [`machine`]: a vending machine: connectivity, planogram, sales, commands, app holds.
 //! - [`webhook`]: the webhook endpoint registry (URLs, event types, signing keys).
 //! - [`notification_template`]: the notification templates saved over the defaults.
+//! - [`preferences`]: a shopper's notification preferences (channels, marketing opt-in,
+//!   SMS phone, push subscriptions).
 
 pub mod cart;
 pub mod ids;
@@ -27,6 +29,7 @@ pub mod order;
 pub mod order_idempotency;
 pub mod order_vending;
 pub mod payment;
+pub mod preferences;
 pub mod product;
 pub mod session;
 pub mod stock;

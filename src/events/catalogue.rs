@@ -63,6 +63,9 @@ pub fn order_data(ty: EventType, s: &OrderState) -> Value {
     if let Some(v) = &s.vending {
         data["machine_id"] = json!(v.machine_id);
     }
+    if let Some(owner) = p.and_then(|p| p.owner) {
+        data["user_id"] = json!(owner.to_string());
+    }
     if ty == EventType::OrderCancelled {
         data["failure_code"] = json!(s.failure.as_ref().map(|f| f.code.as_str()));
     }

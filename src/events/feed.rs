@@ -35,15 +35,16 @@ impl EventHandler for Feed {
         NAME
     }
 
-    fn handle<'a>(&'a self, _ev: &'a PublicEvent) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn records(&self, ev: &PublicEvent) -> Vec<Record> {
-        match serde_json::to_vec(ev) {
-            Ok(v) => vec![(key(ev), v)],
-            Err(_) => Vec::new(),
-        }
+    fn handle<'a>(
+        &'a self,
+        ev: &'a PublicEvent,
+    ) -> BoxFuture<'a, Result<Vec<Record>, HandlerError>> {
+        Box::pin(async move {
+            Ok(match serde_json::to_vec(ev) {
+                Ok(v) => vec![(key(ev), v)],
+                Err(_) => Vec::new(),
+            })
+        })
     }
 }
 

@@ -32,15 +32,15 @@ pub trait EventHandler: Send + Sync + 'static {
     /// The projection's name: the key of its offsets, stable across versions.
     fn name(&self) -> &'static str;
 
-    /// Takes one event. Must be idempotent by `ev.id`, and must not wait on an outside
-    /// system (an SMTP server, a webhook endpoint): it records the work durably and
-    /// returns; delivery happens elsewhere, bounded per target.
-    fn handle<'a>(&'a self, ev: &'a PublicEvent) -> BoxFuture<'a, Result<(), HandlerError>>;
-
-    /// The records this projection keeps in the event's partition for it (their keys
-    /// are the projection's own; the store prefixes them). They are written in the same
-    /// atomic batch as the offset that covers the event, so they are exactly once.
-    fn records(&self, _ev: &PublicEvent) -> Vec<Record> {
-        Vec::new()
-    }
+    /// Takes one event and answers the records this projection keeps in the event's
+    /// partition for it (their keys are the projection's own; the store prefixes them).
+    /// They are written in the same atomic batch as the offset that covers the event, so
+    /// they are exactly once. Must be idempotent by `ev.id`, and must not wait on an
+    /// outside system (an SMTP server, a webhook endpoint): delivery happens elsewhere,
+    /// bounded per target. It may read entities through the router (a shopper's
+    /// preferences), within the router's deadline.
+    fn handle<'a>(
+        &'a self,
+        ev: &'a PublicEvent,
+    ) -> BoxFuture<'a, Result<Vec<Record>, HandlerError>>;
 }

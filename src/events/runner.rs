@@ -329,15 +329,18 @@ impl Projections {
         let mut failure = None;
         'entries: for (pseq, entry) in part.read_from(offset.seq + 1, self.config.batch)? {
             let events = source.derive(&self.journal, p, pseq, &entry)?;
+            // An entry's records go in only once every event of it was taken.
+            let mut of_entry = Vec::new();
             for ev in &events {
-                if let Err(e) = handler.handle(ev).await {
-                    failure = Some(e);
-                    break 'entries;
+                match handler.handle(ev).await {
+                    Ok(r) => of_entry.extend(r),
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'entries;
+                    }
                 }
             }
-            for ev in &events {
-                records.extend(handler.records(ev));
-            }
+            records.extend(of_entry);
             handled += events.len() as u64;
             done = pseq;
         }

@@ -6,6 +6,7 @@ use super::*;
 use crate::domain::user::{User, UserEvent};
 use crate::events::feed::{Cursor, Feed};
 use crate::events::PublicEvent;
+use crate::store::partition_store::Record;
 use crate::store::{Store, StoreOptions};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,7 +75,10 @@ impl EventHandler for Flaky {
     fn name(&self) -> &'static str {
         "flaky"
     }
-    fn handle<'a>(&'a self, ev: &'a PublicEvent) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        ev: &'a PublicEvent,
+    ) -> BoxFuture<'a, Result<Vec<Record>, HandlerError>> {
         Box::pin(async move {
             let left = self.fail.load(Ordering::SeqCst);
             if left > 0 {
@@ -82,7 +86,7 @@ impl EventHandler for Flaky {
                 return Err(HandlerError::Unavailable("the sink is down".into()));
             }
             self.seen.lock().unwrap().push(ev.id.clone());
-            Ok(())
+            Ok(Vec::new())
         })
     }
 }

@@ -57,6 +57,10 @@ fn order_data(ty: EventType) -> Value {
             json!({"type": "string", "enum": ["web", "vending"]}),
         ),
         ("machine_id", string()),
+        (
+            "user_id",
+            json!({"type": "string", "format": "uuid", "description": "the shopper who placed it; absent for a guest's order"}),
+        ),
     ];
     if ty == EventType::OrderCancelled {
         props.push((
@@ -64,7 +68,7 @@ fn order_data(ty: EventType) -> Value {
             json!({"type": ["string", "null"], "description": "why the order was cancelled"}),
         ));
     }
-    object(&props, &["machine_id"])
+    object(&props, &["machine_id", "user_id"])
 }
 
 /// The JSON Schema of `data` for events of type `ty`.

@@ -115,7 +115,8 @@ pub async fn entity_events(
         EntityKind::Email
         | EntityKind::Session
         | EntityKind::Webhook
-        | EntityKind::NotificationTemplate => {
+        | EntityKind::NotificationTemplate
+        | EntityKind::Preferences => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))

@@ -55,6 +55,7 @@ pub mod notification_templates;
 pub mod notifications;
 pub mod openapi;
 pub mod orders;
+pub mod preferences;
 pub mod routes;
 pub mod server;
 pub mod vending;
@@ -102,4 +103,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(webhooks::routes(app))
         .or(notifications::routes(app))
         .or(notification_templates::routes(app))
+        .or(preferences::routes(app))
 }

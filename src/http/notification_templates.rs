@@ -26,14 +26,13 @@ fn event_type(e: &str) -> Result<EventType, ApiError> {
     EventType::parse(e).ok_or_else(|| ApiError::validation(format!("unknown event type {e:?}")))
 }
 
-/// The channel of a path; only the channels built in this release.
+/// The channel of a path.
 fn channel(c: &str) -> Result<ChannelKind, ApiError> {
     match c {
         "email" => Ok(ChannelKind::Email),
-        "sms" | "push" => Err(ApiError::validation(format!(
-            "the {c} channel is not built in this release; templates are for email"
-        ))),
-        _ => Err(ApiError::validation("channel is email")),
+        "sms" => Ok(ChannelKind::Sms),
+        "push" => Ok(ChannelKind::Push),
+        _ => Err(ApiError::validation("channel is email, sms or push")),
     }
 }
 
@@ -62,8 +61,10 @@ pub async fn list(app: App) -> Result<Response, ApiError> {
         .get::<NotificationTemplates>(TEMPLATES_ID)
         .await?;
     let mut items = Vec::new();
-    for ty in EventType::ALL {
-        let ch = ChannelKind::Email;
+    for (ty, ch) in EventType::ALL
+        .into_iter()
+        .flat_map(|t| [ChannelKind::Email, ChannelKind::Sms, ChannelKind::Push].map(|c| (t, c)))
+    {
         if let Some(t) = saved.get(ty.as_str(), ch) {
             items.push(saved_view(t));
         } else if let Some(t) = default_for(ty, ch) {
@@ -86,7 +87,7 @@ pub async fn list(app: App) -> Result<Response, ApiError> {
     security(("bearer" = [])),
     params(
         ("event" = String, Path, description = "an event type such as `order.paid`"),
-        ("channel" = String, Path, description = "`email`"),
+        ("channel" = String, Path, description = "`email`, `sms` or `push`"),
     ),
     request_body = TemplateBody,
     responses(
@@ -133,7 +134,7 @@ pub async fn save(
     security(("bearer" = [])),
     params(
         ("event" = String, Path, description = "an event type such as `order.paid`"),
-        ("channel" = String, Path, description = "`email`"),
+        ("channel" = String, Path, description = "`email`, `sms` or `push`"),
     ),
     responses(
         (status = 204, description = "the default is used again"),

@@ -116,7 +116,7 @@ pub async fn admin_list(app: App, q: AdminQuery) -> Result<Response, ApiError> {
             .map(channel)
             .transpose()?,
         event_type,
-        recipient: None,
+        ..Filter::default()
     };
     list(&app, &f, n)
 }
@@ -146,7 +146,8 @@ pub async fn replay(app: App, id: String) -> Result<Response, ApiError> {
     Ok(json(StatusCode::ACCEPTED, &ReplayAccepted { replayed: 1 }))
 }
 
-/// The caller's messages (those sent to their email address), newest first.
+/// The caller's messages (about their orders on any channel, or sent to their email
+/// address), newest first.
 #[utoipa::path(get, path = "/v1/me/notifications", operation_id = "my_notifications", tag = "me",
     security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "how many (default 50)")),
@@ -163,7 +164,7 @@ pub async fn mine(app: App, user: Uuid, q: MeQuery) -> Result<Response, ApiError
         return Err(ApiError::not_found(format!("no user {user}")));
     };
     let f = Filter {
-        recipient: Some(email),
+        mine: Some((user.to_string(), email)),
         ..Filter::default()
     };
     list(&app, &f, n)

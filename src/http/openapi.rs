@@ -24,7 +24,7 @@ use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
     admin, auth, carts, catalog, checkout, cluster, events, machines, notification_templates,
-    notifications, orders, vending, webhooks,
+    notifications, orders, preferences, vending, webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -111,6 +111,8 @@ use warp::reply::Response;
         notification_templates::list,
         notification_templates::save,
         notification_templates::remove,
+        preferences::get,
+        preferences::update,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -126,7 +128,7 @@ use warp::reply::Response;
         (name = "cluster", description = "members, partitions and handoffs"),
         (name = "events", description = "the public event feed and the projections that build it"),
         (name = "webhooks", description = "signed deliveries of public events, their attempts and the dead-letter queue"),
-        (name = "notifications", description = "messages sent about events (email), their attempts and replays"),
+        (name = "notifications", description = "messages sent about events (email, SMS, Web Push), their attempts and replays"),
     )
 )]
 pub struct ApiDoc;

@@ -60,6 +60,7 @@ mod contract;
 // Issue 15: events out.
 mod events_feed;
 mod notify;
+mod notify_channels;
 mod sink;
 mod smtp;
 mod webhooks;

@@ -346,10 +346,6 @@ async fn a_saved_template_is_checked_on_save_and_used_for_the_next_messages() {
             "unknown event",
         ),
         (
-            "/v1/notification-templates/order.paid/sms",
-            "a channel not built",
-        ),
-        (
             "/v1/notification-templates/order.paid/fax",
             "an unknown channel",
         ),

@@ -159,6 +159,8 @@ const TABLE: &[Row] = &[
     with([U, OK, OK, OK, OK],     "PATCH",  "/v1/me", r#"{"name":"{who}"}"#),
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me/orders"),
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me/notifications"),
+    row([U, OK, OK, OK, OK],      "GET",    "/v1/me/preferences"),
+    with([U, OK, OK, OK, OK],     "PATCH",  "/v1/me/preferences", r#"{"marketing_opt_in":true}"#),
 ];
 
 /// Placeholder values: `(name, one value per principal)`.

@@ -1,5 +1,5 @@
-//! A real HTTP sink on loopback for webhook tests: it records every request (headers and
-//! body) and answers with the next status of its script (200 once the script is used
+//! A real HTTP sink on loopback for webhook, SMS-provider and push-service tests: it
+//! records every request (path, headers and body) and answers with the next status of its script (200 once the script is used
 //! up), or never answers at all (a dead endpoint).
 
 use std::collections::VecDeque;
@@ -25,11 +25,31 @@ pub struct Received {
     pub timestamp: String,
     pub signature: String,
     pub body: String,
+    pub path: String,
+    /// Every header, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body's bytes (a push message's is binary).
+    pub raw: Vec<u8>,
 }
 
 impl Received {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("a JSON body")
+    }
+
+    /// The value of header `name` (lowercase), if it came.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A form-encoded body's field `name`.
+    pub fn form(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(&self.raw)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 }
 
@@ -135,12 +155,24 @@ async fn answer(
         header("webhook-timestamp"),
         header("webhook-signature"),
     );
-    let body = req
+    let path = req.uri().path().to_owned();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let raw = req
         .into_body()
         .collect()
         .await
-        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
+    let body = String::from_utf8_lossy(&raw).into_owned();
     let (status, hang) = {
         let mut s = st.lock().unwrap();
         s.got.push(Received {
@@ -148,6 +180,9 @@ async fn answer(
             timestamp,
             signature,
             body,
+            path,
+            headers,
+            raw,
         });
         let status = s.script.pop_front().unwrap_or(s.then);
         (status, s.hang)

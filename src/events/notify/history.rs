@@ -20,8 +20,10 @@ pub struct Filter {
     pub status: Option<MessageStatus>,
     pub channel: Option<ChannelKind>,
     pub event_type: Option<String>,
-    /// Only messages to this address (a shopper's own).
+    /// Only messages to this address.
     pub recipient: Option<String>,
+    /// Only a shopper's own: about their orders (on any channel), or to their address.
+    pub mine: Option<(String, String)>,
 }
 
 impl Filter {
@@ -34,6 +36,9 @@ impl Filter {
                 .recipient
                 .as_deref()
                 .is_none_or(|r| r.eq_ignore_ascii_case(&m.recipient))
+            && self.mine.as_ref().is_none_or(|(user, email)| {
+                m.user.as_deref() == Some(user.as_str()) || email.eq_ignore_ascii_case(&m.recipient)
+            })
     }
 }
 

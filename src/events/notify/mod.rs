@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod email;
 pub mod history;
 pub mod queue;
+pub mod sms;
 pub mod templates;
 
 use serde::{Deserialize, Serialize};

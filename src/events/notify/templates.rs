@@ -8,7 +8,9 @@
 //! `25.00 EUR`).
 //!
 //! The defaults here: a receipt on `order.paid` and a note on `order.cancelled` to the
-//! order's email, and `stock.low` to the operators.
+//! order's email, and `stock.low` to the operators; short forms of the two order messages
+//! for SMS (the body is the text; the subject is not sent) and push (the subject is the
+//! notification's title, the body its text).
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::json;
@@ -56,12 +58,24 @@ const STOCK_LOW_BODY: &str = "\
 SKU {{ data.sku }} is low: {{ data.available }} available, {{ data.on_hand }} on hand.
 ";
 
+const PAID_SHORT_SUBJECT: &str = "Order {{ data.order_id[:8] }} is paid";
+const PAID_SHORT_BODY: &str =
+    "Thank you! Order {{ data.order_id[:8] }} is paid: {{ data.total_minor | money(data.currency) }}.";
+const CANCELLED_SHORT_SUBJECT: &str = "Order {{ data.order_id[:8] }} was cancelled";
+const CANCELLED_SHORT_BODY: &str = "Order {{ data.order_id[:8] }} was cancelled{% if data.failure_code %} ({{ data.failure_code }}){% endif %}; no payment was taken for it, or it was refunded.";
+
 /// The default template of `ty` on `channel`, if there is one.
 pub fn default_for(ty: EventType, channel: ChannelKind) -> Option<Template> {
     let (s, b) = match (ty, channel) {
         (EventType::OrderPaid, ChannelKind::Email) => (RECEIPT_SUBJECT, RECEIPT_BODY),
         (EventType::OrderCancelled, ChannelKind::Email) => (CANCELLED_SUBJECT, CANCELLED_BODY),
         (EventType::StockLow, ChannelKind::Email) => (STOCK_LOW_SUBJECT, STOCK_LOW_BODY),
+        (EventType::OrderPaid, ChannelKind::Sms | ChannelKind::Push) => {
+            (PAID_SHORT_SUBJECT, PAID_SHORT_BODY)
+        }
+        (EventType::OrderCancelled, ChannelKind::Sms | ChannelKind::Push) => {
+            (CANCELLED_SHORT_SUBJECT, CANCELLED_SHORT_BODY)
+        }
         _ => return None,
     };
     Some(Template {

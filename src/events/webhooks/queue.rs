@@ -35,24 +35,27 @@ impl EventHandler for WebhookQueue {
         QUEUE
     }
 
-    fn handle<'a>(&'a self, ev: &'a PublicEvent) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        ev: &'a PublicEvent,
+    ) -> BoxFuture<'a, Result<Vec<Record>, HandlerError>> {
         Box::pin(async move {
             let needed = ev.at.saturating_add(SKEW_MARGIN_MS);
-            if self.registry.current().0 >= needed {
-                return Ok(());
+            if self.registry.current().0 < needed {
+                let (read_at, _) =
+                    self.registry.refresh().await.map_err(|e| {
+                        HandlerError::Unavailable(format!("the webhook registry: {e}"))
+                    })?;
+                if read_at < needed {
+                    return Err(HandlerError::NotYet);
+                }
             }
-            let (read_at, _) = self
-                .registry
-                .refresh()
-                .await
-                .map_err(|e| HandlerError::Unavailable(format!("the webhook registry: {e}")))?;
-            if read_at < needed {
-                return Err(HandlerError::NotYet);
-            }
-            Ok(())
+            Ok(self.records(ev))
         })
     }
+}
 
+impl WebhookQueue {
     fn records(&self, ev: &PublicEvent) -> Vec<Record> {
         let (_, registry) = self.registry.current();
         let part = self.journal.partition(ev.partition);

@@ -13,7 +13,8 @@
 //! - [`machines`]: vending machines, planograms, commands, slots and the app purchase;
 //! - [`cluster`]: members, partitions, handoffs and the operator actions;
 //! - [`events`]: the public event feed and the projections' status;
-//! - [`webhooks`]: webhook endpoints, their deliveries and the dead-letter queue.
+//! - [`webhooks`]: webhook endpoints, their deliveries and the dead-letter queue;
+//! - [`preferences`]: a shopper's notification preferences.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -52,6 +53,7 @@ pub mod identity;
 pub mod machines;
 pub mod notifications;
 pub mod orders;
+pub mod preferences;
 pub mod webhooks;
 
 /// `missing_partitions` of a listing: present (possibly empty) only when the caller

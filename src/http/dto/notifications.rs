@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::notification::{ChannelKind, MessageStatus};
+use crate::domain::preferences::display_recipient;
 use crate::events::notify::Stored;
 
 wire_enum! {
@@ -66,7 +67,7 @@ impl From<&Stored> for NotificationView {
             event_id: m.event_id.clone(),
             event_type: m.event_type.clone(),
             channel: m.channel.map(Into::into),
-            recipient: m.recipient.clone(),
+            recipient: display_recipient(m.channel, &m.recipient).to_owned(),
             status: m.status.into(),
             subject,
             body,
