@@ -17,8 +17,9 @@
 //! - [`events`]: the public event catalogue derived from the partition logs (and its JSON
 //!   Schemas), and the projection runner with durable per-partition offsets and its
 //!   projections: the `feed`, signed webhook deliveries with retries and a dead-letter
-//!   queue ([`events::webhooks`], sent only where [`events::target`] allows), and email
-//!   notifications ([`events::notify`]).
+//!   queue ([`events::webhooks`], sent only where [`events::target`] allows), and
+//!   notifications by email, SMS and Web Push, as each shopper's preferences choose
+//!   ([`events::notify`]).
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.

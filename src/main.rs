@@ -65,6 +65,39 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Make a Web Push (VAPID) key: writes the private key (PEM, mode 0600) for
+    /// `notifications.push.vapid_private_key_path` and prints the public key pages
+    /// subscribe with (`applicationServerKey`).
+    VapidKey {
+        /// Where to write the private key; an existing file is not overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn vapid_key(out: &std::path::Path) -> ExitCode {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (pem, public) = emporium::events::notify::push::new_key();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out);
+    match file.and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|_| f.sync_all())) {
+        Ok(()) => {
+            println!("{public}");
+            eprintln!(
+                "wrote {}; set notifications.push.vapid_private_key_path to it, and give pages the public key above",
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -75,6 +108,7 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => loadgen(args),
         Command::Chaos(args) => emporium::chaos::run(args),
         Command::Migrate { config, data_dir } => migrate(config, data_dir),
+        Command::VapidKey { out } => vapid_key(&out),
         Command::Serve {
             config,
             http_addr,

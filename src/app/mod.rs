@@ -279,6 +279,18 @@ impl App {
             .map_err(StartError::Notifications)?;
             channels.push(Arc::new(sms));
         }
+        if !nc.push.vapid_private_key_path.is_empty() {
+            let push = crate::events::notify::push::WebPush::new(
+                &nc.push,
+                Duration::from_millis(nc.timeout_ms),
+            )
+            .map_err(StartError::Notifications)?;
+            tracing::info!(
+                application_server_key = push.public_key(),
+                "notify: Web Push is on"
+            );
+            channels.push(Arc::new(push));
+        }
         let notify_queue = crate::events::notify::queue::NotifyQueue {
             journal: store.journal().clone(),
             templates: crate::events::snapshot::EntitySnapshot::new(

@@ -3,12 +3,11 @@
 //! in. The id is derived from that triple ([`message_id`]), so a redelivered event names
 //! the same message and `Create` on an existing message decides nothing: no second send.
 //!
-//! The send itself is an effect run outside the message (see `src/notify/`); the message
-//! only records what happened and says when the next attempt is due ([`next_due`]).
-//!
-//! Not yet a journalled `EntityKind`: the shape is the entity's, but the router wiring
-//! (kind, codec, timers) is still to be done; `src/notify/` runs this state machine in
-//! memory for now (see the module doc there).
+//! The send itself is an effect run outside the message (`src/events/notify/dispatch.rs`);
+//! the message only records what happened and says when the next attempt is due
+//! ([`next_due`]). A message is not an entity kind: it is a record of the `notify`
+//! projection in its event's partition (`src/events/notify/`), and every step of it is
+//! decided here.
 
 use serde::{Deserialize, Serialize};
 

@@ -248,7 +248,7 @@ mod tests {
     fn a_push_recipient_round_trips_and_shows_only_its_endpoint() {
         let p = sub(3);
         let r = p.recipient();
-        assert_eq!(PushSubscription::from_recipient(&r), Some(p.clone()));
+        assert_eq!(PushSubscription::from_recipient(&r), Some(p));
         assert_eq!(
             display_recipient(Some(ChannelKind::Push), &r),
             "https://push.example/3"

@@ -11,7 +11,8 @@
 //!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
 //!   in [`events_sse`]), [`webhooks`]
 //!   (endpoints, deliveries and the dead-letter queue), [`notifications`] (the message
-//!   history and replays), [`notification_templates`] (saved over the defaults).
+//!   history and replays), [`notification_templates`] (saved over the defaults),
+//!   [`preferences`] (a shopper's notification choices).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON

@@ -86,6 +86,56 @@ pub(crate) async fn drain_third_while_adjusting(nodes: &[TestApp], skus: &[Strin
     }
 }
 
+/// Starts node3 and joins it to node1 and node2 (with the extra environment `env`) while
+/// adjusting every SKU through them, until three members are settled; returns how many
+/// adjustments were sent (callers check the stock itself).
+pub(crate) async fn join_third_while_adjusting(
+    nodes: &mut Vec<TestApp>,
+    skus: &[String],
+    env: &[(&str, &str)],
+) -> usize {
+    use crate::cluster::{start_node_with, status};
+    let seed = nodes[0].cluster_addr().expect("cluster.addr of node1");
+    let adjusting = {
+        let (a, b) = (nodes[0].address.clone(), nodes[1].address.clone());
+        let skus = skus.to_vec();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut sent = 0;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) && sent < 5_000 {
+                for (i, sku) in skus.iter().enumerate() {
+                    let base = if i % 2 == 0 { &a } else { &b };
+                    let _ = client
+                        .post(format!("{base}/v1/inventory/{sku}/adjustments"))
+                        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                        .json(&serde_json::json!({"delta": 1, "reason": "test"}))
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    sent += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sent
+        });
+        (stop, task)
+    };
+    nodes.push(start_node_with("node3", &[seed], false, env).await);
+    let deadline = Deadline::new(Duration::from_secs(60), "node3 to join and settle");
+    loop {
+        let s = status(&nodes[0]).await;
+        let members = s["members"].as_array().map(Vec::len);
+        if members == Some(3) && s["moving"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        deadline.tick(Duration::from_millis(50)).await;
+    }
+    adjusting.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    adjusting.1.await.expect("the adjusting task")
+}
+
 fn ids(events: &[Value]) -> Vec<String> {
     events
         .iter()

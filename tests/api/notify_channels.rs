@@ -274,3 +274,194 @@ async fn receipts_follow_the_shoppers_channels_and_sms_retries_then_dead_letters
     }
     assert_eq!(sms.received().len(), 3);
 }
+
+/// A browser's side of a subscription: its P-256 key and auth secret, and the decryption
+/// a browser runs on a push message (RFC 8291 section 3, as the receiver).
+struct Browser {
+    key: p256::SecretKey,
+    auth: [u8; 16],
+}
+
+impl Browser {
+    fn new() -> Self {
+        Browser {
+            key: p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng),
+            auth: rand::random(),
+        }
+    }
+
+    fn public(&self) -> Vec<u8> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        self.key
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
+    fn subscription(&self, endpoint: &str) -> Value {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        json!({"endpoint": endpoint, "expirationTime": null, "keys": {
+            "p256dh": URL_SAFE_NO_PAD.encode(self.public()),
+            "auth": URL_SAFE_NO_PAD.encode(self.auth),
+        }})
+    }
+
+    fn decrypt(&self, body: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, KeyInit};
+        let salt = &body[..16];
+        let rs = u32::from_be_bytes(body[16..20].try_into().unwrap());
+        assert!(rs >= 18, "record size {rs}");
+        let idlen = body[20] as usize;
+        assert_eq!(idlen, 65, "the key id is the sender's public key");
+        let as_public = &body[21..21 + idlen];
+        let sealed = &body[21 + idlen..];
+        let sender = p256::PublicKey::from_sec1_bytes(as_public).unwrap();
+        let shared = p256::ecdh::diffie_hellman(self.key.to_nonzero_scalar(), sender.as_affine());
+        let mut info = b"WebPush: info\0".to_vec();
+        info.extend_from_slice(&self.public());
+        info.extend_from_slice(as_public);
+        let mut ikm = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(&self.auth), shared.raw_secret_bytes())
+            .expand(&info, &mut ikm)
+            .unwrap();
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), &ikm);
+        let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
+        hk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
+            .unwrap();
+        hk.expand(b"Content-Encoding: nonce\0", &mut nonce).unwrap();
+        let mut plain = aes_gcm::Aes128Gcm::new(&cek.into())
+            .decrypt(aes_gcm::Nonce::from_slice(&nonce), sealed)
+            .expect("the record decrypts with the subscriber's keys");
+        while plain.last() == Some(&0) {
+            plain.pop();
+        }
+        assert_eq!(plain.pop(), Some(2), "the last record's delimiter");
+        plain
+    }
+}
+
+/// Checks a VAPID `Authorization` header: an ES256 JWT for `audience`, signed by the key
+/// it names, which is the key the server printed.
+fn vapid_verifies(header: &str, audience: &str, public: &str) {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use p256::ecdsa::signature::Verifier;
+    let (t, k) = header
+        .strip_prefix("vapid t=")
+        .and_then(|r| r.split_once(", k="))
+        .unwrap_or_else(|| panic!("a vapid header: {header}"));
+    assert_eq!(k, public, "the key the server was given");
+    let (input, sig) = t.rsplit_once('.').unwrap();
+    let vk =
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
+    let sig = p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+    assert!(vk.verify(input.as_bytes(), &sig).is_ok(), "the signature");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(input.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], audience);
+    assert!(claims["exp"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_reaches_each_push_subscription_encrypted_for_it_and_a_gone_one_is_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("vapid.pem");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .args(["vapid-key", "--out"])
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (live, gone) = (Sink::start(&[], 201).await, Sink::start(&[], 410).await);
+    let smtp = Smtp::start();
+    let app = spawn_app(AppOpts::new().config(format!(
+        r#"
+[projections]
+poll_ms = 20
+[notifications]
+poll_ms = 20
+retry_initial_ms = 40
+[notifications.email]
+smtp_url = "{}"
+[notifications.push]
+vapid_private_key_path = "{}"
+allow_private_targets = true
+ttl_s = 600
+"#,
+        smtp.url,
+        key_path.display()
+    )))
+    .await;
+    app.stocked_product("push-mug", 1500, 10).await;
+    let ada = app.shopper("ada.push@example.com").await;
+    let (phone, laptop) = (Browser::new(), Browser::new());
+    patch_prefs(
+        &app,
+        &ada,
+        &json!({"push_subscriptions": [phone.subscription(&live.url), laptop.subscription(&gone.url)]}),
+    )
+    .await
+    .expect(200);
+
+    let order = order_as(&app, &ada, "push-mug").await;
+    let id = order["id"].as_str().unwrap();
+    let got = live.wait_for(1, 30).await;
+    let r = &got[0];
+    assert_eq!(r.header("content-encoding"), Some("aes128gcm"));
+    assert_eq!(r.header("ttl"), Some("600"));
+    let audience = live.url.trim_end_matches("/hook");
+    vapid_verifies(r.header("authorization").unwrap(), audience, &public);
+    let payload: Value = serde_json::from_slice(&phone.decrypt(&r.raw)).unwrap();
+    assert_eq!(
+        payload["title"],
+        format!("Order {} is paid", &id[..8]),
+        "{payload}"
+    );
+    assert!(
+        payload["body"].as_str().unwrap().contains("15.00"),
+        "{payload}"
+    );
+    assert!(payload["id"].as_str().unwrap().starts_with("ntf_"));
+    // The email still goes: every channel is on by default.
+    smtp.wait_for(&ada.email, 1, 30).await;
+
+    // The laptop's subscription is gone (410): dead after one attempt, listed by its
+    // endpoint only.
+    let deadline = Deadline::new(Duration::from_secs(30), "the gone subscription's message");
+    loop {
+        let r = app
+            .admin_get("/v1/admin/notifications?channel=push&status=dead")
+            .await;
+        if let Some(m) = r.expect(200)["items"].as_array().unwrap().first() {
+            assert_eq!(m["recipient"], gone.url.as_str(), "{m}");
+            assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "{m}");
+            break;
+        }
+        deadline.tick(Duration::from_millis(25)).await;
+    }
+    assert_eq!(gone.received().len(), 1);
+    assert_eq!(live.received().len(), 1, "one push per message");
+
+    // Push turned off: the next receipt is an email only.
+    patch_prefs(&app, &ada, &json!({"channels": {"push": false}}))
+        .await
+        .expect(200);
+    order_as(&app, &ada, "push-mug").await;
+    smtp.wait_for(&ada.email, 2, 30).await;
+    // The messages of one event are queued in one batch: once the email is out, a push
+    // message would be listed too.
+    let pushes = app
+        .admin_get("/v1/admin/notifications?channel=push")
+        .await
+        .expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(pushes, 2, "only the first order's two pushes");
+    assert_eq!(live.received().len(), 1, "no push while it is off");
+}

@@ -361,32 +361,34 @@ async fn the_registry_validates_and_rotates() {
         .expect_error(400, "validation");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_drain_during_delivery_loses_no_event() {
-    use crate::cluster::cluster_with;
-    let env = [
-        ("EMPORIUM_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
-        ("EMPORIUM_WEBHOOKS__RETRY_INITIAL_MS", "40"),
-        ("EMPORIUM_WEBHOOKS__POLL_MS", "20"),
-        ("EMPORIUM_PROJECTIONS__POLL_MS", "20"),
-    ];
-    let nodes = cluster_with(3, false, &env).await;
+const CLUSTER_ENV: [(&str, &str); 4] = [
+    ("EMPORIUM_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+    ("EMPORIUM_WEBHOOKS__RETRY_INITIAL_MS", "40"),
+    ("EMPORIUM_WEBHOOKS__POLL_MS", "20"),
+    ("EMPORIUM_PROJECTIONS__POLL_MS", "20"),
+];
+
+/// `n` nodes with a sink registered for `stock.adjusted` and 12 stocked SKUs spread over
+/// them, once the first delivery arrived.
+async fn delivering(n: usize, prefix: &str) -> (Vec<TestApp>, Sink, Vec<String>) {
+    let nodes = crate::cluster::cluster_with(n, false, &CLUSTER_ENV).await;
     let sink = Sink::start(&[], 200).await;
     register(&nodes[0], &sink.url, json!(["stock.adjusted"])).await;
-    let skus: Vec<String> = (0..12).map(|i| format!("HOOK-DRAIN-{i}")).collect();
+    let skus: Vec<String> = (0..12).map(|i| format!("{prefix}-{i}")).collect();
     for (i, sku) in skus.iter().enumerate() {
-        nodes[i % 3].stocked_product(sku, 100, 5).await;
+        nodes[i % n].stocked_product(sku, 100, 5).await;
     }
-    // Deliveries are under way on every node; node3 drains while adjustments go on
-    // through node1 and node2.
     sink.wait_for(1, 30).await;
-    crate::events_feed::drain_third_while_adjusting(&nodes, &skus).await;
+    (nodes, sink, skus)
+}
+
+/// Every applied adjustment is delivered at least once: deduplicated by webhook-id (as a
+/// receiver must), the deltas of each SKU sum to its stock.
+async fn every_adjustment_delivered(node: &TestApp, sink: &Sink, skus: &[String]) {
     let mut on_hand = std::collections::HashMap::new();
-    for sku in &skus {
-        on_hand.insert(sku.clone(), nodes[0].inventory(sku).await.on_hand);
+    for sku in skus {
+        on_hand.insert(sku.clone(), node.inventory(sku).await.on_hand);
     }
-    // Every applied adjustment is delivered at least once: deduplicated by webhook-id
-    // (as a receiver must), the deltas of each SKU sum to its stock.
     let deadline = Deadline::new(Duration::from_secs(60), "every adjustment delivered");
     loop {
         let mut seen = std::collections::HashSet::new();
@@ -408,4 +410,39 @@ async fn a_drain_during_delivery_loses_no_event() {
         }
         deadline.tick(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drain_during_delivery_loses_no_event() {
+    // Deliveries are under way on every node; node3 drains while adjustments go on
+    // through node1 and node2.
+    let (nodes, sink, skus) = delivering(3, "HOOK-DRAIN").await;
+    crate::events_feed::drain_third_while_adjusting(&nodes, &skus).await;
+    every_adjustment_delivered(&nodes[0], &sink, &skus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_during_delivery_loses_no_event() {
+    // Deliveries are under way on two nodes; node3 joins and takes partitions over while
+    // adjustments go on through node1 and node2.
+    let (mut nodes, sink, mut skus) = delivering(2, "HOOK-JOIN").await;
+    let sent =
+        crate::events_feed::join_third_while_adjusting(&mut nodes, &skus, &CLUSTER_ENV).await;
+    assert!(sent > 0);
+    // One more SKU, in a partition node3 owns now: node3 delivers its partitions' events.
+    let st = crate::cluster::status(&nodes[0]).await;
+    let on3 = crate::cluster::sku_on(&st, "HOOK-JOIN-N3", "node3");
+    nodes[0].stocked_product(&on3, 100, 5).await;
+    skus.push(on3);
+    every_adjustment_delivered(&nodes[0], &sink, &skus).await;
+    let m = nodes[2].get("/metrics").await.text;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("emporium_webhook_deliveries_total") && !l.ends_with(" 0")),
+        "node3 delivered nothing:\n{}",
+        m.lines()
+            .filter(|l| l.contains("webhook"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

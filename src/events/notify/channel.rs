@@ -1,5 +1,6 @@
 //! A notification channel: the seam between the dispatcher and a provider. Each channel
-//! is a real implementation (email over SMTP in [`super::email`]); the dispatcher only
+//! is a real implementation (email over SMTP in [`super::email`], SMS in [`super::sms`],
+//! Web Push in [`super::push`]); the dispatcher only
 //! knows this trait, so a failing provider is one `Err` per send and nothing more.
 
 use futures::future::BoxFuture;

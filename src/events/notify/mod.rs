@@ -5,7 +5,8 @@
 //!   content ([`templates`]) and writes one record per (event, channel, recipient) in the
 //!   event's partition, in the batch that moves the projection's offset.
 //! - [`dispatch`]: one task per node that sends the due records of its partitions through
-//!   a [`channel::Channel`] ([`email`] over SMTP), bounded per channel, and records each
+//!   a [`channel::Channel`] ([`email`] over SMTP, [`sms`] through a Twilio-shaped API,
+//!   [`push`] by Web Push), bounded per channel, and records each
 //!   attempt with the pure message state machine ([`crate::domain::notification`]).
 //! - [`history`]: what `GET /v1/admin/notifications` and `GET /v1/me/notifications` read.
 //!
@@ -17,6 +18,7 @@ pub mod channel;
 pub mod dispatch;
 pub mod email;
 pub mod history;
+pub mod push;
 pub mod queue;
 pub mod sms;
 pub mod templates;
