@@ -203,6 +203,36 @@ impl ListingSource for LocalReads {
                 *limit as usize + 1,
                 partitions,
             ),
+            PartitionRead::List(ListingQuery::Notifications {
+                filter,
+                after,
+                limit,
+            }) => {
+                let all: Vec<u32>;
+                let ps = match partitions {
+                    Some(ps) => ps,
+                    None => {
+                        all = (0..self.journal.partitions()).collect();
+                        &all
+                    }
+                };
+                let page = crate::events::notify::history::page_in(
+                    &self.journal,
+                    ps,
+                    filter,
+                    after.as_deref(),
+                    *limit as usize + 1,
+                )
+                .map_err(read_failure)?;
+                Ok(PartitionRows::Rows(
+                    page.into_iter()
+                        .map(|(key, m)| Row {
+                            key,
+                            data: RowData::Notification(Box::new(m)),
+                        })
+                        .collect(),
+                ))
+            }
             PartitionRead::List(ListingQuery::Products {
                 q,
                 category,

@@ -65,6 +65,41 @@ impl RetryPolicy {
     }
 }
 
+/// What a listing of messages keeps (`GET /v1/admin/notifications`,
+/// `GET /v1/me/notifications`); every field that is set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFilter {
+    pub status: Option<MessageStatus>,
+    pub channel: Option<ChannelKind>,
+    pub event_type: Option<String>,
+    /// Only messages to this address.
+    pub recipient: Option<String>,
+    /// Only a shopper's own `(user id, email)`: about their orders (on any channel), or
+    /// to their address.
+    pub mine: Option<(String, String)>,
+}
+
+impl MessageFilter {
+    pub fn keeps(&self, m: &MessageState) -> bool {
+        self.status.is_none_or(|st| st == m.status)
+            && self.channel.is_none_or(|c| m.channel == Some(c))
+            && self.event_type.as_deref().is_none_or(|t| t == m.event_type)
+            && self
+                .recipient
+                .as_deref()
+                .is_none_or(|r| r.eq_ignore_ascii_case(&m.recipient))
+            && self.mine.as_ref().is_none_or(|(user, email)| {
+                m.user.as_deref() == Some(user.as_str()) || email.eq_ignore_ascii_case(&m.recipient)
+            })
+    }
+}
+
+/// A message's place in a listing, newest first: the inverted creation time (16 hex
+/// digits), then the id. Unique, and the same on every node.
+pub fn listing_key(m: &MessageState) -> String {
+    format!("{:016x}{}", u64::MAX - m.created_at, m.id)
+}
+
 /// The deterministic id of the message for `(event_id, channel, recipient)`.
 pub fn message_id(event_id: &str, channel: ChannelKind, recipient: &str) -> String {
     let id = uuid::Uuid::new_v5(

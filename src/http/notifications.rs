@@ -3,8 +3,9 @@
 //! message gets one more round of sends), and `GET /v1/me/notifications` (the caller's
 //! own, by their email address).
 //!
-//! Messages are read from the partitions the answering node owns (like the webhook
-//! deliveries): in a cluster each node answers for its own partitions.
+//! The listings fan out through the router to every partition's owner (as the order
+//! listings do), so any node answers for the whole cluster; a replay runs on the node
+//! that owns the message's partition.
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -19,10 +20,11 @@ use super::filters;
 use super::json;
 use super::routes::{route, Routes};
 use crate::app::App;
-use crate::domain::notification::{ChannelKind, MessageStatus};
+use crate::domain::notification::{ChannelKind, MessageFilter, MessageStatus};
 use crate::domain::user::User;
-use crate::events::notify::history::{Filter, ReplayError};
+use crate::events::notify::history::ReplayError;
 use crate::events::EventType;
+use crate::router::listing::RowData;
 
 /// Most messages one answer lists.
 pub const MAX_PAGE: usize = 200;
@@ -34,12 +36,16 @@ pub struct AdminQuery {
     channel: Option<String>,
     event: Option<String>,
     limit: Option<String>,
+    cursor: Option<String>,
+    partial: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeQuery {
     limit: Option<String>,
+    cursor: Option<String>,
+    partial: Option<String>,
 }
 
 fn limit(v: Option<&str>) -> Result<usize, ApiError> {
@@ -64,19 +70,49 @@ fn channel(v: &str) -> Result<ChannelKind, ApiError> {
     }
 }
 
-fn list(app: &App, f: &Filter, n: usize) -> Result<Response, ApiError> {
-    let items = app
-        .notifications
-        .list(f, n)
-        .map_err(ApiError::store_failed)?;
+/// A listing cursor: a `next_cursor` as [`listing_key`] makes them (16 hex digits and
+/// a message id).
+///
+/// [`listing_key`]: crate::domain::notification::listing_key
+fn cursor(v: Option<&str>) -> Result<Option<String>, ApiError> {
+    match v.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c)
+            if (17..=100).contains(&c.len())
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            Ok(Some(c.to_owned()))
+        }
+        Some(_) => Err(ApiError::validation("cursor is not valid")),
+    }
+}
+
+async fn list(
+    app: &App,
+    f: MessageFilter,
+    cursor: Option<String>,
+    n: usize,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let page = app.router.list_notifications(f, cursor, n, partial).await?;
+    let items = page
+        .rows
+        .iter()
+        .filter_map(|r| match &r.data {
+            RowData::Notification(m) => Some(NotificationView::from(m.as_ref())),
+            _ => None,
+        })
+        .collect();
     let body = NotificationList {
-        items: items.iter().map(NotificationView::from).collect(),
+        items,
+        next_cursor: page.next_cursor,
+        missing_partitions: partial.then_some(page.missing_partitions),
     };
     Ok(json(StatusCode::OK, &body))
 }
 
-/// Notification messages in the partitions the answering node owns, newest first.
-/// Operators and admins.
+/// Notification messages, newest first, from every partition's owner. Operators and
+/// admins.
 #[utoipa::path(get, path = "/v1/admin/notifications", operation_id = "list_notifications", tag = "notifications",
     security(("bearer" = [])),
     params(
@@ -84,6 +120,8 @@ fn list(app: &App, f: &Filter, n: usize) -> Result<Response, ApiError> {
         ("channel" = Option<String>, Query, description = "`email`, `sms` or `push`"),
         ("event" = Option<String>, Query, description = "an event type such as `order.paid`"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "how many (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
     ),
     responses(
         (status = 200, description = "messages, newest first", body = NotificationList),
@@ -102,7 +140,7 @@ pub async fn admin_list(app: App, q: AdminQuery) -> Result<Response, ApiError> {
         ),
         None => None,
     };
-    let f = Filter {
+    let f = MessageFilter {
         status: q
             .status
             .as_deref()
@@ -116,9 +154,10 @@ pub async fn admin_list(app: App, q: AdminQuery) -> Result<Response, ApiError> {
             .map(channel)
             .transpose()?,
         event_type,
-        ..Filter::default()
+        ..MessageFilter::default()
     };
-    list(&app, &f, n)
+    let partial = super::machines::partial(q.partial.as_deref())?;
+    list(&app, f, cursor(q.cursor.as_deref())?, n, partial).await
 }
 
 /// Sends a dead message again: one more round of attempts, due at once. Operators and
@@ -150,7 +189,11 @@ pub async fn replay(app: App, id: String) -> Result<Response, ApiError> {
 /// address), newest first.
 #[utoipa::path(get, path = "/v1/me/notifications", operation_id = "my_notifications", tag = "me",
     security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "how many (default 50)")),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "how many (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
+    ),
     responses(
         (status = 200, description = "messages, newest first", body = NotificationList),
         (status = 400, description = "`validation`", body = ErrorBody),
@@ -163,11 +206,12 @@ pub async fn mine(app: App, user: Uuid, q: MeQuery) -> Result<Response, ApiError
     let Some(email) = u.email else {
         return Err(ApiError::not_found(format!("no user {user}")));
     };
-    let f = Filter {
+    let f = MessageFilter {
         mine: Some((user.to_string(), email)),
-        ..Filter::default()
+        ..MessageFilter::default()
     };
-    list(&app, &f, n)
+    let partial = super::machines::partial(q.partial.as_deref())?;
+    list(&app, f, cursor(q.cursor.as_deref())?, n, partial).await
 }
 
 pub fn routes(app: &App) -> Routes {

@@ -36,6 +36,13 @@ pub enum ListingQuery {
     },
     /// Registered machine ids, in id order.
     Machines { after: Option<String>, limit: u32 },
+    /// Notification messages a filter keeps, newest first
+    /// ([`crate::domain::notification::listing_key`]).
+    Notifications {
+        filter: crate::domain::notification::MessageFilter,
+        after: Option<String>,
+        limit: u32,
+    },
     /// Purchasable products matching `q` and `category`, in sku order.
     Products {
         q: Option<String>,
@@ -50,6 +57,7 @@ impl ListingQuery {
         match self {
             Self::UserOrders { limit, .. }
             | Self::Machines { limit, .. }
+            | Self::Notifications { limit, .. }
             | Self::Products { limit, .. } => *limit as usize,
         }
     }
@@ -67,6 +75,7 @@ pub enum RowData {
     /// The key is the whole answer (an order key, a machine id).
     Key,
     Product(ProductState),
+    Notification(Box<crate::domain::notification::MessageState>),
 }
 
 /// One event of an entity's journal, its payload as serde JSON text (the event types
@@ -252,6 +261,23 @@ impl Router {
         partial: bool,
     ) -> Result<Page, ListingError> {
         let q = ListingQuery::Machines {
+            after: cursor,
+            limit: limit as u32,
+        };
+        self.list(q, partial).await
+    }
+
+    /// `GET /v1/admin/notifications`, `GET /v1/me/notifications`: a page of the messages
+    /// `filter` keeps, newest first, from every partition's owner.
+    pub async fn list_notifications(
+        &self,
+        filter: crate::domain::notification::MessageFilter,
+        cursor: Option<String>,
+        limit: usize,
+        partial: bool,
+    ) -> Result<Page, ListingError> {
+        let q = ListingQuery::Notifications {
+            filter,
             after: cursor,
             limit: limit as u32,
         };

@@ -393,3 +393,63 @@ async fn a_saved_template_is_checked_on_save_and_used_for_the_next_messages() {
         .iter()
         .any(|t| t["event"] == "order.paid" && t["source"] == "default"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_node_lists_the_whole_clusters_messages() {
+    let smtp = Smtp::start();
+    let env = [
+        ("EMPORIUM_PROJECTIONS__POLL_MS", "20"),
+        ("EMPORIUM_NOTIFICATIONS__POLL_MS", "20"),
+        ("EMPORIUM_NOTIFICATIONS__EMAIL__SMTP_URL", smtp.url.as_str()),
+    ];
+    let nodes = crate::cluster::cluster_with(3, false, &env).await;
+    let st = crate::cluster::status(&nodes[0]).await;
+    let sku = crate::cluster::sku_on(&st, "MAIL-CLUSTER", "node1");
+    nodes[0].stocked_product(&sku, 500, 100).await;
+    // Eight orders: their partitions (by random order id) spread over the three nodes.
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let order = order_for(&nodes[i % 3], &sku, 1, "everywhere@example.com").await;
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    smtp.wait_for("everywhere@example.com", 8, 60).await;
+    for node in &nodes {
+        let deadline = Deadline::new(
+            Duration::from_secs(30),
+            "every receipt listed by every node",
+        );
+        loop {
+            let items = listed(node, "event=order.paid&status=sent&limit=200").await;
+            let listed_ids: std::collections::HashSet<String> = items
+                .iter()
+                .filter(|m| m["recipient"] == "everywhere@example.com")
+                .map(|m| m["event_id"].as_str().unwrap().to_owned())
+                .collect();
+            if listed_ids.len() == ids.len() {
+                break;
+            }
+            deadline.tick(Duration::from_millis(50)).await;
+        }
+    }
+    // Pages of 3, newest first, from node2: every message once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let r = nodes[1]
+            .admin_get(&format!(
+                "/v1/admin/notifications?event=order.paid&limit=3&cursor={cursor}"
+            ))
+            .await;
+        let page = r.expect(200).clone();
+        for m in page["items"].as_array().unwrap() {
+            seen.push(m["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(unique.len(), 8, "no message twice: {seen:?}");
+}

@@ -1,46 +1,20 @@
-//! The messages of the partitions this node owns, for `GET /v1/admin/notifications`,
-//! `GET /v1/me/notifications` and the replay of a dead message. Reads are bounded
-//! ([`SCAN`] records per family and partition); like the webhook deliveries, a node
-//! answers for its own partitions.
+//! The messages of the partitions this node owns: each owner's part of the cluster-wide
+//! `GET /v1/admin/notifications` and `GET /v1/me/notifications` ([`page_in`], run by the
+//! router's listing fan-out), and the replay of a dead message (on the node that owns
+//! it). Reads are bounded ([`SCAN`] records per family and partition).
 
 use std::sync::Arc;
 
 use super::{done_key, id_of, queue_key, Stored, DLQ, LOG, QUEUE};
 use crate::clock::now_ms;
-use crate::domain::notification::{apply, decide, ChannelKind, MessageCommand, MessageStatus};
+use crate::domain::notification::{
+    apply, decide, listing_key, MessageCommand, MessageFilter, MessageState, MessageStatus,
+};
 use crate::events::runner::Ownership;
 use crate::store::{codec, Journal, StoreError};
 
 /// Most records one listing reads per family and partition.
 pub const SCAN: usize = 10_000;
-
-/// What a listing keeps.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub status: Option<MessageStatus>,
-    pub channel: Option<ChannelKind>,
-    pub event_type: Option<String>,
-    /// Only messages to this address.
-    pub recipient: Option<String>,
-    /// Only a shopper's own: about their orders (on any channel), or to their address.
-    pub mine: Option<(String, String)>,
-}
-
-impl Filter {
-    fn keeps(&self, s: &Stored) -> bool {
-        let m = &s.message;
-        self.status.is_none_or(|st| st == m.status)
-            && self.channel.is_none_or(|c| m.channel == Some(c))
-            && self.event_type.as_deref().is_none_or(|t| t == m.event_type)
-            && self
-                .recipient
-                .as_deref()
-                .is_none_or(|r| r.eq_ignore_ascii_case(&m.recipient))
-            && self.mine.as_ref().is_none_or(|(user, email)| {
-                m.user.as_deref() == Some(user.as_str()) || email.eq_ignore_ascii_case(&m.recipient)
-            })
-    }
-}
 
 /// Why a replay did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +25,43 @@ pub enum ReplayError {
     Moving,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The first `limit` messages of `partitions` that `f` keeps after listing key `after`,
+/// in listing order (newest first, [`listing_key`]), each with its key: one owner's part
+/// of a cluster-wide listing (`Router::list_notifications`).
+pub fn page_in(
+    journal: &Journal,
+    partitions: &[u32],
+    f: &MessageFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, MessageState)>, StoreError> {
+    let families: &[&str] = match f.status {
+        Some(MessageStatus::Pending) => &[QUEUE],
+        Some(MessageStatus::Sent) => &[LOG],
+        Some(MessageStatus::Dead) => &[DLQ],
+        Some(MessageStatus::Absent) => &[],
+        None => &[QUEUE, LOG, DLQ],
+    };
+    let mut out = Vec::new();
+    for p in partitions {
+        let part = journal.partition(*p);
+        for family in families {
+            for (_, v) in part.projected(family, None, SCAN)? {
+                let Some(s) = decode(&v).filter(|s| f.keeps(&s.message)) else {
+                    continue;
+                };
+                let key = listing_key(&s.message);
+                if after.is_none_or(|a| key.as_str() > a) {
+                    out.push((key, s.message));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// The node's notification records.
@@ -66,33 +77,6 @@ fn decode(v: &[u8]) -> Option<Stored> {
 impl Notifications {
     pub fn new(journal: Journal, owner: Arc<dyn Ownership>) -> Arc<Self> {
         Arc::new(Self { journal, owner })
-    }
-
-    /// The newest `limit` messages that `f` keeps, newest first.
-    pub fn list(&self, f: &Filter, limit: usize) -> Result<Vec<Stored>, StoreError> {
-        let families: &[&str] = match f.status {
-            Some(MessageStatus::Pending) => &[QUEUE],
-            Some(MessageStatus::Sent) => &[LOG],
-            Some(MessageStatus::Dead) => &[DLQ],
-            Some(MessageStatus::Absent) => &[],
-            None => &[QUEUE, LOG, DLQ],
-        };
-        let mut out = Vec::new();
-        for p in self.owner.local() {
-            let part = self.journal.partition(p);
-            for family in families {
-                for (_, v) in part.projected(family, None, SCAN)? {
-                    if let Some(s) = decode(&v).filter(|s| f.keeps(s)) {
-                        out.push(s);
-                    }
-                }
-            }
-        }
-        out.sort_by(|a, b| {
-            (b.message.created_at, &b.message.id).cmp(&(a.message.created_at, &a.message.id))
-        });
-        out.truncate(limit);
-        Ok(out)
     }
 
     /// Puts dead message `id` back in its partition's queue, due now, for one more round

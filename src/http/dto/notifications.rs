@@ -5,9 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
-use crate::domain::notification::{ChannelKind, MessageStatus};
+use crate::domain::notification::{ChannelKind, MessageState, MessageStatus};
 use crate::domain::preferences::display_recipient;
-use crate::events::notify::Stored;
 
 wire_enum! {
     /// Where a message is: waiting for its next send, sent, or dead (in the dead-letter
@@ -54,9 +53,8 @@ pub struct NotificationView {
     pub attempts: Vec<SendAttemptView>,
 }
 
-impl From<&Stored> for NotificationView {
-    fn from(s: &Stored) -> Self {
-        let m = &s.message;
+impl From<&MessageState> for NotificationView {
+    fn from(m: &MessageState) -> Self {
         let (subject, body) = m
             .content
             .as_ref()
@@ -87,10 +85,16 @@ impl From<&Stored> for NotificationView {
     }
 }
 
-/// Messages, newest first.
+/// Messages, newest first, from every node of a cluster.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct NotificationList {
     pub items: Vec<NotificationView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// A template's subject and body, in minijinja (Jinja2) syntax. The context is the event:
