@@ -148,6 +148,11 @@ impl LocalReads {
         Ok(out)
     }
 
+    /// The partitions asked for, or every partition.
+    fn partitions(&self, partitions: Option<&[u32]>) -> Vec<u32> {
+        partitions.map_or_else(|| (0..self.journal.partitions()).collect(), <[u32]>::to_vec)
+    }
+
     /// A page of an index over `partitions` (every partition when `None`): one range
     /// read per partition, merged.
     fn keys(
@@ -174,6 +179,18 @@ impl LocalReads {
                 .collect(),
         ))
     }
+}
+
+/// Listed webhook records as listing rows.
+fn records(page: Vec<(String, crate::events::webhooks::dlq::Listed)>) -> PartitionRows {
+    PartitionRows::Rows(
+        page.into_iter()
+            .map(|(key, l)| Row {
+                key,
+                data: RowData::Record(crate::events::webhooks::dlq::encode_listed(&l)),
+            })
+            .collect(),
+    )
 }
 
 impl ListingSource for LocalReads {
@@ -208,17 +225,9 @@ impl ListingSource for LocalReads {
                 after,
                 limit,
             }) => {
-                let all: Vec<u32>;
-                let ps = match partitions {
-                    Some(ps) => ps,
-                    None => {
-                        all = (0..self.journal.partitions()).collect();
-                        &all
-                    }
-                };
                 let page = crate::events::notify::history::page_in(
                     &self.journal,
-                    ps,
+                    &self.partitions(partitions),
                     filter,
                     after.as_deref(),
                     *limit as usize + 1,
@@ -232,6 +241,31 @@ impl ListingSource for LocalReads {
                         })
                         .collect(),
                 ))
+            }
+            PartitionRead::List(ListingQuery::DeadDeliveries {
+                endpoint,
+                after,
+                limit,
+            }) => {
+                let page = crate::events::webhooks::dlq::dead_in(
+                    &self.journal,
+                    &self.partitions(partitions),
+                    *endpoint,
+                    after.as_deref(),
+                    *limit as usize + 1,
+                )
+                .map_err(read_failure)?;
+                Ok(records(page))
+            }
+            PartitionRead::List(ListingQuery::EndpointDeliveries { endpoint, limit }) => {
+                let page = crate::events::webhooks::dlq::of_endpoint_in(
+                    &self.journal,
+                    &self.partitions(partitions),
+                    *endpoint,
+                    *limit as usize + 1,
+                )
+                .map_err(read_failure)?;
+                Ok(records(page))
             }
             PartitionRead::List(ListingQuery::Products {
                 q,

@@ -182,7 +182,7 @@ pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError>
         .iter()
         .filter_map(|r| match &r.data {
             RowData::Product(state) => Some((Sku::parse(&r.key).ok()?, state)),
-            RowData::Key | RowData::Notification(_) => None,
+            RowData::Key | RowData::Notification(_) | RowData::Record(_) => None,
         })
         .map(|(sku, state)| ProductView::new(&sku, state, currency))
         .collect();

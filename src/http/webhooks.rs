@@ -27,8 +27,9 @@ use crate::domain::webhook::{
 };
 use crate::events::signing::SigningKey;
 use crate::events::target::check_url;
-use crate::events::webhooks::dlq::ReplayError;
+use crate::events::webhooks::dlq::{decode_listed, is_dead_key, Listed, ReplayError};
 use crate::events::EventType;
+use crate::router::listing::{Row, RowData};
 
 /// Longest description.
 pub const MAX_DESCRIPTION: usize = 500;
@@ -246,19 +247,31 @@ pub struct PageQuery {
     after: Option<String>,
     endpoint: Option<String>,
     limit: Option<String>,
+    partial: Option<String>,
+}
+
+/// Listed webhook records from a listing's rows.
+fn listed(rows: &[Row]) -> Vec<Listed> {
+    rows.iter()
+        .filter_map(|r| match &r.data {
+            RowData::Record(b) => decode_listed(b),
+            _ => None,
+        })
+        .collect()
 }
 
 fn limit(v: Option<&str>) -> Result<usize, ApiError> {
     super::extract::page_limit(v, 50, MAX_PAGE)
 }
 
-/// Every attempt of an endpoint's deliveries in the partitions the answering node owns
-/// (status, latency, response excerpt), the most recent first. Operators and admins.
+/// Every attempt of an endpoint's deliveries, from every partition's owner (status,
+/// latency, response excerpt), the most recent first. Operators and admins.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "the endpoint"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "most deliveries (default 50)"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
     ),
     responses(
         (status = 200, description = "the deliveries", body = DeliveryList),
@@ -272,24 +285,28 @@ pub async fn deliveries(app: App, id: String, q: PageQuery) -> Result<Response, 
         return Err(ApiError::validation("only limit is a parameter here"));
     }
     let n = limit(q.limit.as_deref())?;
+    let partial = super::machines::partial(q.partial.as_deref())?;
     let e = endpoint(&app, &id).await?;
-    let items = app
-        .deliveries
-        .of_endpoint(e.id, n)
-        .map_err(ApiError::store_failed)?
-        .iter()
-        .map(DeliveryView::from)
-        .collect();
-    Ok(json(StatusCode::OK, &DeliveryList { items }))
+    let page = app
+        .router
+        .list_endpoint_deliveries(e.id, n, partial)
+        .await?;
+    let items = listed(&page.rows).iter().map(DeliveryView::from).collect();
+    let body = DeliveryList {
+        items,
+        missing_partitions: partial.then_some(page.missing_partitions),
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
-/// The dead-letter queue of the partitions the answering node owns. Operators and admins.
+/// The dead-letter queue, from every partition's owner. Operators and admins.
 #[utoipa::path(get, path = "/v1/admin/dlq", operation_id = "list_dead_letters", tag = "webhooks",
     security(("bearer" = [])),
     params(
         ("after" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("endpoint" = Option<Uuid>, Query, description = "only this endpoint's"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size (default 50)"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
     ),
     responses(
         (status = 200, description = "a page of dead letters", body = DeadLetterPage),
@@ -305,16 +322,18 @@ pub async fn list_dead(app: App, q: PageQuery) -> Result<Response, ApiError> {
         .map(|e| uuid("endpoint", e))
         .transpose()?;
     let after = q.after.as_deref().filter(|a| !a.is_empty());
-    if after.is_some_and(|a| crate::events::webhooks::parse_record_id(a).is_none()) {
+    if after.is_some_and(|a| !is_dead_key(a)) {
         return Err(ApiError::validation("after is not a cursor"));
     }
-    let (items, next) = app
-        .deliveries
-        .dead(after, endpoint, n)
-        .map_err(ApiError::store_failed)?;
+    let partial = super::machines::partial(q.partial.as_deref())?;
+    let page = app
+        .router
+        .list_dead_deliveries(endpoint, after.map(str::to_owned), n, partial)
+        .await?;
     let body = DeadLetterPage {
-        items: items.iter().map(DeadLetter::from).collect(),
-        next_cursor: next,
+        items: listed(&page.rows).iter().map(DeadLetter::from).collect(),
+        next_cursor: page.next_cursor,
+        missing_partitions: partial.then_some(page.missing_partitions),
     };
     Ok(json(StatusCode::OK, &body))
 }

@@ -36,6 +36,14 @@ pub enum ListingQuery {
     },
     /// Registered machine ids, in id order.
     Machines { after: Option<String>, limit: u32 },
+    /// Dead-lettered webhook deliveries (of one endpoint, or all), in record order.
+    DeadDeliveries {
+        endpoint: Option<uuid::Uuid>,
+        after: Option<String>,
+        limit: u32,
+    },
+    /// An endpoint's deliveries in every state, the most recently attempted first.
+    EndpointDeliveries { endpoint: uuid::Uuid, limit: u32 },
     /// Notification messages a filter keeps, newest first
     /// ([`crate::domain::notification::listing_key`]).
     Notifications {
@@ -58,6 +66,8 @@ impl ListingQuery {
             Self::UserOrders { limit, .. }
             | Self::Machines { limit, .. }
             | Self::Notifications { limit, .. }
+            | Self::DeadDeliveries { limit, .. }
+            | Self::EndpointDeliveries { limit, .. }
             | Self::Products { limit, .. } => *limit as usize,
         }
     }
@@ -76,6 +86,9 @@ pub enum RowData {
     Key,
     Product(ProductState),
     Notification(Box<crate::domain::notification::MessageState>),
+    /// A record a projection keeps, in that projection's own encoding: the module that
+    /// wrote it decodes it (webhook deliveries, `events::webhooks::dlq::decode_listed`).
+    Record(Vec<u8>),
 }
 
 /// One event of an entity's journal, its payload as serde JSON text (the event types
@@ -279,6 +292,38 @@ impl Router {
         let q = ListingQuery::Notifications {
             filter,
             after: cursor,
+            limit: limit as u32,
+        };
+        self.list(q, partial).await
+    }
+
+    /// `GET /v1/admin/dlq`: a page of dead-lettered deliveries (of `endpoint`, or all)
+    /// from every partition's owner, in record order.
+    pub async fn list_dead_deliveries(
+        &self,
+        endpoint: Option<uuid::Uuid>,
+        cursor: Option<String>,
+        limit: usize,
+        partial: bool,
+    ) -> Result<Page, ListingError> {
+        let q = ListingQuery::DeadDeliveries {
+            endpoint,
+            after: cursor,
+            limit: limit as u32,
+        };
+        self.list(q, partial).await
+    }
+
+    /// `GET /v1/webhooks/{id}/deliveries`: an endpoint's deliveries from every
+    /// partition's owner, the most recently attempted first.
+    pub async fn list_endpoint_deliveries(
+        &self,
+        endpoint: uuid::Uuid,
+        limit: usize,
+        partial: bool,
+    ) -> Result<Page, ListingError> {
+        let q = ListingQuery::EndpointDeliveries {
+            endpoint,
             limit: limit as u32,
         };
         self.list(q, partial).await

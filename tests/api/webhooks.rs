@@ -446,3 +446,54 @@ async fn a_join_during_delivery_loses_no_event() {
             .join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_node_lists_the_whole_clusters_dead_letters_and_deliveries() {
+    let nodes = crate::cluster::cluster_with(3, false, &CLUSTER_ENV).await;
+    // Every delivery is refused for good (410): each lands in its partition's DLQ.
+    let sink = Sink::start(&[], 410).await;
+    let hook = register(&nodes[0], &sink.url, json!(["stock.adjusted"])).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    // Twelve SKUs, each in a partition of its own hash: spread over the three nodes.
+    for i in 0..12 {
+        nodes[i % 3]
+            .stocked_product(&format!("HOOK-DEAD-{i}"), 100, 5)
+            .await;
+    }
+    sink.wait_for(12, 60).await;
+    for node in &nodes {
+        // Pages of 5 of the DLQ, from this node: all twelve, once each.
+        let deadline = Deadline::new(Duration::from_secs(30), "twelve dead letters");
+        loop {
+            let mut seen = Vec::new();
+            let mut after = String::new();
+            for _ in 0..10 {
+                let r = node
+                    .admin_get(&format!("/v1/admin/dlq?limit=5&after={after}"))
+                    .await;
+                let page = r.expect(200).clone();
+                seen.extend(
+                    page["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d["event_id"].as_str().unwrap().to_owned()),
+                );
+                match page["next_cursor"].as_str() {
+                    Some(c) => after = c.to_owned(),
+                    None => break,
+                }
+            }
+            let unique: std::collections::HashSet<&String> = seen.iter().collect();
+            assert_eq!(unique.len(), seen.len(), "no dead letter twice: {seen:?}");
+            let deliveries = node
+                .admin_get(&format!("/v1/webhooks/{hook_id}/deliveries?limit=200"))
+                .await;
+            let n = deliveries.expect(200)["items"].as_array().unwrap().len();
+            if seen.len() == 12 && n == 12 {
+                break;
+            }
+            deadline.tick(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -160,6 +160,9 @@ impl From<&Listed> for DeliveryView {
 #[derive(Serialize, ToSchema, Debug)]
 pub struct DeliveryList {
     pub items: Vec<DeliveryView>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// One dead-lettered delivery.
@@ -201,6 +204,9 @@ pub struct DeadLetterPage {
     pub items: Vec<DeadLetter>,
     /// Pass as `after` for the next page; `null` at the end.
     pub next_cursor: Option<String>,
+    /// With `partial=true`: the partitions that could not answer (empty if none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// A replay was accepted: the deliveries are queued again, due at once.
