@@ -90,6 +90,15 @@ impl crate::cluster::node::Local for ClusterLocal {
         });
     }
 
+    fn replay(
+        &self,
+        op: crate::router::replay::ReplayOp,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<u32, crate::router::replay::ReplayFailure>> {
+        let router = self.router.clone();
+        Box::pin(async move { router.serve_replay(op, timeout).await })
+    }
+
     fn push_machine(&self, machine_id: &str, command_id: Uuid, command: &MachineCommand) -> bool {
         self.sessions.push(machine_id, command_id, command)
     }

@@ -92,11 +92,8 @@ pub struct AppParts {
     /// The projections of the partition logs this node owns, and their runner's task.
     pub projections: Arc<crate::events::runner::Projections>,
     projections_task: tokio::task::JoinHandle<()>,
-    /// The webhook delivery records of the partitions this node owns (deliveries, DLQ).
-    pub deliveries: Arc<crate::events::webhooks::dlq::Deliveries>,
     dispatcher_task: tokio::task::JoinHandle<()>,
-    /// The notification messages of the partitions this node owns, and their sender.
-    pub notifications: Arc<crate::events::notify::history::Notifications>,
+    /// The notification sender.
     notifier_task: tokio::task::JoinHandle<()>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
@@ -339,6 +336,11 @@ impl App {
         );
         let deliveries =
             crate::events::webhooks::dlq::Deliveries::new(store.journal().clone(), owner);
+        // Replays run where the dead letters are: the router forwards them to the owners.
+        router.set_replays(Arc::new(crate::events::replays::LocalReplays {
+            deliveries,
+            notifications,
+        }));
         Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),
             router,
@@ -352,9 +354,7 @@ impl App {
             cluster,
             projections,
             projections_task,
-            deliveries,
             dispatcher_task,
-            notifications,
             notifier_task,
             ready: Arc::new(AtomicBool::new(false)),
             root,

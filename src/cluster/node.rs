@@ -51,6 +51,12 @@ pub trait Local: Send + Sync + 'static {
         'static,
         Result<crate::router::listing::PartitionReply, crate::router::listing::ReadFailure>,
     >;
+    /// Replays dead letters of the partitions this node owns.
+    fn replay(
+        &self,
+        op: crate::router::replay::ReplayOp,
+        timeout: Duration,
+    ) -> futures::future::BoxFuture<'static, Result<u32, crate::router::replay::ReplayFailure>>;
     /// Hands a command to a machine session on this node, if it has one.
     fn push_machine(
         &self,

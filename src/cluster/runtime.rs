@@ -293,6 +293,21 @@ impl Cluster {
                 let timeout = Duration::from_millis(timeout_ms.min(60_000));
                 Response::PartitionRead(local.partition_read(read, partitions, timeout).await)
             }
+            Request::Replay { op, timeout_ms } => {
+                use crate::router::replay::ReplayFailure;
+                let Ok(_permit) = self.inner.inbound.clone().try_acquire_owned() else {
+                    return Response::Replayed(Err(ReplayFailure::Unavailable(
+                        "too many forwarded requests".into(),
+                    )));
+                };
+                let Some(local) = self.inner.local.get().cloned() else {
+                    return Response::Replayed(Err(ReplayFailure::Unavailable(
+                        "this node is starting".into(),
+                    )));
+                };
+                let timeout = Duration::from_millis(timeout_ms.min(60_000));
+                Response::Replayed(local.replay(op, timeout).await)
+            }
         }
     }
 

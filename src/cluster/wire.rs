@@ -70,6 +70,12 @@ pub enum Request {
         /// The caller's epoch.
         epoch: u64,
     },
+    /// A replay of dead letters, run for the partitions the receiver owns (added last).
+    Replay {
+        op: crate::router::replay::ReplayOp,
+        /// The caller's remaining deadline.
+        timeout_ms: u64,
+    },
 }
 
 /// One bounded piece of a partition's data.
@@ -117,6 +123,8 @@ pub enum Response {
     PartitionRead(
         Result<crate::router::listing::PartitionReply, crate::router::listing::ReadFailure>,
     ),
+    /// The answer to [`Request::Replay`]: how many records were queued again.
+    Replayed(Result<u32, crate::router::replay::ReplayFailure>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]

@@ -1,7 +1,8 @@
 //! Events out: the public event catalogue ([`public`]) derived from the partition logs
 //! by the pure mapping in [`catalogue`], and (as they land) the projections that react
 //! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications
-//! ([`notify`]: email over SMTP).
+//! ([`notify`]: email, SMS and Web Push); [`replays`] queues dead letters again on the
+//! node that owns them.
 //! [`schema`] holds the JSON Schemas of the catalogue the OpenAPI document publishes.
 
 pub mod catalogue;
@@ -12,6 +13,7 @@ pub mod handler;
 pub mod in_flight;
 pub mod notify;
 pub mod public;
+pub mod replays;
 pub mod retry;
 pub mod runner;
 pub mod schema;

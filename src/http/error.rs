@@ -183,6 +183,29 @@ impl From<ListingError> for ApiError {
     }
 }
 
+impl From<crate::router::replay::ReplayFailure> for ApiError {
+    fn from(e: crate::router::replay::ReplayFailure) -> Self {
+        use crate::router::replay::ReplayFailure;
+        match e {
+            ReplayFailure::NotFound => ApiError::not_found("nothing dead by that id"),
+            ReplayFailure::Moving => ApiError::unavailable(
+                "partition_moving",
+                "its partition is moving; try again",
+                Duration::from_secs(1),
+            ),
+            ReplayFailure::Store(detail) => {
+                tracing::error!(error = %detail, "a replay's write failed");
+                ApiError::unavailable("store_unavailable", detail, Duration::from_secs(1))
+            }
+            ReplayFailure::Unavailable(detail) => ApiError::unavailable(
+                UnavailableKind::PartitionUnavailable.as_str(),
+                detail,
+                Duration::from_secs(1),
+            ),
+        }
+    }
+}
+
 impl From<crate::auth::password::Overloaded> for ApiError {
     fn from(e: crate::auth::password::Overloaded) -> Self {
         ApiError::unavailable("overloaded", e.to_string(), Duration::from_secs(1))

@@ -22,9 +22,9 @@ use super::routes::{route, Routes};
 use crate::app::App;
 use crate::domain::notification::{ChannelKind, MessageFilter, MessageStatus};
 use crate::domain::user::User;
-use crate::events::notify::history::ReplayError;
 use crate::events::EventType;
 use crate::router::listing::RowData;
+use crate::router::replay::ReplayOp;
 
 /// Most messages one answer lists.
 pub const MAX_PAGE: usize = 200;
@@ -169,20 +169,15 @@ pub async fn admin_list(app: App, q: AdminQuery) -> Result<Response, ApiError> {
         (status = 202, description = "queued again", body = ReplayAccepted),
         (status = 401, description = STAFF_401, body = ErrorBody),
         (status = 403, description = STAFF_403, body = ErrorBody),
-        (status = 404, description = "`not_found`: no dead message with that id on this node", body = ErrorBody),
+        (status = 404, description = "`not_found`: no dead message with that id", body = ErrorBody),
         (status = 503, description = "`partition_moving`: try again", body = ErrorBody),
     ))]
 pub async fn replay(app: App, id: String) -> Result<Response, ApiError> {
-    app.notifications.replay(&id).await.map_err(|e| match e {
-        ReplayError::NotFound => ApiError::not_found(format!("no dead message {id} here")),
-        ReplayError::Moving => ApiError::unavailable(
-            "partition_moving",
-            "the message's partition is moving; try again",
-            std::time::Duration::from_secs(1),
-        ),
-        ReplayError::Store(e) => ApiError::store_failed(e),
-    })?;
-    Ok(json(StatusCode::ACCEPTED, &ReplayAccepted { replayed: 1 }))
+    if id.len() > 100 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ApiError::not_found(format!("no dead message {id}")));
+    }
+    let replayed = app.router.replay(ReplayOp::Notification { id }).await?;
+    Ok(json(StatusCode::ACCEPTED, &ReplayAccepted { replayed }))
 }
 
 /// The caller's messages (about their orders on any channel, or sent to their email

@@ -27,9 +27,10 @@ use crate::domain::webhook::{
 };
 use crate::events::signing::SigningKey;
 use crate::events::target::check_url;
-use crate::events::webhooks::dlq::{decode_listed, is_dead_key, Listed, ReplayError};
+use crate::events::webhooks::dlq::{decode_listed, is_dead_key, Listed};
 use crate::events::EventType;
 use crate::router::listing::{Row, RowData};
+use crate::router::replay::ReplayOp;
 
 /// Longest description.
 pub const MAX_DESCRIPTION: usize = 500;
@@ -338,18 +339,6 @@ pub async fn list_dead(app: App, q: PageQuery) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &body))
 }
 
-fn replay_error(e: ReplayError) -> ApiError {
-    match e {
-        ReplayError::NotFound(id) => ApiError::not_found(format!("no dead letter {id} here")),
-        ReplayError::Moving(_) => ApiError::unavailable(
-            "partition_moving",
-            "the delivery's partition is moving; try again",
-            std::time::Duration::from_secs(1),
-        ),
-        ReplayError::Store(e) => ApiError::store_failed(e),
-    }
-}
-
 /// Queues a dead letter again, due at once. Operators and admins.
 #[utoipa::path(post, path = "/v1/admin/dlq/{id}/replay", operation_id = "replay_dead_letter", tag = "webhooks",
     security(("bearer" = [])),
@@ -358,11 +347,18 @@ fn replay_error(e: ReplayError) -> ApiError {
         (status = 202, description = "queued again", body = ReplayAccepted),
         (status = 401, description = STAFF_401, body = ErrorBody),
         (status = 403, description = STAFF_403, body = ErrorBody),
-        (status = 404, description = "`not_found`: no such dead letter on this node", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such dead letter", body = ErrorBody),
+        (status = 503, description = "`partition_moving` or `partition_unavailable`: try again", body = ErrorBody),
     ))]
 pub async fn replay_one(app: App, id: String) -> Result<Response, ApiError> {
-    app.deliveries.replay(&id).await.map_err(replay_error)?;
-    Ok(json(StatusCode::ACCEPTED, &ReplayAccepted { replayed: 1 }))
+    let Some((partition, _)) = crate::events::webhooks::parse_record_id(&id) else {
+        return Err(ApiError::not_found(format!("no dead letter {id}")));
+    };
+    let replayed = app
+        .router
+        .replay(ReplayOp::Delivery { partition, id })
+        .await?;
+    Ok(json(StatusCode::ACCEPTED, &ReplayAccepted { replayed }))
 }
 
 #[derive(Deserialize)]
@@ -371,8 +367,7 @@ pub struct ReplayQuery {
     endpoint: Option<String>,
 }
 
-/// Queues every dead letter of an endpoint again (on the answering node). Operators and
-/// admins.
+/// Queues every dead letter of an endpoint again, on every node. Operators and admins.
 #[utoipa::path(post, path = "/v1/admin/dlq/replay", operation_id = "replay_dead_letters", tag = "webhooks",
     security(("bearer" = [])),
     params(("endpoint" = Uuid, Query, description = "the endpoint")),
@@ -389,11 +384,7 @@ pub async fn replay_all(app: App, q: ReplayQuery) -> Result<Response, ApiError> 
             .as_deref()
             .ok_or_else(|| ApiError::validation("endpoint is required"))?,
     )?;
-    let replayed = app
-        .deliveries
-        .replay_endpoint(endpoint)
-        .await
-        .map_err(replay_error)?;
+    let replayed = app.router.replay(ReplayOp::Endpoint { endpoint }).await?;
     Ok(json(StatusCode::ACCEPTED, &ReplayAccepted { replayed }))
 }
 

@@ -24,6 +24,7 @@ mod client;
 pub mod listing;
 mod local;
 pub mod remote;
+pub mod replay;
 
 pub use crate::actors::unavailable::UnavailableKind;
 pub use crate::actors::RouteError;
@@ -71,6 +72,7 @@ struct Inner {
     store: Option<crate::store::StoreHealth>,
     max_pending: usize,
     listings: Option<Arc<dyn listing::ListingSource>>,
+    replays: std::sync::OnceLock<Arc<dyn replay::ReplaySource>>,
 }
 
 /// How long past its deadline a caller waits for a command its entity already started,
@@ -160,6 +162,7 @@ impl RouterBuilder {
                 store: self.store,
                 max_pending: self.max_pending,
                 listings: self.listings,
+                replays: std::sync::OnceLock::new(),
             }
         });
         Router { inner }

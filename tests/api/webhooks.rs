@@ -496,4 +496,42 @@ async fn any_node_lists_the_whole_clusters_dead_letters_and_deliveries() {
             deadline.tick(Duration::from_millis(50)).await;
         }
     }
+    // Every dead letter replayed from node3, whichever node owns it: each is queued again
+    // by its owner and refused again (a 13th to 24th request); then all of them at once,
+    // from node2, adds twelve more.
+    let page = nodes[0].admin_get("/v1/admin/dlq?limit=200").await;
+    let ids: Vec<String> = page.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 12);
+    for id in &ids {
+        let r = nodes[2]
+            .admin_post(&format!("/v1/admin/dlq/{id}/replay"), None)
+            .await;
+        assert_eq!(r.expect(202)["replayed"], 1, "{id}");
+    }
+    sink.wait_for(24, 60).await;
+    let deadline = Deadline::new(Duration::from_secs(30), "the replays to be dead again");
+    loop {
+        let r = nodes[1]
+            .admin_post(&format!("/v1/admin/dlq/replay?endpoint={hook_id}"), None)
+            .await;
+        let n = r.expect(202)["replayed"].as_u64().unwrap();
+        if n == 12 {
+            break;
+        }
+        // Some replays were still in flight (not dead again yet): they were not counted.
+        assert!(n < 12, "{n}");
+        deadline.tick(Duration::from_millis(100)).await;
+    }
+    sink.wait_for(36, 60).await;
+    // An id of the right shape that names no dead letter: its owner says so.
+    let none = format!("5.{}", "00".repeat(25));
+    nodes[2]
+        .admin_post(&format!("/v1/admin/dlq/{none}/replay"), None)
+        .await
+        .expect_error(404, "not_found");
 }

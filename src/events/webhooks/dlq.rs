@@ -230,21 +230,27 @@ impl Deliveries {
         Ok(())
     }
 
-    /// Replays every dead record of `endpoint` here; how many.
+    /// Replays every dead record of `endpoint` here, once each; how many. The pass walks
+    /// the DLQ forward with a cursor: a replayed record that fails and is dead again
+    /// meanwhile is back at its own key, behind the cursor, so it is not replayed twice
+    /// (restarting from the start each page once counted, and resent, such records
+    /// again, without end against a target that refuses at once).
     pub async fn replay_endpoint(&self, endpoint: Uuid) -> Result<usize, ReplayError> {
         let mut n = 0;
+        let mut after: Option<String> = None;
         loop {
-            let (page, _) = self.dead(None, Some(endpoint), 256)?;
-            if page.is_empty() {
-                return Ok(n);
-            }
-            for l in page {
+            let (page, next) = self.dead(after.as_deref(), Some(endpoint), 256)?;
+            for l in &page {
                 match self.replay(&l.id).await {
                     Ok(()) => n += 1,
                     // Gone meanwhile (replayed by another request): nothing to do.
                     Err(ReplayError::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
+            }
+            match next {
+                Some(c) => after = Some(c),
+                None => return Ok(n),
             }
         }
     }

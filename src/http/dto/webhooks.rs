@@ -212,5 +212,5 @@ pub struct DeadLetterPage {
 /// A replay was accepted: the deliveries are queued again, due at once.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct ReplayAccepted {
-    pub replayed: usize,
+    pub replayed: u32,
 }
