@@ -305,6 +305,26 @@ impl ListingSource for LocalReads {
                         .collect(),
                 ))
             }
+            PartitionRead::Feed { cursor, limit } => {
+                let cursor = crate::events::feed::Cursor(cursor.clone());
+                let events = crate::events::feed::owner_events(
+                    &self.journal,
+                    &self.partitions(partitions),
+                    &cursor,
+                    *limit as usize,
+                )
+                .map_err(read_failure)?;
+                Ok(PartitionRows::Rows(
+                    events
+                        .iter()
+                        .filter_map(|e| serde_json::to_vec(e).ok())
+                        .map(|b| Row {
+                            key: String::new(),
+                            data: RowData::Record(b),
+                        })
+                        .collect(),
+                ))
+            }
             PartitionRead::Events {
                 kind,
                 id,

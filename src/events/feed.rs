@@ -3,7 +3,8 @@
 //! they came from and the type, so a reset rebuilds the same records with the same ids.
 //!
 //! [`page`] reads it: per partition from a cursor position, merged by time, never
-//! splitting the events of one log entry across pages.
+//! splitting the events of one log entry across pages; [`cluster_page`] does the same
+//! over every node, each owner reading its partitions ([`owner_events`]).
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,26 @@ pub fn page(
     types: &[EventType],
     limit: usize,
 ) -> Result<Page, StoreError> {
+    Ok(assemble(
+        owner_events(journal, partitions, cursor, limit)?,
+        cursor,
+        types,
+        limit,
+    ))
+}
+
+/// One owner's part of a page: about `limit` events of `partitions` after `cursor`, of
+/// every type (a filtered-out event still moves the cursor), in feed order, whole log
+/// entries. What the merge of every owner's part ([`assemble`]) takes of a partition is
+/// a prefix of that partition's events after the cursor, so a page loses and repeats
+/// nothing; across partitions it is ordered by time as far as the parts reach (the feed
+/// promises order within a partition only).
+pub fn owner_events(
+    journal: &Journal,
+    partitions: &[u32],
+    cursor: &Cursor,
+    limit: usize,
+) -> Result<Vec<PublicEvent>, StoreError> {
     let cap = limit + EventType::ALL.len();
     let mut all = Vec::new();
     for &p in partitions {
@@ -119,7 +140,21 @@ pub fn page(
         }
         all.extend(evs);
     }
-    all.sort_by_key(|e| (e.at, e.partition, e.pseq));
+    let page = assemble(all, cursor, &[], limit);
+    Ok(page.events)
+}
+
+/// The page of about `limit` events of `types` from `events` (one owner's, or merged
+/// from all), whole log entries, and the cursor after what it read.
+pub fn assemble(
+    mut all: Vec<PublicEvent>,
+    cursor: &Cursor,
+    types: &[EventType],
+    limit: usize,
+) -> Page {
+    let ty = |e: &PublicEvent| EventType::ALL.iter().position(|t| *t == e.r#type);
+    all.sort_by_key(|e| (e.at, e.partition, e.pseq, ty(e)));
+    all.dedup_by(|a, b| a.id == b.id); // read twice, from an old and a new owner
     let mut next = cursor.clone();
     let mut events = Vec::new();
     let mut last: Option<(u32, u64)> = None;
@@ -135,10 +170,31 @@ pub fn page(
             events.push(ev);
         }
     }
-    Ok(Page {
+    Page {
         events,
         cursor: next,
-    })
+    }
+}
+
+/// A page of the whole cluster's feed: every partition's owner reads its part
+/// ([`owner_events`], through the router's fan-out), and the parts merge here. With
+/// `partial`, partitions that cannot answer are left where the cursor has them (their
+/// events come on a later page) and named; without it, they fail the read.
+pub async fn cluster_page(
+    router: &crate::router::Router,
+    cursor: &Cursor,
+    types: &[EventType],
+    limit: usize,
+    partial: bool,
+) -> Result<(Page, Vec<u32>), crate::router::listing::ListingError> {
+    let (records, missing) = router
+        .feed_records(cursor.0.clone(), limit as u32, partial)
+        .await?;
+    let events = records
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<PublicEvent>(r).ok())
+        .collect();
+    Ok((assemble(events, cursor, types, limit), missing))
 }
 
 #[cfg(test)]

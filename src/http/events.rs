@@ -4,9 +4,10 @@
 //!
 //! With `Accept: text/event-stream` the feed is streamed live ([`super::events_sse`]).
 //!
-//! Both read the partitions the answering node owns: in a cluster, a consumer reads
-//! every node (the cursor names partitions, so one cursor per node stays valid across
-//! a rebalance only for the partitions that stayed).
+//! The feed is the whole cluster's from any node: every partition's owner reads its part
+//! and the parts merge ([`crate::events::feed::cluster_page`]); the cursor names each
+//! partition's last log seq read, so it stays valid across a rebalance. The projections'
+//! status is the answering node's (its runner and its partitions; `node` names it).
 
 use super::dto::events::{Event, EventPage, ProjectionList, ProjectionState, ResetAccepted};
 use super::dto::{ErrorBody, STAFF_401, STAFF_403};
@@ -31,10 +32,11 @@ pub struct FeedQuery {
     after: Option<String>,
     types: Option<String>,
     limit: Option<String>,
+    partial: Option<String>,
 }
 
-/// The public event feed of the partitions this node owns, oldest first across them
-/// and in commit order within each. Operators and admins.
+/// The public event feed of the whole cluster, oldest first across partitions and in
+/// commit order within each. Operators and admins.
 #[utoipa::path(get, path = "/v1/events", tag = "events",
     security(("bearer" = [])),
     params(
@@ -43,6 +45,7 @@ pub struct FeedQuery {
         ("types" = Option<String>, Query, pattern = "^[a-z_]+\\.[a-z_]+(,[a-z_]+\\.[a-z_]+)*$",
             description = "comma-separated event types, e.g. `order.paid,order.cancelled`; all when absent"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size (default 100); the events of one committed change are never split, so a page may hold a few more"),
+        ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
         ("Last-Event-ID" = Option<String>, Header, description = "with `Accept: text/event-stream`: the `id` of the last event seen, to resume after it (instead of `after`)"),
     ),
     responses(
@@ -89,16 +92,16 @@ pub async fn list_events(
             }
         },
     };
+    let partial = super::machines::partial(q.partial.as_deref())?;
     if sse {
         return super::events_sse::stream(app, cursor, types);
     }
-    let page = app
-        .projections
-        .feed(&cursor, &types, limit)
-        .map_err(ApiError::store_failed)?;
+    let (page, missing) =
+        crate::events::feed::cluster_page(&app.router, &cursor, &types, limit, partial).await?;
     let body = EventPage {
         items: page.events.into_iter().map(Event::from).collect(),
         next_cursor: page.cursor.encode(),
+        missing_partitions: partial.then_some(missing),
     };
     Ok(json(StatusCode::OK, &body))
 }

@@ -81,11 +81,22 @@ pub fn stream(app: App, mut cursor: Cursor, types: Vec<EventType>) -> Result<Res
         let _permit = permit;
         let started = Instant::now();
         while started.elapsed() < MAX_STREAM && !tx.is_closed() {
-            let page = match app.projections.feed(&cursor, &types, PAGE) {
-                Ok(p) => p,
+            // A partition that cannot answer now is read on a later pass (the cursor
+            // stays where it was for it).
+            let page = match crate::events::feed::cluster_page(
+                &app.router,
+                &cursor,
+                &types,
+                PAGE,
+                true,
+            )
+            .await
+            {
+                Ok((p, _)) => p,
                 Err(e) => {
-                    tracing::error!(error = %e, "event stream: reading the feed failed; ending it");
-                    return;
+                    tracing::warn!(error = %e, "event stream: reading the feed failed; trying again");
+                    tokio::time::sleep(poll).await;
+                    continue;
                 }
             };
             let caught_up = page.events.len() < PAGE;

@@ -116,6 +116,12 @@ pub enum PartitionRead {
         kind: u8,
         id: String,
     },
+    /// About `limit` public events of the feed after `cursor` (per partition, the last
+    /// log seq read), as JSON records (added last: earlier variants keep their encoding).
+    Feed {
+        cursor: BTreeMap<u32, u64>,
+        limit: u32,
+    },
 }
 
 /// What one owner read.
@@ -366,6 +372,36 @@ impl Router {
             PartitionRows::Events(e) => Ok(e),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// `GET /v1/events`: every owner's part of a feed page after `cursor`, as the JSON
+    /// records the feed keeps (the events layer merges them), and the partitions that
+    /// could not answer (only with `partial`).
+    pub async fn feed_records(
+        &self,
+        cursor: BTreeMap<u32, u64>,
+        limit: u32,
+        partial: bool,
+    ) -> Result<(Vec<Vec<u8>>, Vec<u32>), ListingError> {
+        let (parts, missing) = self
+            .fan_out(&PartitionRead::Feed { cursor, limit }, None)
+            .await?;
+        if !missing.is_empty() && !partial {
+            return Err(missing_error(&missing));
+        }
+        let mut records = Vec::new();
+        for p in parts {
+            match p {
+                PartitionRows::Rows(rows) => {
+                    records.extend(rows.into_iter().filter_map(|r| match r.data {
+                        RowData::Record(b) => Some(b),
+                        _ => None,
+                    }))
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok((records, missing.into_keys().collect()))
     }
 
     /// Whether `(kind, id)` has any event, read on the entity's owner.

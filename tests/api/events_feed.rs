@@ -267,14 +267,21 @@ async fn a_paid_checkout_is_in_the_feed_and_survives_a_kill_and_a_reset() {
         .expect_error(404, "not_found");
 }
 
-/// Every event of every node's feed (each node lists the partitions it owns).
+/// Every event of the cluster's feed once every node caught up, as each node answers it:
+/// the same events, from any node.
 async fn cluster_feed(nodes: &[&TestApp]) -> Vec<Value> {
-    let mut all = Vec::new();
     for n in nodes {
         caught_up(n).await;
-        all.extend(whole_feed(n, "&types=stock.adjusted").await);
     }
-    all
+    let first = whole_feed(nodes[0], "&types=stock.adjusted").await;
+    for n in &nodes[1..] {
+        let mut a = ids(&first);
+        let mut b = ids(&whole_feed(n, "&types=stock.adjusted").await);
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "every node answers the same feed");
+    }
+    first
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -409,4 +416,49 @@ async fn the_feed_streams_live_as_server_sent_events_and_resumes_from_last_event
     // A bad Last-Event-ID is a clear 400.
     let r = open(Some("nope".into())).await.unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_node_pages_the_whole_clusters_feed_once_each() {
+    let env = [("EMPORIUM_PROJECTIONS__POLL_MS", "20")];
+    let nodes = crate::cluster::cluster_with(3, false, &env).await;
+    // Twelve SKUs: their partitions (by hash) spread over the three nodes.
+    let skus: Vec<String> = (0..12).map(|i| format!("FEED-ALL-{i}")).collect();
+    for (i, sku) in skus.iter().enumerate() {
+        nodes[i % 3].stocked_product(sku, 100, 5).await;
+    }
+    for node in &nodes {
+        let deadline = Deadline::new(Duration::from_secs(30), "every SKU's event in the feed");
+        loop {
+            // Pages of 5 from the start: each stock.adjusted once.
+            let mut seen = Vec::new();
+            let mut after = String::new();
+            for _ in 0..20 {
+                let r = node
+                    .admin_get(&format!(
+                        "/v1/events?types=stock.adjusted&limit=5&after={after}"
+                    ))
+                    .await;
+                let page = r.expect(200).clone();
+                let items = page["items"].as_array().unwrap().clone();
+                let next = page["next_cursor"].as_str().unwrap().to_owned();
+                seen.extend(
+                    items
+                        .iter()
+                        .filter(|e| e["data"]["sku"].as_str().unwrap().starts_with("FEED-ALL-"))
+                        .map(|e| e["id"].as_str().unwrap().to_owned()),
+                );
+                if items.is_empty() || next == after {
+                    break;
+                }
+                after = next;
+            }
+            let unique: std::collections::HashSet<&String> = seen.iter().collect();
+            assert_eq!(unique.len(), seen.len(), "no event twice: {seen:?}");
+            if seen.len() == skus.len() {
+                break;
+            }
+            deadline.tick(Duration::from_millis(50)).await;
+        }
+    }
 }

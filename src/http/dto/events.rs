@@ -50,6 +50,10 @@ pub struct EventPage {
     /// Pass as `after` for the events that follow (also when `items` is empty: it
     /// records what this page read past).
     pub next_cursor: String,
+    /// With `partial=true`: the partitions that could not answer (empty if none); their
+    /// events come on a later page, the cursor is left where it was for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// A partition as a projection sees it.
