@@ -340,6 +340,7 @@ impl App {
         router.set_replays(Arc::new(crate::events::replays::LocalReplays {
             deliveries,
             notifications,
+            projections: projections.clone(),
         }));
         Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),

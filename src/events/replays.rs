@@ -1,12 +1,14 @@
 //! This node's side of the router's replays ([`crate::router::replay`]): a dead webhook
 //! delivery, an endpoint's dead deliveries and a dead notification message, each queued
-//! again under its partition's gate, for the partitions this node owns.
+//! again under its partition's gate, and a projection reset, for the partitions this
+//! node owns.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
 use super::notify::history::{self, Notifications};
+use super::runner::{Projections, ResetError};
 use super::webhooks::dlq::{self, Deliveries};
 use crate::router::replay::{ReplayFailure, ReplayOp, ReplaySource};
 
@@ -14,6 +16,7 @@ use crate::router::replay::{ReplayFailure, ReplayOp, ReplaySource};
 pub struct LocalReplays {
     pub deliveries: Arc<Deliveries>,
     pub notifications: Arc<Notifications>,
+    pub projections: Arc<Projections>,
 }
 
 fn delivery_failure(e: dlq::ReplayError) -> ReplayFailure {
@@ -27,6 +30,7 @@ fn delivery_failure(e: dlq::ReplayError) -> ReplayFailure {
 impl ReplaySource for LocalReplays {
     fn replay(&self, op: ReplayOp) -> BoxFuture<'static, Result<u32, ReplayFailure>> {
         let (deliveries, notifications) = (self.deliveries.clone(), self.notifications.clone());
+        let projections = self.projections.clone();
         Box::pin(async move {
             match op {
                 ReplayOp::Delivery { id, .. } => deliveries
@@ -39,6 +43,13 @@ impl ReplaySource for LocalReplays {
                     .await
                     .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
                     .map_err(delivery_failure),
+                ReplayOp::ResetProjection { name } => match projections.reset(&name) {
+                    Ok(()) => {
+                        tracing::warn!(projection = %name, "projection reset requested");
+                        Ok(1)
+                    }
+                    Err(ResetError::Unknown(_)) => Err(ReplayFailure::NotFound),
+                },
                 ReplayOp::Notification { id } => notifications
                     .replay(&id)
                     .await

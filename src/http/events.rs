@@ -17,8 +17,8 @@ use super::json;
 use super::routes::{route, Routes};
 use crate::app::App;
 use crate::events::feed::Cursor;
-use crate::events::runner::ResetError;
 use crate::events::EventType;
+use crate::router::replay::{ReplayFailure, ReplayOp};
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -130,8 +130,9 @@ pub async fn list_projections(app: App) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &body))
 }
 
-/// Rebuilds a projection from the start of every log this node owns: its records and
-/// offsets are forgotten, then every entry is handled again. Admins only.
+/// Rebuilds a projection from the start of every log, on every node (each resets the
+/// partitions it owns): its records and offsets are forgotten, then every entry is
+/// handled again. Admins only.
 #[utoipa::path(post, path = "/v1/admin/projections/{name}/reset", tag = "events",
     security(("bearer" = [])),
     params(("name" = String, Path, example = "feed", description = "the projection")),
@@ -140,18 +141,27 @@ pub async fn list_projections(app: App) -> Result<Response, ApiError> {
         (status = 401, description = STAFF_401, body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
         (status = 404, description = "`not_found`: no such projection", body = ErrorBody),
+        (status = 503, description = "`partition_unavailable`: a node could not be reached; the others reset (ask again)", body = ErrorBody),
     ))]
 pub async fn reset_projection(app: App, name: String) -> Result<Response, ApiError> {
-    match app.projections.reset(&name) {
-        Ok(()) => {
-            tracing::warn!(projection = %name, "projection reset requested");
+    if name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_')
+    {
+        return Err(ApiError::not_found(format!("no projection {name}")));
+    }
+    let op = ReplayOp::ResetProjection { name: name.clone() };
+    match app.router.replay(op).await {
+        Ok(_) => {
             let body = ResetAccepted {
                 name,
                 state: ProjectionState::Resetting,
             };
             Ok(json(StatusCode::ACCEPTED, &body))
         }
-        Err(ResetError::Unknown(n)) => Err(ApiError::not_found(format!("no projection {n}"))),
+        Err(ReplayFailure::NotFound) => Err(ApiError::not_found(format!("no projection {name}"))),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Replays of dead letters (a webhook delivery, an endpoint's whole DLQ, a notification
-//! message) on the node that owns them, from whichever node was asked: the write stays
-//! with the partition's one writer, as every other write does.
+//! message) and of a projection from the start of the logs (a reset), on the nodes that
+//! own them, from whichever node was asked: the write stays with the partition's one
+//! writer, as every other write does.
 //!
 //! A delivery's id names its partition, so the replay goes to that partition's owner only;
 //! an endpoint's replay and a message's (whose id does not name its partition) go to every
@@ -28,6 +29,9 @@ pub enum ReplayOp {
     Endpoint { endpoint: uuid::Uuid },
     /// One dead notification message, by id.
     Notification { id: String },
+    /// A projection rebuilt from the start of every log (a reset is a replay of the
+    /// logs), by name: each owner resets its own partitions.
+    ResetProjection { name: String },
 }
 
 /// Why a replay did not happen (typed across the wire).
@@ -44,7 +48,8 @@ pub enum ReplayFailure {
 }
 
 /// The application's replays over the partitions this node owns; the answer is how many
-/// records were queued again (`NotFound` when none of a single id's).
+/// records were queued again, or projections reset (`NotFound` when none of a single
+/// id's, or no such projection).
 pub trait ReplaySource: Send + Sync + 'static {
     fn replay(&self, op: ReplayOp) -> BoxFuture<'static, Result<u32, ReplayFailure>>;
 }

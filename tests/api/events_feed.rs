@@ -462,3 +462,49 @@ async fn any_node_pages_the_whole_clusters_feed_once_each() {
         }
     }
 }
+
+/// The `feed` projection's events handled since `node` started.
+async fn feed_handled(node: &TestApp) -> u64 {
+    let r = node.admin_get("/v1/admin/projections").await;
+    r.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "feed")
+        .and_then(|p| p["events_total"].as_u64())
+        .expect("the feed projection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_asked_of_one_node_rebuilds_every_nodes_partitions() {
+    use crate::cluster::{cluster_with, sku_on, status};
+    let env = [("EMPORIUM_PROJECTIONS__POLL_MS", "20")];
+    let nodes = cluster_with(3, false, &env).await;
+    let st = status(&nodes[0]).await;
+    // One SKU in a partition of each node: every node's feed has an event to rebuild.
+    for name in ["node1", "node2", "node3"] {
+        let sku = sku_on(&st, &format!("RESET-{name}"), name);
+        nodes[0].stocked_product(&sku, 100, 5).await;
+    }
+    let mut before = Vec::new();
+    for n in &nodes {
+        caught_up(n).await;
+        before.push(feed_handled(n).await);
+    }
+    assert!(before.iter().all(|b| *b > 0), "{before:?}");
+    let r = nodes[2]
+        .admin_post("/v1/admin/projections/feed/reset", None)
+        .await;
+    assert_eq!(r.expect(202)["state"], "resetting");
+    // Each node handles its partitions' events again.
+    for (i, n) in nodes.iter().enumerate() {
+        let deadline = Deadline::new(Duration::from_secs(30), format!("node{} to rebuild", i + 1));
+        while feed_handled(n).await < before[i] * 2 {
+            deadline.tick(Duration::from_millis(50)).await;
+        }
+    }
+    nodes[1]
+        .admin_post("/v1/admin/projections/nope/reset", None)
+        .await
+        .expect_error(404, "not_found");
+}
