@@ -124,6 +124,8 @@ impl crate::cluster::node::Local for ClusterLocal {
 pub struct LocalReads {
     pub journal: Journal,
     pub catalog: Arc<Catalog>,
+    /// The projections' runner, built after the router.
+    pub projections: Arc<OnceLock<Arc<crate::events::runner::Projections>>>,
 }
 
 fn read_failure(e: StoreError) -> ReadFailure {
@@ -305,6 +307,27 @@ impl ListingSource for LocalReads {
                         .collect(),
                 ))
             }
+            PartitionRead::Projections => {
+                let Some(runner) = self.projections.get() else {
+                    return Err(ReadFailure::Unavailable {
+                        kind: crate::router::UnavailableKind::ClusterJoining,
+                        detail: "the projections are starting".into(),
+                    });
+                };
+                let status = runner
+                    .status_in(&self.partitions(partitions))
+                    .map_err(read_failure)?;
+                Ok(PartitionRows::Rows(
+                    serde_json::to_vec(&status)
+                        .ok()
+                        .map(|b| Row {
+                            key: String::new(),
+                            data: RowData::Record(b),
+                        })
+                        .into_iter()
+                        .collect(),
+                ))
+            }
             PartitionRead::Feed { cursor, limit } => {
                 let cursor = crate::events::feed::Cursor(cursor.clone());
                 let events = crate::events::feed::owner_events(
@@ -467,6 +490,7 @@ mod tests {
         let reads = LocalReads {
             journal: store.journal().clone(),
             catalog: Arc::new(Catalog::default()),
+            projections: Arc::new(OnceLock::new()),
         };
         let mine = |kind: EntityKind, id: &str| partition_of(kind, id, 4) < 2;
         let expected: Vec<String> = (0..40)

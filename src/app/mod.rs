@@ -214,6 +214,7 @@ impl App {
                 },
             )))
             .await?;
+        let runner_slot = Arc::new(OnceLock::new());
         let router = Router::builder(Duration::from_millis(config.actors.ask_timeout_ms))
             .max_pending(config.actors.max_pending)
             .with(products)
@@ -233,6 +234,7 @@ impl App {
             .listings(Arc::new(cluster_local::LocalReads {
                 journal: store.journal().clone(),
                 catalog: catalog.clone(),
+                projections: runner_slot.clone(),
             }))
             // The simulator reaches the payment entities through the router that hosts
             // them (built after it: the orders using it are hosted here too).
@@ -314,6 +316,7 @@ impl App {
                 Arc::new(notify_queue),
             ],
         );
+        let _ = runner_slot.set(projections.clone());
         let projections_task = projections.start();
         let dispatcher = crate::events::webhooks::dispatch::Dispatcher::new(
             store.journal().clone(),

@@ -69,7 +69,7 @@ impl Ownership for crate::cluster::Cluster {
 }
 
 /// What a projection is doing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum State {
     Running,
     /// A handler failed; the partition is retried after a wait.
@@ -85,7 +85,7 @@ pub enum State {
 }
 
 /// One partition as a projection sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionLag {
     pub partition: u32,
     /// Every log entry up to this seq is handled.
@@ -96,14 +96,45 @@ pub struct PartitionLag {
     pub lag_ms: u64,
 }
 
-/// A projection's status, for `GET /v1/admin/projections`.
-#[derive(Debug, Clone)]
+/// A projection's status, for `GET /v1/admin/projections`: one node's, or merged from
+/// every node's ([`merge_status`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Status {
-    pub name: &'static str,
+    pub name: String,
     pub state: State,
     /// Public events handled since this node started.
     pub events: u64,
     pub partitions: Vec<PartitionLag>,
+}
+
+/// Every node's statuses as one per projection: the partitions of all, the events
+/// handled by all, and the most telling state (failed, then retrying, then resetting).
+pub fn merge_status(parts: Vec<Vec<Status>>) -> Vec<Status> {
+    let rank = |s: &State| match s {
+        State::Running => 0,
+        State::Resetting => 1,
+        State::Retrying { .. } => 2,
+        State::Failed { .. } => 3,
+    };
+    // In the order the nodes run them (every node runs the same projections).
+    let mut out: Vec<Status> = Vec::new();
+    for s in parts.into_iter().flatten() {
+        match out.iter_mut().find(|m| m.name == s.name) {
+            None => out.push(s),
+            Some(m) => {
+                m.events = m.events.saturating_add(s.events);
+                if rank(&s.state) > rank(&m.state) {
+                    m.state = s.state;
+                }
+                m.partitions.extend(s.partitions);
+            }
+        }
+    }
+    for s in &mut out {
+        s.partitions.sort_by_key(|l| l.partition);
+        s.partitions.dedup_by_key(|l| l.partition);
+    }
+    out
 }
 
 /// Why a reset was not accepted.
@@ -210,17 +241,23 @@ impl Projections {
 
     /// Every projection with its offsets and lag in the partitions this node owns.
     pub fn status(&self) -> Result<Vec<Status>, StoreError> {
+        self.status_in(&self.owner.local())
+    }
+
+    /// Every projection with its offsets and lag in `partitions` (those of them this
+    /// node owns: one owner's part of the cluster-wide status), and this node's state.
+    pub fn status_in(&self, partitions: &[u32]) -> Result<Vec<Status>, StoreError> {
         let names: Vec<(&'static str, State, u64)> = self
             .lock()
             .iter()
             .map(|e| (e.handler.name(), e.state.clone(), e.events))
             .collect();
         let now = now_ms();
-        let local = self.owner.local();
+        let local = partitions;
         let mut out = Vec::with_capacity(names.len());
         for (name, state, events) in names {
             let mut partitions = Vec::with_capacity(local.len());
-            for &p in &local {
+            for &p in local {
                 let part = self.journal.partition(p);
                 let offset = part.offset(name)?.seq;
                 let last_seq = part.last_seq()?;
@@ -235,13 +272,8 @@ impl Projections {
                     lag_ms,
                 });
             }
-            let lag: u64 = partitions
-                .iter()
-                .map(|l| l.last_seq - l.offset.min(l.last_seq))
-                .sum();
-            metrics::gauge!("emporium_projection_lag", "projection" => name).set(lag as f64);
             out.push(Status {
-                name,
+                name: name.to_owned(),
                 state,
                 events,
                 partitions,

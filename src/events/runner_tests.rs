@@ -194,3 +194,38 @@ async fn records_are_written_with_the_offset_and_a_reset_rebuilds_them() {
     assert_eq!(p.reset("nope"), Err(ResetError::Unknown("nope".into())));
     task.abort();
 }
+
+#[test]
+fn statuses_of_every_node_merge_into_one_per_projection() {
+    let lag = |partition, offset, last_seq| PartitionLag {
+        partition,
+        offset,
+        last_seq,
+        lag_ms: 0,
+    };
+    let node = |state: State, events, parts: Vec<PartitionLag>| {
+        vec![Status {
+            name: "feed".into(),
+            state,
+            events,
+            partitions: parts,
+        }]
+    };
+    let merged = merge_status(vec![
+        node(State::Running, 5, vec![lag(3, 4, 4), lag(0, 1, 2)]),
+        node(
+            State::Retrying {
+                error: "down".into(),
+            },
+            7,
+            vec![lag(1, 0, 0)],
+        ),
+        node(State::Resetting, 1, vec![lag(2, 9, 9)]),
+    ]);
+    assert_eq!(merged.len(), 1);
+    let m = &merged[0];
+    assert_eq!(m.events, 13);
+    assert!(matches!(m.state, State::Retrying { .. }), "{:?}", m.state);
+    let ps: Vec<u32> = m.partitions.iter().map(|l| l.partition).collect();
+    assert_eq!(ps, [0, 1, 2, 3]);
+}

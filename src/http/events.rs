@@ -17,6 +17,7 @@ use super::json;
 use super::routes::{route, Routes};
 use crate::app::App;
 use crate::events::feed::Cursor;
+use crate::events::runner::{merge_status, Status};
 use crate::events::EventType;
 use crate::router::replay::{ReplayFailure, ReplayOp};
 use serde::Deserialize;
@@ -106,8 +107,8 @@ pub async fn list_events(
     Ok(json(StatusCode::OK, &body))
 }
 
-/// Each projection with its offsets, lag and state in the partitions this node owns.
-/// Operators and admins.
+/// Each projection with its offsets and lag in every partition of the cluster, its
+/// events handled and its most telling state across the nodes. Operators and admins.
 #[utoipa::path(get, path = "/v1/admin/projections", tag = "events",
     security(("bearer" = [])),
     responses(
@@ -116,16 +117,16 @@ pub async fn list_events(
         (status = 403, description = STAFF_403, body = ErrorBody),
     ))]
 pub async fn list_projections(app: App) -> Result<Response, ApiError> {
-    let items = app
-        .projections
-        .status()
-        .map_err(ApiError::store_failed)?
-        .into_iter()
-        .map(Into::into)
+    let (records, missing) = app.router.projection_records().await?;
+    let parts = records
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Vec<Status>>(r).ok())
         .collect();
+    let items = merge_status(parts).into_iter().map(Into::into).collect();
     let body = ProjectionList {
         node: app.cluster.as_ref().map(|c| c.name().to_owned()),
         items,
+        missing_partitions: (!missing.is_empty()).then_some(missing),
     };
     Ok(json(StatusCode::OK, &body))
 }

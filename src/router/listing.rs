@@ -122,6 +122,9 @@ pub enum PartitionRead {
         cursor: BTreeMap<u32, u64>,
         limit: u32,
     },
+    /// Every projection's offsets and lag in the partitions, and the owner's state, as
+    /// one JSON record per owner.
+    Projections,
 }
 
 /// What one owner read.
@@ -383,9 +386,23 @@ impl Router {
         limit: u32,
         partial: bool,
     ) -> Result<(Vec<Vec<u8>>, Vec<u32>), ListingError> {
-        let (parts, missing) = self
-            .fan_out(&PartitionRead::Feed { cursor, limit }, None)
-            .await?;
+        self.records(&PartitionRead::Feed { cursor, limit }, partial)
+            .await
+    }
+
+    /// `GET /v1/admin/projections`: every owner's status records (the events layer
+    /// merges them), and the partitions that could not answer.
+    pub async fn projection_records(&self) -> Result<(Vec<Vec<u8>>, Vec<u32>), ListingError> {
+        self.records(&PartitionRead::Projections, true).await
+    }
+
+    /// The records every owner answers `read` with (rows of [`RowData::Record`]).
+    async fn records(
+        &self,
+        read: &PartitionRead,
+        partial: bool,
+    ) -> Result<(Vec<Vec<u8>>, Vec<u32>), ListingError> {
+        let (parts, missing) = self.fan_out(read, None).await?;
         if !missing.is_empty() && !partial {
             return Err(missing_error(&missing));
         }

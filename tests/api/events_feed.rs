@@ -463,7 +463,8 @@ async fn any_node_pages_the_whole_clusters_feed_once_each() {
     }
 }
 
-/// The `feed` projection's events handled since `node` started.
+/// The `feed` projection's events handled since the nodes started, as `node` answers it:
+/// the sum of every node's count (so it doubles only once every node rebuilt its own).
 async fn feed_handled(node: &TestApp) -> u64 {
     let r = node.admin_get("/v1/admin/projections").await;
     r.expect(200)["items"]
@@ -492,11 +493,28 @@ async fn a_reset_asked_of_one_node_rebuilds_every_nodes_partitions() {
         before.push(feed_handled(n).await);
     }
     assert!(before.iter().all(|b| *b > 0), "{before:?}");
+    // Any node lists every partition of the cluster, each from its owner.
+    let total = st["partitions"].as_u64().unwrap() as usize;
+    for n in &nodes {
+        let r = n.admin_get("/v1/admin/projections").await;
+        let feed = r.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "feed")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            feed["partitions"].as_array().unwrap().len(),
+            total,
+            "{feed}"
+        );
+    }
     let r = nodes[2]
         .admin_post("/v1/admin/projections/feed/reset", None)
         .await;
     assert_eq!(r.expect(202)["state"], "resetting");
-    // Each node handles its partitions' events again.
+    // Each node handles its partitions' events again: only then does the sum double.
     for (i, n) in nodes.iter().enumerate() {
         let deadline = Deadline::new(Duration::from_secs(30), format!("node{} to rebuild", i + 1));
         while feed_handled(n).await < before[i] * 2 {

@@ -133,10 +133,13 @@ impl From<Status> for Projection {
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
 pub struct ProjectionList {
     /// The answering node (`null` when it runs alone); the partitions listed are the
-    /// ones it owns.
+    /// whole cluster's, each from its owner.
     #[schema(required = true)]
     pub node: Option<String>,
     pub items: Vec<Projection>,
+    /// The partitions whose owner could not answer (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_partitions: Option<Vec<u32>>,
 }
 
 /// `POST /v1/admin/projections/{name}/reset`: accepted; the runner applies it between
