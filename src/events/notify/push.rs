@@ -6,8 +6,9 @@
 //! body), at most [`MAX_PAYLOAD`] bytes. A 2xx is sent; 404 and 410 mean the subscription
 //! is gone and 400, 401, 403 and 413 that the push service will not take this request
 //! again, so each of those is a refusal for good; 429 and 5xx are retried. An endpoint is
-//! checked by the private-target guard ([`crate::events::target`]) at every send, as at
-//! save, unless `notifications.push.allow_private_targets` is on.
+//! checked by the private-target guard ([`crate::events::target`]) at save and at every
+//! send, each address its name resolves to included (the webhooks' client), unless
+//! `notifications.push.allow_private_targets` is on.
 
 use std::path::Path;
 use std::time::Duration;
@@ -142,11 +143,9 @@ pub struct WebPush {
 impl WebPush {
     pub fn new(c: &PushConfig, timeout: Duration) -> Result<Self, String> {
         let key = load_key(Path::new(&c.vapid_private_key_path)).map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        // The webhooks' client: no redirects, and every resolved address through the
+        // target guard (a push endpoint is a URL a shopper gave).
+        let client = crate::events::webhooks::client::build(c.allow_private_targets, timeout);
         Ok(Self {
             client,
             public: public_b64(&key.public_key()),
