@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use super::handler::HandlerError;
 use crate::clock::now_ms;
 use crate::domain::{Aggregate, Millis};
 use crate::router::{RouteError, Router};
@@ -35,6 +36,30 @@ impl<A: Aggregate> EntitySnapshot<A> {
             *snap = (started, state);
         }
         Ok(snap.clone())
+    }
+
+    /// Whether the view certainly holds every change committed before `at` (allowing
+    /// `margin_ms` of clock difference between nodes), reading again if it might not: a
+    /// read that began too early is [`HandlerError::NotYet`] (the event waits one pass),
+    /// an unreachable entity `Unavailable` naming `what`.
+    pub async fn caught_up(
+        &self,
+        at: Millis,
+        margin_ms: u64,
+        what: &str,
+    ) -> Result<(), HandlerError> {
+        let needed = at.saturating_add(margin_ms);
+        if self.current().0 >= needed {
+            return Ok(());
+        }
+        let (read_at, _) = self
+            .refresh()
+            .await
+            .map_err(|e| HandlerError::Unavailable(format!("{what}: {e}")))?;
+        if read_at < needed {
+            return Err(HandlerError::NotYet);
+        }
+        Ok(())
     }
 
     /// The last read, and when it began (0 before the first).

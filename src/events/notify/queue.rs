@@ -141,23 +141,6 @@ impl NotifyQueue {
         Some(state)
     }
 
-    /// A template saved before the event is used for it: the event waits (one pass, no
-    /// backoff) for a template read that began [`SKEW_MARGIN_MS`] after it.
-    async fn templates_caught_up(&self, ev: &PublicEvent) -> Result<(), HandlerError> {
-        let needed = ev.at.saturating_add(SKEW_MARGIN_MS);
-        if self.templates.current().0 >= needed {
-            return Ok(());
-        }
-        let (read_at, _) =
-            self.templates.refresh().await.map_err(|e| {
-                HandlerError::Unavailable(format!("the notification templates: {e}"))
-            })?;
-        if read_at < needed {
-            return Err(HandlerError::NotYet);
-        }
-        Ok(())
-    }
-
     /// The shopper's preferences, read through the router (their partition may be on
     /// another node); an unreachable entity is retried by the runner, not guessed at.
     async fn preferences(
@@ -216,7 +199,11 @@ impl EventHandler for NotifyQueue {
             if !self.concerns(ev) {
                 return Ok(Vec::new());
             }
-            self.templates_caught_up(ev).await?;
+            // A template saved before the event is used for it: the event waits (one
+            // pass, no backoff) for a template read that began SKEW_MARGIN_MS after it.
+            self.templates
+                .caught_up(ev.at, SKEW_MARGIN_MS, "the notification templates")
+                .await?;
             let prefs = self.preferences(ev).await?;
             Ok(self.records(ev, prefs.as_ref()))
         })

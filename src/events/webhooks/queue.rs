@@ -40,16 +40,9 @@ impl EventHandler for WebhookQueue {
         ev: &'a PublicEvent,
     ) -> BoxFuture<'a, Result<Vec<Record>, HandlerError>> {
         Box::pin(async move {
-            let needed = ev.at.saturating_add(SKEW_MARGIN_MS);
-            if self.registry.current().0 < needed {
-                let (read_at, _) =
-                    self.registry.refresh().await.map_err(|e| {
-                        HandlerError::Unavailable(format!("the webhook registry: {e}"))
-                    })?;
-                if read_at < needed {
-                    return Err(HandlerError::NotYet);
-                }
-            }
+            self.registry
+                .caught_up(ev.at, SKEW_MARGIN_MS, "the webhook registry")
+                .await?;
             Ok(self.records(ev))
         })
     }
