@@ -465,3 +465,57 @@ ttl_s = 600
     assert_eq!(pushes, 2, "only the first order's two pushes");
     assert_eq!(live.received().len(), 1, "no push while it is off");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_provider_that_never_answers_does_not_fail_a_checkout() {
+    // The provider takes every request and never answers: each send ends at its deadline.
+    let (smtp, sms) = (Smtp::start(), Sink::hanging().await);
+    let app = spawn_app(
+        opts(&smtp, &sms).config(
+            r#"
+[projections]
+poll_ms = 20
+[notifications]
+poll_ms = 20
+retry_initial_ms = 40
+timeout_ms = 300
+[notifications.email]
+smtp_url = "SMTP"
+[notifications.sms]
+base_url = "SMS"
+account_sid = "AC0123456789abcdef"
+from = "+15005550006"
+"#
+            .replace("SMTP", &smtp.url)
+            .replace("SMS", sms.url.trim_end_matches("/hook")),
+        ),
+    )
+    .await;
+    app.stocked_product("sms-silent", 500, 100).await;
+    let ada = app.shopper("ada.silent@example.com").await;
+    patch_prefs(&app, &ada, &json!({"phone": "+15551230002"}))
+        .await
+        .expect(200);
+    // Every checkout is paid (order_as asserts it) while the SMS hang.
+    for _ in 0..6 {
+        order_as(&app, &ada, "sms-silent").await;
+    }
+    // The emails still go, and the SMS were tried and wait for a retry.
+    smtp.wait_for(&ada.email, 6, 30).await;
+    sms.wait_for(1, 30).await;
+    let deadline = Deadline::new(Duration::from_secs(30), "a timed-out SMS attempt");
+    loop {
+        let r = app
+            .admin_get("/v1/admin/notifications?channel=sms&status=pending")
+            .await;
+        let items = r.expect(200)["items"].as_array().unwrap().clone();
+        if let Some(a) = items
+            .iter()
+            .find_map(|m| m["attempts"].as_array().and_then(|a| a.first()).cloned())
+        {
+            assert_eq!(a["ok"], false, "{a}");
+            break;
+        }
+        deadline.tick(Duration::from_millis(50)).await;
+    }
+}
