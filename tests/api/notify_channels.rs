@@ -19,6 +19,20 @@ const TOKEN: &str = "twilio-test-token";
 const FROM: &str = "+15005550006";
 
 fn opts(smtp: &Smtp, sms: &Sink) -> AppOpts {
+    opts_with(smtp, Some(sms), "", "")
+}
+
+/// A node with real email, SMS through `sms` (when given), fast polls and retries;
+/// `notifications` and `push` are more lines of those tables.
+fn opts_with(smtp: &Smtp, sms: Option<&Sink>, notifications: &str, push: &str) -> AppOpts {
+    let sms = sms
+        .map(|s| {
+            format!(
+                "[notifications.sms]\nbase_url = \"{}\"\naccount_sid = \"{SID}\"\nfrom = \"{FROM}\"\n",
+                s.url.trim_end_matches("/hook")
+            )
+        })
+        .unwrap_or_default();
     AppOpts::new()
         .config(format!(
             r#"
@@ -27,17 +41,15 @@ poll_ms = 20
 [notifications]
 poll_ms = 20
 retry_initial_ms = 40
+{notifications}
 [notifications.email]
 smtp_url = "{}"
-[notifications.sms]
-base_url = "{}"
-account_sid = "{SID}"
-from = "{FROM}"
+{sms}
 [notifications.push]
 allow_private_targets = true
+{push}
 "#,
             smtp.url,
-            sms.url.trim_end_matches("/hook"),
         ))
         .env("EMPORIUM_NOTIFICATIONS__SMS__AUTH_TOKEN", TOKEN)
 }
@@ -379,24 +391,11 @@ async fn a_receipt_reaches_each_push_subscription_encrypted_for_it_and_a_gone_on
     let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (live, gone) = (Sink::start(&[], 201).await, Sink::start(&[], 410).await);
     let smtp = Smtp::start();
-    let app = spawn_app(AppOpts::new().config(format!(
-        r#"
-[projections]
-poll_ms = 20
-[notifications]
-poll_ms = 20
-retry_initial_ms = 40
-[notifications.email]
-smtp_url = "{}"
-[notifications.push]
-vapid_private_key_path = "{}"
-allow_private_targets = true
-ttl_s = 600
-"#,
-        smtp.url,
+    let push = format!(
+        "vapid_private_key_path = \"{}\"\nttl_s = 600",
         key_path.display()
-    )))
-    .await;
+    );
+    let app = spawn_app(opts_with(&smtp, None, "", &push)).await;
     app.stocked_product("push-mug", 1500, 10).await;
     let ada = app.shopper("ada.push@example.com").await;
     let (phone, laptop) = (Browser::new(), Browser::new());
@@ -470,27 +469,7 @@ ttl_s = 600
 async fn an_sms_provider_that_never_answers_does_not_fail_a_checkout() {
     // The provider takes every request and never answers: each send ends at its deadline.
     let (smtp, sms) = (Smtp::start(), Sink::hanging().await);
-    let app = spawn_app(
-        opts(&smtp, &sms).config(
-            r#"
-[projections]
-poll_ms = 20
-[notifications]
-poll_ms = 20
-retry_initial_ms = 40
-timeout_ms = 300
-[notifications.email]
-smtp_url = "SMTP"
-[notifications.sms]
-base_url = "SMS"
-account_sid = "AC0123456789abcdef"
-from = "+15005550006"
-"#
-            .replace("SMTP", &smtp.url)
-            .replace("SMS", sms.url.trim_end_matches("/hook")),
-        ),
-    )
-    .await;
+    let app = spawn_app(opts_with(&smtp, Some(&sms), "timeout_ms = 300", "")).await;
     app.stocked_product("sms-silent", 500, 100).await;
     let ada = app.shopper("ada.silent@example.com").await;
     patch_prefs(&app, &ada, &json!({"phone": "+15551230002"}))
