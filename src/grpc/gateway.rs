@@ -200,6 +200,7 @@ impl pb::machine_gateway_server::MachineGateway for Gateway {
         metrics::counter!("emporium_grpc_sessions_opened_total").increment(1);
         let run = SessionRun {
             id,
+            connection: applied.state.connection,
             session: opened.session,
             router: self.router.clone(),
             sessions: self.sessions.clone(),
@@ -218,6 +219,8 @@ impl pb::machine_gateway_server::MachineGateway for Gateway {
 /// One open session's inbound loop.
 struct SessionRun {
     id: String,
+    /// The machine's count of sessions when this one opened (names it to the entity).
+    connection: u64,
     session: u64,
     router: Router,
     sessions: Arc<Sessions>,
@@ -266,6 +269,16 @@ impl SessionRun {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.send(Err(status))).await;
         }
         self.sessions.close(&self.id, self.session);
+        // The machine is offline as soon as its stream ends, not after 3 silent
+        // heartbeat intervals: an app purchase is refused at once (`machine_offline`)
+        // rather than authorized and held for a machine that cannot receive its Dispense.
+        let ended = MachineInput::Disconnected {
+            at: now_ms(),
+            connection: self.connection,
+        };
+        if let Err(e) = self.router.command::<Machine>(&self.id, ended).await {
+            tracing::warn!(machine = %self.id, error = %e, "cannot record the end of the session; the silence timer will mark it offline");
+        }
         metrics::counter!("emporium_grpc_sessions_closed_total").increment(1);
     }
 

@@ -77,22 +77,13 @@ async fn sessions_go_online_and_offline_authenticate_and_replace_each_other() {
     s2.send(2, heartbeat()).await;
     s2.wait_ack(2).await;
 
-    // Disconnected: still online at first, offline once silent for 3 intervals.
+    // Disconnected: offline once the stream ends (see
+    // `a_machine_whose_stream_ended_is_offline_at_once_and_takes_no_purchase`).
     drop(s2);
-    let dropped = Instant::now();
-    assert_eq!(
-        app.admin_get("/v1/machines/vm-a").await.expect(200)["online"],
-        true
-    );
     let m = wait_machine(&app, "vm-a", "the machine to go offline", |m| {
         m["online"] == false
     })
     .await;
-    assert!(
-        dropped.elapsed() >= Duration::from_secs(2),
-        "offline after {:?}, before 3 heartbeat intervals",
-        dropped.elapsed()
-    );
     assert!(m["last_seen"].is_string());
     let listed = app.admin_get("/v1/machines?online=false").await;
     assert_eq!(listed.expect(200)["items"][0]["id"], "vm-a");
@@ -558,4 +549,44 @@ async fn the_vm_sim_binary_registers_connects_sells_and_survives_drops() {
 
 fn secret_hash_of(secret: &str) -> String {
     emporium::grpc::gateway::secret_hash(secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_whose_stream_ended_is_offline_at_once_and_takes_no_purchase() {
+    // 10 s heartbeats: the silence timer would take 30 s; the stream's end takes none.
+    let app = spawn_app(roomy_opts().env("EMPORIUM_VENDING__HEARTBEAT_INTERVAL_S", 10)).await;
+    let secret = register_machine(&app, "vm-gone", 1, 5).await;
+    let mut s = connect(&app.grpc_address, "vm-gone", &secret, 0)
+        .await
+        .unwrap();
+    s.send(1, heartbeat()).await;
+    s.wait_ack(1).await;
+    // A replaced session's end leaves the newer session online.
+    let mut s2 = connect(&app.grpc_address, "vm-gone", &secret, 1)
+        .await
+        .unwrap();
+    assert_eq!(s.ended().await.code(), tonic::Code::Aborted);
+    s2.send(2, heartbeat()).await;
+    s2.wait_ack(2).await;
+    assert_eq!(
+        app.admin_get("/v1/machines/vm-gone").await.expect(200)["online"],
+        true
+    );
+    drop(s2);
+    let dropped = Instant::now();
+    wait_machine(&app, "vm-gone", "the machine to go offline", |m| {
+        m["online"] == false
+    })
+    .await;
+    assert!(
+        dropped.elapsed() < Duration::from_secs(30),
+        "offline only after {:?}: the silence timer, not the stream's end",
+        dropped.elapsed()
+    );
+    let shopper = app.shopper("gone-buyer@example.com").await;
+    purchase(&app, "vm-gone", 1, Some(&shopper.access))
+        .await
+        .expect_error(409, "machine_offline");
+    let mine = app.get_as(&shopper.access, "/v1/me/orders").await;
+    assert_eq!(mine.expect(200)["items"], json!([]), "no order, no charge");
 }

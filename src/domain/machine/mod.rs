@@ -106,15 +106,10 @@ impl Aggregate for Machine {
                     }]
                 }
             }
-            C::Connected { at } => {
-                if s.online && *at <= s.last_seen {
-                    vec![]
-                } else {
-                    vec![MachineEvent::Connected { at: *at }]
-                }
-            }
-            C::Disconnected { at } => {
-                if s.online {
+            // Every session is counted, so its end can name it.
+            C::Connected { at } => vec![MachineEvent::Connected { at: *at }],
+            C::Disconnected { at, connection } => {
+                if s.online && *connection == s.connection {
                     vec![MachineEvent::Disconnected { at: *at }]
                 } else {
                     vec![]
@@ -330,6 +325,7 @@ impl Aggregate for Machine {
             E::LowStockThresholdSet { threshold } => s.low_stock_threshold = *threshold,
             E::Connected { at } => {
                 s.online = true;
+                s.connection += 1;
                 s.last_seen = s.last_seen.max(*at);
             }
             E::Disconnected { at } => {

@@ -415,7 +415,8 @@ fn reserve_for_app_checks_online_lock_and_availability() {
     ok(&mut s, issue(6, MachineCommand::UnlockSlot { slot: 1 }, 20));
     ok(&mut s, ack(3, 6, AckStatus::Done));
     ok(&mut s, reserve(3, 1, 1_000));
-    ok(&mut s, MachineInput::Disconnected { at: 50 });
+    let connection = s.connection;
+    ok(&mut s, MachineInput::Disconnected { at: 50, connection });
     let err = run(&mut s, reserve(4, 2, 1_000)).unwrap_err();
     assert!(err.message.starts_with("machine_offline"), "{err:?}");
     assert!(!Machine::can_passivate(&s), "holds keep it active");
@@ -653,7 +654,24 @@ fn silent_machines_go_offline_after_three_intervals() {
         },
     );
     assert!(s.online);
-    ok(&mut s, MachineInput::Disconnected { at: 2_200 });
+    // The end of an older session leaves a newer one online.
+    let connection = s.connection;
+    ok(&mut s, MachineInput::Connected { at: 2_150 });
+    ok(
+        &mut s,
+        MachineInput::Disconnected {
+            at: 2_160,
+            connection,
+        },
+    );
+    assert!(s.online);
+    ok(
+        &mut s,
+        MachineInput::Disconnected {
+            at: 2_200,
+            connection: connection + 1,
+        },
+    );
     assert!(!s.online);
     ok(&mut s, issue(1, MachineCommand::RequestAudit, 2_300));
     assert!(

@@ -293,6 +293,9 @@ pub struct MachineState {
     /// far fewer than the window. A vend re-sent after more than this many later vends
     /// would be counted again.
     pub vend_window: u32,
+    /// How many sessions the machine opened: a session's `Disconnected` names its own,
+    /// so the end of a replaced session does not mark a newer one offline.
+    pub connection: u64,
 }
 
 impl Default for MachineState {
@@ -315,6 +318,7 @@ impl Default for MachineState {
             holds: BTreeMap::new(),
             notices: BTreeMap::new(),
             vend_window: DEFAULT_RECENT_VENDS as u32,
+            connection: 0,
         }
     }
 }
@@ -376,8 +380,11 @@ pub enum MachineInput {
     Connected {
         at: Millis,
     },
+    /// The session `connection` ended (its stream closed); a no-op when a newer session
+    /// has opened since.
     Disconnected {
         at: Millis,
+        connection: u64,
     },
     /// Marks the machine offline when `now - last_seen >= 3 * heartbeat_interval_ms`.
     MarkOfflineIfSilent {
