@@ -86,6 +86,14 @@ pub fn rfc3339(ms: u64) -> String {
     )
 }
 
+/// Parses an RFC 3339 time (any offset) as Unix milliseconds; a time before 1970 is
+/// refused.
+pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time ({e})"))?;
+    u64::try_from(t.timestamp_millis()).map_err(|_| format!("{s:?} is before 1970"))
+}
+
 /// The current year and month (UTC), for card expiry checks.
 pub fn year_month(ms: u64) -> (u32, u32) {
     let s = rfc3339(ms);
@@ -115,6 +123,19 @@ mod tests {
         assert_eq!(rfc3339(1_795_331_602_123), "2026-11-22T07:13:22.123Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(year_month(1_795_331_602_123), (2026, 11));
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_any_offset() {
+        for ms in [0, 951_782_400_000, 1_795_331_602_123] {
+            assert_eq!(parse_rfc3339(&rfc3339(ms)), Ok(ms));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-22T08:13:22.123+01:00"),
+            Ok(1_795_331_602_123)
+        );
+        assert!(parse_rfc3339("1969-12-31T23:59:59Z").is_err());
+        assert!(parse_rfc3339("tomorrow").is_err());
     }
 
     #[test]

@@ -73,15 +73,15 @@ impl Catalog {
     }
 
     /// Purchasable products matching every word of `q` (as a word prefix) and the
-    /// category, in sku order, after `cursor`.
+    /// category (any of `categories`, case-insensitive), in sku order, after `cursor`.
     pub fn search(
         &self,
         q: Option<&str>,
-        category: Option<&str>,
+        categories: Option<&[String]>,
         limit: usize,
         cursor: Option<&Sku>,
     ) -> Page {
-        self.search_where(q, category, limit, cursor, &|_| true)
+        self.search_where(q, categories, limit, cursor, &|_| true)
     }
 
     /// [`Catalog::search`] over the products `keep` selects (those of the partitions a
@@ -89,7 +89,7 @@ impl Catalog {
     pub fn search_where(
         &self,
         q: Option<&str>,
-        category: Option<&str>,
+        categories: Option<&[String]>,
         limit: usize,
         cursor: Option<&Sku>,
         keep: &dyn Fn(&Sku) -> bool,
@@ -107,11 +107,11 @@ impl Catalog {
             .filter(|e| keep(&e.sku))
             .filter(|e| e.state.purchasable())
             .filter(|e| {
-                category.is_none_or(|c| {
+                categories.is_none_or(|cs| {
                     e.state
                         .spec
                         .as_ref()
-                        .is_some_and(|s| s.category.eq_ignore_ascii_case(c))
+                        .is_some_and(|s| cs.iter().any(|c| s.category.eq_ignore_ascii_case(c)))
                 })
             })
             .filter(|e| {
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(c.search(Some("blue"), None, 10, None).items.len(), 2);
         assert_eq!(c.search(Some("mug blue"), None, 10, None).items.len(), 1);
         assert_eq!(
-            c.search(Some("hand"), Some("apparel"), 10, None)
+            c.search(Some("hand"), Some(&["Apparel".to_owned()]), 10, None)
                 .items
                 .len(),
             1

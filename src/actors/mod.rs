@@ -13,6 +13,8 @@
 //! - [`catalog`]: the in-memory product listing, fed by the product actors.
 //! - [`machine`]: the vending machine's behavior: timers, the order outbox, the session push.
 //! - [`vending_steps`]: the order saga's steps at a vending machine.
+//! - [`promotion_steps`]: pricing a cart (shared by the cart view and the checkout) and
+//!   the order saga's promotion steps (price, reserve, consume, release).
 //!
 //! Layering: `actors` sits below `supervision` and `router` and imports neither
 //! (`layering_tests.rs` holds it): it reaches entities through [`EntityClient`] and
@@ -25,6 +27,7 @@ pub mod client;
 pub mod entity;
 pub mod machine;
 pub mod order_saga;
+pub mod promotion_steps;
 pub mod unavailable;
 pub mod vending_steps;
 

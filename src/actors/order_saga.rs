@@ -83,6 +83,12 @@ impl Step {
                 )
                 .await
             }
+            Effect::Price { .. }
+            | Effect::ReservePromotion { .. }
+            | Effect::ConsumePromotion { .. }
+            | Effect::ReleasePromotion { .. } => {
+                super::promotion_steps::perform(&*self.client, &*self.clock, effect).await
+            }
             Effect::LockCart { cart_id, order_id } => {
                 match self
                     .client

@@ -280,7 +280,7 @@ impl ListingSource for LocalReads {
             }
             PartitionRead::List(ListingQuery::Products {
                 q,
-                category,
+                categories,
                 after,
                 limit,
             }) => {
@@ -291,7 +291,7 @@ impl ListingSource for LocalReads {
                     .map_err(|e| ReadFailure::Store(format!("bad cursor: {e}")))?;
                 let page = self.catalog.search_where(
                     q.as_deref(),
-                    category.as_deref(),
+                    categories.as_deref(),
                     // One more than the page, so the merge knows whether one follows.
                     *limit as usize + 1,
                     cursor.as_ref(),
@@ -377,7 +377,10 @@ impl ListingSource for LocalReads {
                     | EntityKind::Session
                     | EntityKind::Webhook
                     | EntityKind::NotificationTemplate
-                    | EntityKind::Preferences => Ok(Vec::new()),
+                    | EntityKind::Preferences
+                    | EntityKind::Promotion
+                    | EntityKind::Redemption
+                    | EntityKind::Category => Ok(Vec::new()),
                 }?;
                 Ok(PartitionRows::Events(evs))
             }

@@ -95,6 +95,9 @@ pub struct AppParts {
     dispatcher_task: tokio::task::JoinHandle<()>,
     /// The notification sender.
     notifier_task: tokio::task::JoinHandle<()>,
+    /// This node's recent copy of the promotion book, for pricing the carts it shows.
+    pub promotions:
+        Arc<crate::events::snapshot::EntitySnapshot<crate::domain::promotion::Promotions>>,
     ready: Arc<AtomicBool>,
     root: ActorCell,
 }
@@ -188,6 +191,15 @@ impl App {
         let preferences = start
             .kind::<crate::domain::preferences::Preferences>(Arc::new(NoBehavior))
             .await?;
+        let promotions = start
+            .kind::<crate::domain::promotion::Promotions>(Arc::new(NoBehavior))
+            .await?;
+        let redemptions = start
+            .kind::<crate::domain::redemption::Redemptions>(Arc::new(NoBehavior))
+            .await?;
+        let categories = start
+            .kind::<crate::domain::category::Categories>(Arc::new(NoBehavior))
+            .await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
         let cluster = if config.cluster.enabled {
             Some(crate::cluster::Cluster::open(
@@ -229,6 +241,9 @@ impl App {
             .with(webhooks)
             .with(templates)
             .with(preferences)
+            .with(promotions)
+            .with(redemptions)
+            .with(categories)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .listings(Arc::new(cluster_local::LocalReads {
@@ -345,8 +360,13 @@ impl App {
             notifications,
             projections: projections.clone(),
         }));
+        let promotions = crate::events::snapshot::EntitySnapshot::new(
+            router.clone(),
+            crate::domain::promotion::BOOK_ID,
+        );
         Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),
+            promotions,
             router,
             store,
             catalog,

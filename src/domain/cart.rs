@@ -1,6 +1,10 @@
-//! A shopper's cart: lines priced at the time they were added, locked by a checkout.
+//! A shopper's cart: lines priced at the time they were added, the coupon codes the
+//! shopper entered, locked by a checkout.
 
 use super::ids::{MAX_ADD_QUANTITY, MAX_CART_LINES, MAX_LINE_QUANTITY};
+
+/// Most coupon codes one cart holds.
+pub const MAX_COUPONS: usize = 5;
 use super::{reject, Aggregate, EntityKind, Rejection, RejectionCode, Sku};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,6 +40,9 @@ pub struct CartState {
     pub lines: BTreeMap<Sku, CartLine>,
     /// Count of events applied: a client-visible version for optimistic checks.
     pub version: u64,
+    /// Coupon codes entered (stored form, in the order entered); the edge checks that
+    /// each applies before it is added, and a checkout prices the cart with them.
+    pub coupons: Vec<String>,
 }
 
 impl CartState {
@@ -77,6 +84,13 @@ pub enum CartCommand {
     Reopen {
         order_id: Uuid,
     },
+    /// Enters a coupon code (stored form); a repeat is a no-op.
+    AddCoupon {
+        code: String,
+    },
+    RemoveCoupon {
+        code: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +114,13 @@ pub enum CartEvent {
     },
     Reopened {
         order_id: Uuid,
+    },
+    // Appended for coupons; earlier variants keep their codec positions.
+    CouponAdded {
+        code: String,
+    },
+    CouponRemoved {
+        code: String,
     },
 }
 
@@ -228,6 +249,30 @@ impl Aggregate for Cart {
                     }]),
                 }
             }
+            C::AddCoupon { code } => {
+                open(state)?;
+                if state.coupons.contains(code) {
+                    return Ok(vec![]);
+                }
+                if state.coupons.len() >= MAX_COUPONS {
+                    return reject(
+                        RejectionCode::Validation,
+                        format!("a cart holds at most {MAX_COUPONS} coupons"),
+                    );
+                }
+                Ok(vec![CartEvent::CouponAdded { code: code.clone() }])
+            }
+            C::RemoveCoupon { code } => {
+                open(state)?;
+                if state.coupons.contains(code) {
+                    Ok(vec![CartEvent::CouponRemoved { code: code.clone() }])
+                } else {
+                    reject(
+                        RejectionCode::NotFound,
+                        format!("the cart has no coupon {code}"),
+                    )
+                }
+            }
             C::Reopen { order_id } => {
                 if state.status == CartStatus::CheckedOut && state.order_id == Some(*order_id) {
                     Ok(vec![CartEvent::Reopened {
@@ -272,6 +317,8 @@ impl Aggregate for Cart {
                 state.status = CartStatus::Open;
                 state.order_id = None;
             }
+            CartEvent::CouponAdded { code } => state.coupons.push(code.clone()),
+            CartEvent::CouponRemoved { code } => state.coupons.retain(|c| c != code),
         }
     }
 }
@@ -307,6 +354,12 @@ mod tests {
                 .clone()
                 .prop_map(|o| CartCommand::Lock { order_id: o }),
             order.prop_map(|o| CartCommand::Reopen { order_id: o }),
+            (0u8..7).prop_map(|c| CartCommand::AddCoupon {
+                code: format!("C{c}")
+            }),
+            (0u8..7).prop_map(|c| CartCommand::RemoveCoupon {
+                code: format!("C{c}")
+            }),
         ]
     }
 
@@ -335,8 +388,13 @@ mod tests {
             for cmd in &cmds {
                 let locked = s.status == CartStatus::CheckedOut;
                 let lines = s.lines.clone();
+                let coupons = s.coupons.clone();
                 if let Ok(evs) = Cart::decide(&s, cmd) { for e in evs { Cart::apply(&mut s, &e); } }
-                if locked && s.status == CartStatus::CheckedOut { prop_assert_eq!(&lines, &s.lines); }
+                if locked && s.status == CartStatus::CheckedOut {
+                    prop_assert_eq!(&lines, &s.lines);
+                    prop_assert_eq!(&coupons, &s.coupons);
+                }
+                prop_assert!(s.coupons.len() <= MAX_COUPONS);
             }
         }
     }

@@ -79,10 +79,16 @@ pub enum EntityKind {
     NotificationTemplate,
     /// A shopper's notification preferences (keyed by the user id).
     Preferences,
+    /// The promotion book (one entity).
+    Promotion,
+    /// One promotion's redemption ledger (keyed by the promotion id).
+    Redemption,
+    /// The category tree (one entity).
+    Category,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 12] = [
+    pub const ALL: [EntityKind; 15] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -95,6 +101,9 @@ impl EntityKind {
         Self::Webhook,
         Self::NotificationTemplate,
         Self::Preferences,
+        Self::Promotion,
+        Self::Redemption,
+        Self::Category,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -110,6 +119,9 @@ impl EntityKind {
             Self::Webhook => "webhook",
             Self::NotificationTemplate => "notification_template",
             Self::Preferences => "preferences",
+            Self::Promotion => "promotion",
+            Self::Redemption => "redemption",
+            Self::Category => "category",
         }
     }
     /// The kind of a journal key byte, if it names one.
@@ -130,6 +142,9 @@ impl EntityKind {
             Self::Webhook => 10,
             Self::NotificationTemplate => 11,
             Self::Preferences => 12,
+            Self::Promotion => 13,
+            Self::Redemption => 14,
+            Self::Category => 15,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -146,6 +161,9 @@ impl EntityKind {
             "webhook" => Some(Self::Webhook),
             "notification_template" => Some(Self::NotificationTemplate),
             "preferences" => Some(Self::Preferences),
+            "promotion" => Some(Self::Promotion),
+            "redemption" => Some(Self::Redemption),
+            "category" => Some(Self::Category),
             _ => None,
         }
     }

@@ -5,10 +5,12 @@
 //! - [`index`]: the secondary indexes, each declared by the kind that writes it.
 //! - [`product`]: the catalog entry.
 //! - [`cart`]: a shopper's cart, locked by checkout.
+//! - [`category`]: the category tree (parents, slugs, positions; descendants).
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
 //! - [`notification`]: a notification message (per event, channel, recipient): attempts,
 //!   backoff, dead letter.
 //! - [`order`]: the order and its checkout saga, which returns the next effect to run.
+//! - [`order_promotions`]: an order's discounts and where each redemption stands.
 //! - [`order_idempotency`]: `Idempotency-Key`s name orders (derived ids, fingerprints).
 //! - [`payment`]: an order's payment: its intent and the idempotent outcome of each step.
 //! - [`user`]: users (roles, profile, password hash) and the email claim.
@@ -18,8 +20,12 @@
 //! - [`notification_template`]: the notification templates saved over the defaults.
 //! - [`preferences`]: a shopper's notification preferences (channels, marketing opt-in,
 //!   SMS phone, push subscriptions).
+//! - [`promotion`]: the promotion book (conditions, actions, windows, coupon codes, limits).
+//! - [`redemption`]: one promotion's redemption ledger (reservations with a deadline).
+//! - [`pricing`]: prices a cart against the book (discount lines, rounding, combining).
 
 pub mod cart;
+pub mod category;
 pub mod ids;
 pub mod index;
 pub mod machine;
@@ -27,10 +33,14 @@ pub mod notification;
 pub mod notification_template;
 pub mod order;
 pub mod order_idempotency;
+pub mod order_promotions;
 pub mod order_vending;
 pub mod payment;
 pub mod preferences;
+pub mod pricing;
 pub mod product;
+pub mod promotion;
+pub mod redemption;
 pub mod session;
 pub mod stock;
 pub mod user;
@@ -115,6 +125,14 @@ pub enum RejectionCode {
     /// An `Idempotency-Key` no longer names this order (reused after its TTL), or was
     /// reused past the last generation.
     IdempotencyKeyExpired,
+    /// A coupon's promotion has not started, has ended, or was ended.
+    CouponExpired,
+    /// A promotion's redemptions are all taken.
+    CouponExhausted,
+    /// The cart does not meet a coupon's conditions (or a better promotion excludes it).
+    CouponNotApplicable,
+    /// The customer redeemed the promotion as often as it allows.
+    CouponLimitPerCustomer,
 }
 
 impl RejectionCode {
@@ -133,6 +151,10 @@ impl RejectionCode {
             Self::EntityTooLarge => "entity_too_large",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyKeyExpired => "idempotency_key_expired",
+            Self::CouponExpired => "coupon_expired",
+            Self::CouponExhausted => "coupon_exhausted",
+            Self::CouponNotApplicable => "coupon_not_applicable",
+            Self::CouponLimitPerCustomer => "coupon_limit_per_customer",
         }
     }
 }

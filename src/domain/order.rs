@@ -8,6 +8,7 @@
 //! after a crash repeats at most the step it was in, and that step has no second effect.
 
 use super::order_idempotency::{key_use, Fingerprint, KeyUse};
+use super::order_promotions::{self as promos, OrderDiscount, PricedDiscount, RedemptionStage};
 pub use super::order_vending::{vend_status, VendStatus};
 use super::order_vending::{vending_effect, VendReport};
 pub use super::order_vending::{VendState, VendingOrder, VendingPlacement};
@@ -75,6 +76,15 @@ pub enum FailureCode {
     VendTimeout,
     /// The vending machine went offline before the unit could be held.
     MachineOffline,
+    // Appended for promotions; earlier variants keep their codec positions.
+    /// A coupon on the cart had expired (or was ended) by the checkout.
+    CouponExpired,
+    /// The promotion's redemptions were all taken by other orders.
+    CouponExhausted,
+    /// A coupon on the cart no longer applied to it.
+    CouponNotApplicable,
+    /// The customer had redeemed the promotion as often as it allows.
+    CouponLimitPerCustomer,
 }
 
 impl FailureCode {
@@ -89,6 +99,10 @@ impl FailureCode {
             Self::VendFailed => "vend_failed",
             Self::VendTimeout => "vend_timeout",
             Self::MachineOffline => "machine_offline",
+            Self::CouponExpired => "coupon_expired",
+            Self::CouponExhausted => "coupon_exhausted",
+            Self::CouponNotApplicable => "coupon_not_applicable",
+            Self::CouponLimitPerCustomer => "coupon_limit_per_customer",
         }
     }
 }
@@ -114,6 +128,19 @@ pub struct OrderLine {
     pub quantity: u32,
     pub unit_price_minor: i64,
     pub stage: LineStage,
+    /// What the order's discounts take off this line (0 before pricing).
+    pub discount_minor: i64,
+}
+
+impl OrderLine {
+    /// The line's value before discounts.
+    pub fn subtotal_minor(&self) -> i64 {
+        self.unit_price_minor * i64::from(self.quantity)
+    }
+    /// What the line costs: its value less its discounts (never negative).
+    pub fn total_minor(&self) -> i64 {
+        self.subtotal_minor() - self.discount_minor
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,14 +262,22 @@ pub struct OrderState {
     pub history: Vec<(OrderStatus, Millis)>,
     /// Set for an app purchase at a vending machine (order kind `vending`).
     pub vending: Option<VendingOrder>,
+    /// The discounts the order was priced with and their redemptions; `None` until the
+    /// checkout priced it (and for orders placed before pricing existed).
+    pub discounts: Option<Vec<OrderDiscount>>,
 }
 
 impl OrderState {
+    /// What the order costs: the sum of its lines after discounts.
     pub fn total_minor(&self) -> i64 {
-        self.lines
-            .iter()
-            .map(|l| l.unit_price_minor * i64::from(l.quantity))
-            .sum()
+        self.lines.iter().map(OrderLine::total_minor).sum()
+    }
+    /// The lines' value before discounts.
+    pub fn subtotal_minor(&self) -> i64 {
+        self.lines.iter().map(OrderLine::subtotal_minor).sum()
+    }
+    pub fn discount_minor(&self) -> i64 {
+        self.lines.iter().map(|l| l.discount_minor).sum()
     }
     /// Whether the saga has nothing more to do (a vending order also waits for its vend).
     pub fn is_settled(&self) -> bool {
@@ -345,6 +380,32 @@ pub enum Effect {
         machine_id: String,
         order_id: Uuid,
     },
+    /// Price the locked cart's lines against the promotion book and its coupons.
+    Price {
+        order_id: Uuid,
+        cart_id: Uuid,
+        customer: String,
+        lines: Vec<(Sku, u32, i64)>,
+    },
+    /// Hold one redemption of the promotion until `expires_at`.
+    ReservePromotion {
+        promotion_id: String,
+        order_id: Uuid,
+        customer: String,
+        usage_limit: Option<u32>,
+        per_customer_limit: Option<u32>,
+        expires_at: Millis,
+    },
+    /// The order is paid: its reservation becomes a redemption.
+    ConsumePromotion {
+        promotion_id: String,
+        order_id: Uuid,
+    },
+    /// Give the order's reservation or redemption back.
+    ReleasePromotion {
+        promotion_id: String,
+        order_id: Uuid,
+    },
 }
 
 /// The next step of the saga, or `None` when it is settled (or waits for nobody).
@@ -378,28 +439,29 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
                 authorization: auth(),
             }),
             _ if s.vending.is_some() => vending_effect(s, p),
-            _ => s
-                .lines
-                .iter()
-                .find_map(|l| match l.stage {
-                    LineStage::Committed => Some(Effect::Return {
-                        sku: l.sku.clone(),
-                        order_id,
-                    }),
-                    LineStage::Reserved => Some(Effect::Release {
-                        sku: l.sku.clone(),
-                        order_id,
-                    }),
-                    _ => None,
-                })
-                // Reopen even if the lock never answered: the cart reopens only if this
-                // order holds it, so the step is safe either way.
-                .or_else(|| {
-                    (!s.cart_reopened).then_some(Effect::ReopenCart {
-                        cart_id: p.cart_id,
-                        order_id,
+            _ => promos::release(s, order_id).or_else(|| {
+                s.lines
+                    .iter()
+                    .find_map(|l| match l.stage {
+                        LineStage::Committed => Some(Effect::Return {
+                            sku: l.sku.clone(),
+                            order_id,
+                        }),
+                        LineStage::Reserved => Some(Effect::Release {
+                            sku: l.sku.clone(),
+                            order_id,
+                        }),
+                        _ => None,
                     })
-                }),
+                    // Reopen even if the lock never answered: the cart reopens only if this
+                    // order holds it, so the step is safe either way.
+                    .or_else(|| {
+                        (!s.cart_reopened).then_some(Effect::ReopenCart {
+                            cart_id: p.cart_id,
+                            order_id,
+                        })
+                    })
+            }),
         };
     }
     if s.vending.is_some() {
@@ -410,6 +472,9 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
             cart_id: p.cart_id,
             order_id,
         });
+    }
+    if let Some(e) = promos::before_stock(s, p) {
+        return Some(e);
     }
     if let Some(l) = s.lines.iter().find(|l| l.stage == LineStage::Pending) {
         return Some(Effect::Reserve {
@@ -433,16 +498,16 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
             amount_minor: s.total_minor(),
             expires_at: p.expires_at,
         }),
-        PaymentStatus::Captured => {
-            s.lines
-                .iter()
-                .find(|l| l.stage == LineStage::Reserved)
-                .map(|l| Effect::Commit {
-                    sku: l.sku.clone(),
-                    order_id,
-                    quantity: i64::from(l.quantity),
-                })
-        }
+        PaymentStatus::Captured => s
+            .lines
+            .iter()
+            .find(|l| l.stage == LineStage::Reserved)
+            .map(|l| Effect::Commit {
+                sku: l.sku.clone(),
+                order_id,
+                quantity: i64::from(l.quantity),
+            })
+            .or_else(|| promos::after_capture(s, order_id)),
         _ => None,
     }
 }
@@ -542,6 +607,41 @@ pub enum OrderCommand {
         at: Millis,
         by: String,
     },
+    // Outcomes of the promotion steps.
+    Priced {
+        discounts: Vec<PricedDiscount>,
+        at: Millis,
+    },
+    /// A coupon on the locked cart does not apply (the code says why).
+    PricingRefused {
+        code: FailureCode,
+        message: String,
+        at: Millis,
+    },
+    PromotionReserved {
+        promotion_id: String,
+        at: Millis,
+    },
+    PromotionRefused {
+        promotion_id: String,
+        code: FailureCode,
+        message: String,
+        at: Millis,
+    },
+    PromotionConsumed {
+        promotion_id: String,
+        at: Millis,
+    },
+    /// The reservation lapsed before the consume (the order's deadline passed).
+    PromotionConsumeFailed {
+        promotion_id: String,
+        message: String,
+        at: Millis,
+    },
+    PromotionReleased {
+        promotion_id: String,
+        at: Millis,
+    },
 }
 
 /// The events of an order. The codec is positional: a variant's index and its fields'
@@ -615,6 +715,20 @@ pub enum OrderEvent {
     VendingPlacedKeyed {
         placement: Placement,
         vending: VendingPlacement,
+    },
+    // Appended for promotions.
+    /// The locked cart was priced: these discounts (possibly none) apply.
+    Priced {
+        discounts: Vec<PricedDiscount>,
+    },
+    PromotionReserved {
+        promotion_id: String,
+    },
+    PromotionConsumed {
+        promotion_id: String,
+    },
+    PromotionReleased {
+        promotion_id: String,
     },
 }
 
@@ -903,6 +1017,69 @@ impl Aggregate for Order {
                     )
                 }
             },
+            C::Priced { discounts, at } => (
+                if s.discounts.is_none() && s.compensating.is_none() && !s.status.is_final() {
+                    vec![OrderEvent::Priced {
+                        discounts: discounts.clone(),
+                    }]
+                } else {
+                    vec![]
+                },
+                *at,
+            ),
+            C::PricingRefused { code, message, at } => (compensate(s, *code, message.clone()), *at),
+            C::PromotionReserved { promotion_id, at } => (
+                if promos::stage(s, promotion_id) == Some(RedemptionStage::Pending) {
+                    vec![OrderEvent::PromotionReserved {
+                        promotion_id: promotion_id.clone(),
+                    }]
+                } else {
+                    vec![]
+                },
+                *at,
+            ),
+            C::PromotionRefused {
+                promotion_id,
+                code,
+                message,
+                at,
+            } => (
+                compensate(s, *code, format!("promotion {promotion_id}: {message}")),
+                *at,
+            ),
+            C::PromotionConsumed { promotion_id, at } => (
+                if promos::stage(s, promotion_id) == Some(RedemptionStage::Reserved) {
+                    vec![OrderEvent::PromotionConsumed {
+                        promotion_id: promotion_id.clone(),
+                    }]
+                } else {
+                    vec![]
+                },
+                *at,
+            ),
+            C::PromotionConsumeFailed {
+                promotion_id,
+                message,
+                at,
+            } => (
+                compensate(
+                    s,
+                    FailureCode::Expired,
+                    format!("promotion {promotion_id}: {message}"),
+                ),
+                *at,
+            ),
+            C::PromotionReleased { promotion_id, at } => (
+                match promos::stage(s, promotion_id) {
+                    Some(RedemptionStage::Reserved | RedemptionStage::Consumed) => {
+                        vec![OrderEvent::PromotionReleased {
+                            promotion_id: promotion_id.clone(),
+                        }]
+                    }
+                    _ => vec![],
+                },
+                *at,
+            ),
             C::RequestRefund { at, by } => match s.status {
                 OrderStatus::Paid | OrderStatus::Fulfilled if !s.refund_requested => {
                     (vec![OrderEvent::RefundRequested { by: by.clone() }], *at)
@@ -945,6 +1122,7 @@ impl Aggregate for Order {
                 quantity: 1,
                 unit_price_minor: vending.price_minor,
                 stage: LineStage::Pending,
+                discount_minor: 0,
             }];
             s.vending = Some(VendingOrder::new(vending.clone()));
         }
@@ -960,6 +1138,7 @@ impl Aggregate for Order {
                         quantity: *q,
                         unit_price_minor: *p,
                         stage: LineStage::Pending,
+                        discount_minor: 0,
                     })
                     .collect();
             }
@@ -996,6 +1175,16 @@ impl Aggregate for Order {
                 if let Some(v) = s.vending.as_mut() {
                     v.state = VendState::Dispensing;
                 }
+            }
+            OrderEvent::Priced { discounts } => promos::apply_priced(s, discounts),
+            OrderEvent::PromotionReserved { promotion_id } => {
+                promos::set_stage(s, promotion_id, RedemptionStage::Reserved)
+            }
+            OrderEvent::PromotionConsumed { promotion_id } => {
+                promos::set_stage(s, promotion_id, RedemptionStage::Consumed)
+            }
+            OrderEvent::PromotionReleased { promotion_id } => {
+                promos::set_stage(s, promotion_id, RedemptionStage::Released)
             }
             OrderEvent::Vended { vend_id } => {
                 if let Some(v) = s.vending.as_mut() {

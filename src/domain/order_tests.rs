@@ -89,6 +89,48 @@ fn outcome(effect: &Effect, lines: usize, fail: bool, at: Millis) -> OrderComman
         },
         Effect::Dispense { .. } => OrderCommand::DispenseSent { at },
         Effect::ReleaseSlot { .. } => OrderCommand::LineReleased { sku: sku(0), at },
+        Effect::Price { .. } if fail => OrderCommand::PricingRefused {
+            code: FailureCode::CouponExpired,
+            message: "over".into(),
+            at,
+        },
+        // Ten percent off the first line, by a coupon with a limit.
+        Effect::Price { lines, .. } => OrderCommand::Priced {
+            discounts: vec![PricedDiscount {
+                promotion_id: "p1".into(),
+                code: Some("TEN".into()),
+                amount_minor: lines[0].2 * i64::from(lines[0].1) / 10,
+                lines: vec![(lines[0].0.clone(), lines[0].2 * i64::from(lines[0].1) / 10)],
+                usage_limit: Some(10),
+                per_customer_limit: None,
+            }],
+            at,
+        },
+        Effect::ReservePromotion { promotion_id, .. } if fail => OrderCommand::PromotionRefused {
+            promotion_id: promotion_id.clone(),
+            code: FailureCode::CouponExhausted,
+            message: "taken".into(),
+            at,
+        },
+        Effect::ReservePromotion { promotion_id, .. } => OrderCommand::PromotionReserved {
+            promotion_id: promotion_id.clone(),
+            at,
+        },
+        Effect::ConsumePromotion { promotion_id, .. } if fail => {
+            OrderCommand::PromotionConsumeFailed {
+                promotion_id: promotion_id.clone(),
+                message: "lapsed".into(),
+                at,
+            }
+        }
+        Effect::ConsumePromotion { promotion_id, .. } => OrderCommand::PromotionConsumed {
+            promotion_id: promotion_id.clone(),
+            at,
+        },
+        Effect::ReleasePromotion { promotion_id, .. } => OrderCommand::PromotionReleased {
+            promotion_id: promotion_id.clone(),
+            at,
+        },
     }
 }
 
@@ -313,7 +355,9 @@ proptest! {
                 Step::Refund => OrderCommand::RequestRefund { at, by: "op".into() },
             };
             run(&mut s, &mut log, &cmd);
-            prop_assert_eq!(s.total_minor(), s.lines.iter().map(|l| l.unit_price_minor * i64::from(l.quantity)).sum::<i64>());
+            prop_assert_eq!(s.total_minor(), s.lines.iter().map(|l| l.unit_price_minor * i64::from(l.quantity) - l.discount_minor).sum::<i64>());
+            prop_assert_eq!(s.subtotal_minor() - s.discount_minor(), s.total_minor());
+            prop_assert!(s.lines.iter().all(|l| l.total_minor() >= 0));
         }
         // Every status change is an allowed edge.
         for w in s.history.windows(2) {
@@ -327,10 +371,12 @@ proptest! {
                 prop_assert!(!matches!(s.payment.status, PaymentStatus::Authorized | PaymentStatus::Captured));
                 prop_assert!(s.lines.iter().all(|l| !matches!(l.stage, LineStage::Reserved | LineStage::Committed)));
                 prop_assert!(s.cart_reopened, "a cancelled order must hand its cart back");
+                prop_assert!(s.discounts.iter().flatten().all(|d| matches!(d.stage, RedemptionStage::Pending | RedemptionStage::Released)), "a cancelled order kept a redemption");
             }
             OrderStatus::Paid | OrderStatus::Fulfilled => {
                 prop_assert!(s.lines.iter().all(|l| l.stage == LineStage::Committed));
                 prop_assert_eq!(s.payment.status, PaymentStatus::Captured);
+                prop_assert!(s.discounts.iter().flatten().all(|d| d.stage == RedemptionStage::Consumed), "a paid order did not consume its redemption");
             }
             OrderStatus::Refunded => prop_assert_eq!(s.payment.status, PaymentStatus::Refunded),
             other => prop_assert!(false, "unsettled status {:?}", other),
@@ -358,6 +404,9 @@ fn happy_path_reaches_paid_in_order() {
             Effect::Authorize { .. } => "authorize",
             Effect::Capture { .. } => "capture",
             Effect::Commit { .. } => "commit",
+            Effect::Price { .. } => "price",
+            Effect::ReservePromotion { .. } => "reserve_promotion",
+            Effect::ConsumePromotion { .. } => "consume_promotion",
             _ => "other",
         })
         .collect();
@@ -365,13 +414,21 @@ fn happy_path_reaches_paid_in_order() {
         kinds,
         [
             "lock",
+            "price",
+            "reserve_promotion",
             "reserve",
             "reserve",
             "authorize",
             "capture",
             "commit",
-            "commit"
+            "commit",
+            "consume_promotion"
         ]
+    );
+    // 2 lines: 1 x 100 and 2 x 100, the first 10 off.
+    assert_eq!(
+        (s.subtotal_minor(), s.discount_minor(), s.total_minor()),
+        (300, 10, 290)
     );
     let statuses: Vec<_> = s.history.iter().map(|h| h.0).collect();
     assert_eq!(

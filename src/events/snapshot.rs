@@ -62,6 +62,21 @@ impl<A: Aggregate> EntitySnapshot<A> {
         Ok(())
     }
 
+    /// The entity as read at most `max_age_ms` ago: read again when the last read is
+    /// older. When that read fails, a previous read is still answered (a cart's price
+    /// shown from a copy a few seconds old; a checkout reads the entity itself).
+    pub async fn recent(&self, max_age_ms: u64) -> Result<Arc<A::State>, RouteError> {
+        let (at, state) = self.current();
+        if at > 0 && now_ms().saturating_sub(at) < max_age_ms {
+            return Ok(state);
+        }
+        match self.refresh().await {
+            Ok((_, s)) => Ok(s),
+            Err(_) if at > 0 => Ok(state),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The last read, and when it began (0 before the first).
     pub fn current(&self) -> (Millis, Arc<A::State>) {
         self.snap.read().unwrap_or_else(|p| p.into_inner()).clone()

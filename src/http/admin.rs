@@ -116,7 +116,10 @@ pub async fn entity_events(
         | EntityKind::Session
         | EntityKind::Webhook
         | EntityKind::NotificationTemplate
-        | EntityKind::Preferences => {
+        | EntityKind::Preferences
+        | EntityKind::Promotion
+        | EntityKind::Redemption
+        | EntityKind::Category => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))

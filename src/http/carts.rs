@@ -10,17 +10,46 @@ use super::extract::{may_use, sku, uuid, Access};
 use super::filters;
 use super::json;
 use super::routes::{route, Routes};
+use crate::actors::promotion_steps::quote;
+use crate::actors::EntityClient;
 use crate::app::App;
 use crate::auth::Principal;
+use crate::clock::now_ms;
 use crate::domain::cart::{Cart, CartCommand, CartState};
+use crate::domain::pricing::Priced;
 use crate::domain::product::Product;
 use crate::domain::Sku;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-fn view(app: &App, id: Uuid, c: &CartState) -> CartView {
-    CartView::new(id, c, &app.config.shop.currency)
+/// How old a node's copy of the promotion book may be when it prices a cart it shows.
+pub const PROMOTIONS_MAX_AGE_MS: u64 = 1000;
+
+/// The cart priced with the promotions that apply to it now.
+pub async fn priced(app: &App, c: &CartState) -> Result<Priced, ApiError> {
+    let book = app.promotions.recent(PROMOTIONS_MAX_AGE_MS).await?;
+    let lines: Vec<_> = c
+        .lines
+        .iter()
+        .map(|(s, l)| (s.clone(), l.quantity, l.unit_price_minor))
+        .collect();
+    let customer = c.owner.map(|o| o.to_string());
+    let client: &dyn EntityClient = &app.router;
+    Ok(quote(
+        client,
+        &book,
+        &lines,
+        &c.coupons,
+        customer.as_deref(),
+        now_ms(),
+    )
+    .await?)
+}
+
+async fn view(app: &App, id: Uuid, c: &CartState) -> Result<CartView, ApiError> {
+    let p = priced(app, c).await?;
+    Ok(CartView::new(id, c, &p, &app.config.shop.currency))
 }
 
 /// Creates a cart, owned by the caller when a user token is given, else a guest cart.
@@ -49,7 +78,10 @@ pub async fn create(app: App, p: Principal) -> Result<Response, ApiError> {
         .router
         .command::<Cart>(&id.to_string(), CartCommand::Create { owner })
         .await?;
-    Ok(json(StatusCode::CREATED, &view(&app, id, &applied.state)))
+    Ok(json(
+        StatusCode::CREATED,
+        &view(&app, id, &applied.state).await?,
+    ))
 }
 
 /// A cart. Someone else's cart is 404.
@@ -65,7 +97,7 @@ pub async fn create(app: App, p: Principal) -> Result<Response, ApiError> {
 pub async fn get(app: App, id: String, p: Principal) -> Result<Response, ApiError> {
     let id = uuid("cart id", &id)?;
     let c = accessible(&app, &p, id, Access::Read).await?;
-    Ok(json(StatusCode::OK, &view(&app, id, &c)))
+    Ok(json(StatusCode::OK, &view(&app, id, &c).await?))
 }
 
 /// The cart's state if it exists and `p` may use it that way; 404 otherwise.
@@ -138,7 +170,7 @@ pub async fn add_item(
         unit_price_minor,
     };
     let applied = app.router.command::<Cart>(&id.to_string(), cmd).await?;
-    Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
+    Ok(json(StatusCode::OK, &view(&app, id, &applied.state).await?))
 }
 
 /// Sets a line's quantity; 0 removes the line.
@@ -182,7 +214,7 @@ pub async fn set_item(
         unit_price_minor,
     };
     let applied = app.router.command::<Cart>(&id.to_string(), cmd).await?;
-    Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
+    Ok(json(StatusCode::OK, &view(&app, id, &applied.state).await?))
 }
 
 /// Removes a line.
@@ -212,7 +244,7 @@ pub async fn remove_item(
         .router
         .command::<Cart>(&id.to_string(), CartCommand::RemoveItem { sku })
         .await?;
-    Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
+    Ok(json(StatusCode::OK, &view(&app, id, &applied.state).await?))
 }
 
 /// Takes over a guest cart (or re-claims one's own). Needs a user token.
@@ -239,7 +271,7 @@ pub async fn claim(app: App, id: String, owner: Uuid) -> Result<Response, ApiErr
         .router
         .command::<Cart>(&id.to_string(), CartCommand::Claim { owner })
         .await?;
-    Ok(json(StatusCode::OK, &view(&app, id, &applied.state)))
+    Ok(json(StatusCode::OK, &view(&app, id, &applied.state).await?))
 }
 
 pub fn routes(app: &App) -> Routes {

@@ -11,6 +11,7 @@ use super::json;
 use super::routes::{route, Routes};
 use crate::app::App;
 use crate::auth::Principal;
+use crate::domain::category::{Categories, TREE_ID};
 use crate::domain::product::{Product, ProductCommand, ProductEvent, ProductSpec};
 use crate::domain::stock::{Stock, StockCommand};
 use crate::domain::{EntityKind, Sku};
@@ -137,7 +138,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/products", tag = "catalog",
     params(
         ("q" = Option<String>, Query, max_length = 200, description = "words that must all prefix a word of the name, description or tags"),
-        ("category" = Option<String>, Query, description = "exact category, case-insensitive"),
+        ("category" = Option<String>, Query, description = "a category id: its products and those of every category below it (case-insensitive)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
         ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "`next_cursor` of the previous page"),
         ("partial" = Option<bool>, Query, description = super::dto::PARTIAL),
@@ -166,11 +167,18 @@ pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError>
         return Err(ApiError::validation("q must be at most 200 characters"));
     }
     let partial = super::machines::partial(q.partial.as_deref())?;
+    let categories = match q.category.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => {
+            let tree = app.router.get::<Categories>(TREE_ID).await?;
+            Some(tree.descendants(c).into_iter().collect())
+        }
+    };
     let page = app
         .router
         .search_products(
             q.q.clone(),
-            q.category.clone().filter(|c| !c.is_empty()),
+            categories,
             cursor.map(|c| c.to_string()),
             limit,
             partial,

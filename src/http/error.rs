@@ -113,7 +113,11 @@ impl From<Rejection> for ApiError {
             | C::Conflict
             | C::EntityTooLarge
             | C::IdempotencyKeyReused
-            | C::IdempotencyKeyExpired => StatusCode::CONFLICT,
+            | C::IdempotencyKeyExpired
+            | C::CouponExpired
+            | C::CouponExhausted
+            | C::CouponNotApplicable
+            | C::CouponLimitPerCustomer => StatusCode::CONFLICT,
             C::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         Self::new(status, r.code.as_str(), r.message)

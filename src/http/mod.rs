@@ -6,13 +6,14 @@
 //!
 //! - resources: [`health`] (probes, metrics, the document), [`auth`] (register, login,
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
-//!   inventory), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
+//!   inventory), [`categories`] (the category tree), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
 //!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
 //!   in [`events_sse`]), [`webhooks`]
 //!   (endpoints, deliveries and the dead-letter queue), [`notifications`] (the message
 //!   history and replays), [`notification_templates`] (saved over the defaults),
-//!   [`preferences`] (a shopper's notification choices).
+//!   [`preferences`] (a shopper's notification choices), [`promotions`] (promotions
+//!   and their redemptions), [`coupons`] (a cart's coupon codes).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
@@ -39,9 +40,11 @@ pub mod allow;
 pub mod auth;
 pub mod carts;
 pub mod catalog;
+pub mod categories;
 pub mod checkout;
 pub mod cluster;
 pub mod context;
+pub mod coupons;
 pub mod dto;
 pub mod edge;
 pub mod error;
@@ -57,6 +60,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod orders;
 pub mod preferences;
+pub mod promotions;
 pub mod routes;
 pub mod server;
 pub mod vending;
@@ -105,4 +109,7 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(notifications::routes(app))
         .or(notification_templates::routes(app))
         .or(preferences::routes(app))
+        .or(promotions::routes(app))
+        .or(coupons::routes(app))
+        .or(categories::routes(app))
 }

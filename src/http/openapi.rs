@@ -23,8 +23,8 @@ use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
-    admin, auth, carts, catalog, checkout, cluster, events, machines, notification_templates,
-    notifications, orders, preferences, vending, webhooks,
+    admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, machines,
+    notification_templates, notifications, orders, preferences, promotions, vending, webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -113,6 +113,16 @@ use warp::reply::Response;
         notification_templates::remove,
         preferences::get,
         preferences::update,
+        coupons::apply,
+        coupons::remove,
+        promotions::put,
+        promotions::get,
+        promotions::list,
+        promotions::end,
+        categories::put,
+        categories::list,
+        categories::get,
+        categories::delete,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -122,6 +132,7 @@ use warp::reply::Response;
         (name = "me", description = "the signed-in user"),
         (name = "catalog", description = "products and stock"),
         (name = "carts", description = "carts and checkout"),
+        (name = "promotions", description = "promotions and coupon codes"),
         (name = "orders", description = "orders"),
         (name = "admin", description = "roles and the audit trail"),
         (name = "machines", description = "vending machines and app purchases"),

@@ -51,10 +51,10 @@ pub enum ListingQuery {
         after: Option<String>,
         limit: u32,
     },
-    /// Purchasable products matching `q` and `category`, in sku order.
+    /// Purchasable products matching `q` and in one of `categories`, in sku order.
     Products {
         q: Option<String>,
-        category: Option<String>,
+        categories: Option<Vec<String>>,
         after: Option<String>,
         limit: u32,
     },
@@ -338,19 +338,19 @@ impl Router {
         self.list(q, partial).await
     }
 
-    /// `GET /v1/products`: a page of purchasable products matching `q` and `category`,
-    /// in sku order, from every owner's catalog view.
+    /// `GET /v1/products`: a page of purchasable products matching `q` and in one of
+    /// `categories`, in sku order, from every owner's catalog view.
     pub async fn search_products(
         &self,
         q: Option<String>,
-        category: Option<String>,
+        categories: Option<Vec<String>>,
         cursor: Option<String>,
         limit: usize,
         partial: bool,
     ) -> Result<Page, ListingError> {
         let q = ListingQuery::Products {
             q,
-            category,
+            categories,
             after: cursor,
             limit: limit as u32,
         };

@@ -64,3 +64,7 @@ mod notify_channels;
 mod sink;
 mod smtp;
 mod webhooks;
+
+// Issue 16: promotions and coupons, the category tree.
+mod categories;
+mod promotions;

@@ -161,6 +161,20 @@ const TABLE: &[Row] = &[
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me/notifications"),
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me/preferences"),
     with([U, OK, OK, OK, OK],     "PATCH",  "/v1/me/preferences", r#"{"marketing_opt_in":true}"#),
+    // Promotions: operators define them; a cart's coupons go with the cart ({cpn} is a
+    // guest cart per principal).
+    with([U, F, F, OK, OK],       "PUT",    "/v1/promotions/rbac-promo", r#"{"name":"By {who}","code":"RBAC5","action":{"type":"percent_off","percent":5}}"#),
+    row([U, F, F, OK, OK],        "GET",    "/v1/promotions"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/promotions/rbac-promo"),
+    with([OK, OK, OK, OK, OK],    "POST",   "/v1/carts/{cpn}/coupons", r#"{"code":"RBAC5"}"#),
+    row([OK, OK, OK, OK, OK],     "DELETE", "/v1/carts/{cpn}/coupons/RBAC5"),
+    with([H, OK, H, R, OK],       "POST",   "/v1/carts/{cpn_a}/coupons", r#"{"code":"RBAC5"}"#),
+    row([U, F, F, OK, OK],        "DELETE", "/v1/promotions/rbac-promo"),
+    // Categories: anyone reads the tree; operators change it.
+    with([U, F, F, OK, OK],       "PUT",    "/v1/categories/rbac-cat", r#"{"name":"By {who}"}"#),
+    row([OK, OK, OK, OK, OK],     "GET",    "/v1/categories"),
+    row([OK, OK, OK, OK, OK],     "GET",    "/v1/categories/rbac-cat"),
+    row([U, F, F, OK, Is(404)],   "DELETE", "/v1/categories/rbac-cat"),
 ];
 
 /// Placeholder values: `(name, one value per principal)`.
@@ -247,11 +261,14 @@ async fn rbac_matrix() {
     // Carts and orders. Guest carts are created anonymously, one per principal.
     let mut guest: [String; 5] = Default::default();
     let mut guest_co: [String; 5] = Default::default();
+    let mut cpn: [String; 5] = Default::default();
     for i in 0..5 {
         guest[i] = app.cart_as(None, "rbac-01", 1).await;
         guest_co[i] = app.cart_as(None, "rbac-01", 1).await;
+        cpn[i] = app.cart_as(None, "rbac-01", 1).await;
     }
     let cart_a = app.cart_as(Some(&a.access), "rbac-01", 1).await;
+    let cpn_a = app.cart_as(Some(&a.access), "rbac-01", 1).await;
     let co_cart_a = app.cart_as(Some(&a.access), "rbac-01", 1).await;
     // Operator and admin write to A-owned carts of their own, so that their
     // cells do not depend on each other.
@@ -323,6 +340,8 @@ async fn rbac_matrix() {
     fx.each("arch", arch.clone());
     fx.each("guest", guest.clone());
     fx.each("guest_co", guest_co);
+    fx.each("cpn", cpn);
+    fx.same("cpn_a", &cpn_a);
     fx.same("cart_a", &cart_a);
     fx.each("cart_w", for_a(&cart_w_op, &cart_w_admin, &cart_a));
     fx.each("co_cart", for_a(&co_cart_op, &co_cart_admin, &co_cart_a));
@@ -402,6 +421,20 @@ async fn rbac_matrix() {
             json!(i >= 3),
         );
     }
+    let promo = app.admin_get("/v1/promotions/rbac-promo").await;
+    state(
+        "promotion (last permitted writer, then ended)".into(),
+        json!([promo.json["name"], promo.json["status"]]),
+        json!(["By admin", "ended"]),
+    );
+    let coupons = app
+        .call(Some(&a.access), "GET", &format!("/v1/carts/{cpn_a}"), None)
+        .await;
+    state(
+        "A's cart holds the coupon A and the admin entered".into(),
+        coupons.json["coupons"][0]["code"].clone(),
+        json!("RBAC5"),
+    );
     let inv = app.call(None, "GET", "/v1/inventory/rbac-adj", None).await;
     state(
         "rbac-adj on_hand (operator +1, admin +1)".into(),

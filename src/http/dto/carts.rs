@@ -2,6 +2,7 @@
 //! `/v1/carts*`.
 
 use crate::domain::cart::{CartState, CartStatus as DomainCartStatus};
+use crate::domain::pricing::{CouponRefusal, Priced};
 use crate::payment::CardDetails;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,7 +22,62 @@ pub struct LineItem {
     pub quantity: u32,
     /// The price per unit when the item was added.
     pub unit_price_minor: i64,
+    /// Quantity times unit price, before discounts.
     pub line_total_minor: i64,
+    /// What the promotions take off this line.
+    pub discount_minor: i64,
+}
+
+/// What one promotion takes off.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Discount {
+    pub promotion_id: String,
+    /// The coupon code, or `null` for a promotion that applies by itself.
+    #[schema(required = true)]
+    pub code: Option<String>,
+    pub amount_minor: i64,
+}
+
+/// Whether a coupon on the cart applies, or why not.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponStatus {
+    Applied,
+    Unknown,
+    Expired,
+    NotApplicable,
+    Exhausted,
+    LimitPerCustomer,
+}
+
+impl From<CouponRefusal> for CouponStatus {
+    fn from(r: CouponRefusal) -> Self {
+        match r {
+            CouponRefusal::Unknown => Self::Unknown,
+            CouponRefusal::Expired => Self::Expired,
+            CouponRefusal::NotApplicable => Self::NotApplicable,
+            CouponRefusal::Exhausted => Self::Exhausted,
+            CouponRefusal::LimitPerCustomer => Self::LimitPerCustomer,
+        }
+    }
+}
+
+/// A coupon code entered on the cart. A checkout with one that does not apply is
+/// cancelled with its code (remove it first).
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CartCoupon {
+    pub code: String,
+    pub status: CouponStatus,
+}
+
+/// `POST /v1/carts/{id}/coupons`.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyCoupon {
+    #[schema(example = "SAVE10", pattern = "^[A-Za-z0-9_-]{1,32}$")]
+    pub code: String,
 }
 
 /// A cart.
@@ -34,7 +90,15 @@ pub struct Cart {
     #[schema(required = true)]
     pub order_id: Option<Uuid>,
     pub items: Vec<LineItem>,
+    /// The lines' value before discounts.
+    pub subtotal_minor: i64,
+    /// What the discounts take off.
+    pub discount_minor: i64,
+    /// What the cart costs now: the subtotal less the discounts.
     pub total_minor: i64,
+    /// Each promotion that applies, and what it takes off.
+    pub discounts: Vec<Discount>,
+    pub coupons: Vec<CartCoupon>,
     pub currency: String,
     /// Count of changes applied to the cart.
     #[schema(minimum = 0)]
@@ -42,7 +106,17 @@ pub struct Cart {
 }
 
 impl Cart {
-    pub fn new(id: Uuid, c: &CartState, currency: &str) -> Self {
+    /// The cart `id` of state `c`, priced as `priced` says.
+    pub fn new(id: Uuid, c: &CartState, priced: &Priced, currency: &str) -> Self {
+        let off = |sku: &crate::domain::Sku| -> i64 {
+            priced
+                .discounts
+                .iter()
+                .flat_map(|d| &d.lines)
+                .filter(|(s, _)| s == sku)
+                .map(|(_, a)| *a)
+                .sum()
+        };
         let items = c
             .lines
             .iter()
@@ -51,6 +125,19 @@ impl Cart {
                 quantity: l.quantity,
                 unit_price_minor: l.unit_price_minor,
                 line_total_minor: l.total_minor(),
+                discount_minor: off(sku),
+            })
+            .collect();
+        let coupons = c
+            .coupons
+            .iter()
+            .map(|code| CartCoupon {
+                code: code.clone(),
+                status: priced
+                    .refused
+                    .iter()
+                    .find(|(c, _)| c == code)
+                    .map_or(CouponStatus::Applied, |(_, r)| (*r).into()),
             })
             .collect();
         Self {
@@ -58,7 +145,19 @@ impl Cart {
             status: c.status.into(),
             order_id: c.order_id,
             items,
-            total_minor: c.total_minor(),
+            subtotal_minor: priced.subtotal_minor,
+            discount_minor: priced.discount_minor,
+            total_minor: priced.total_minor,
+            discounts: priced
+                .discounts
+                .iter()
+                .map(|d| Discount {
+                    promotion_id: d.promotion_id.clone(),
+                    code: d.code.clone(),
+                    amount_minor: d.amount_minor,
+                })
+                .collect(),
+            coupons,
             currency: currency.to_owned(),
             version: c.version,
         }

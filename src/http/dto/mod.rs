@@ -7,6 +7,7 @@
 //!   [`wire_enum!`], a string enum mirroring a domain enum with its exhaustive `From`;
 //! - [`identity`]: accounts, tokens, profiles and roles;
 //! - [`catalog`]: products and stock;
+//! - [`categories`]: the category tree;
 //! - [`carts`]: carts, their lines, and the checkout request with its card;
 //! - [`orders`]: orders, their payment, vend, failure and history, and their pages;
 //! - [`audit`]: an entity's journalled events;
@@ -14,7 +15,8 @@
 //! - [`cluster`]: members, partitions, handoffs and the operator actions;
 //! - [`events`]: the public event feed and the projections' status;
 //! - [`webhooks`]: webhook endpoints, their deliveries and the dead-letter queue;
-//! - [`preferences`]: a shopper's notification preferences.
+//! - [`preferences`]: a shopper's notification preferences;
+//! - [`promotions`]: promotions, their actions, conditions and redemptions.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -47,6 +49,7 @@ macro_rules! wire_enum {
 pub mod audit;
 pub mod carts;
 pub mod catalog;
+pub mod categories;
 pub mod cluster;
 pub mod events;
 pub mod identity;
@@ -54,6 +57,7 @@ pub mod machines;
 pub mod notifications;
 pub mod orders;
 pub mod preferences;
+pub mod promotions;
 pub mod webhooks;
 
 /// `missing_partitions` of a listing: present (possibly empty) only when the caller

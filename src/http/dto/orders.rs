@@ -2,7 +2,7 @@
 //! orders: what checkout, the order routes, `GET /v1/me/orders` and the app purchase
 //! answer with.
 
-use super::carts::LineItem;
+use super::carts::{Discount, LineItem};
 use crate::clock::rfc3339;
 use crate::domain::order::{
     vend_status, FailureCode as DomainFailureCode, OrderState, OrderStatus as DomainOrderStatus,
@@ -23,7 +23,8 @@ wire_enum! {
 wire_enum! {
     FailureCode from DomainFailureCode {
         OutOfStock, PaymentDeclined, PaymentError, Expired, CancelledByCustomer,
-        CartUnavailable, VendFailed, VendTimeout, MachineOffline,
+        CartUnavailable, VendFailed, VendTimeout, MachineOffline, CouponExpired,
+        CouponExhausted, CouponNotApplicable, CouponLimitPerCustomer,
     }
 }
 
@@ -95,7 +96,14 @@ pub struct Order {
     pub vending: Option<OrderVend>,
     pub status: OrderStatus,
     pub items: Vec<LineItem>,
+    /// The lines' value before discounts.
+    pub subtotal_minor: i64,
+    /// What the discounts take off.
+    pub discount_minor: i64,
+    /// What the order costs: the sum of its lines after discounts.
     pub total_minor: i64,
+    /// The promotions the checkout priced the order with.
+    pub discounts: Vec<Discount>,
     pub currency: String,
     pub email: String,
     pub payment: OrderPayment,
@@ -116,7 +124,18 @@ impl Order {
                 sku: l.sku.to_string(),
                 quantity: l.quantity,
                 unit_price_minor: l.unit_price_minor,
-                line_total_minor: l.unit_price_minor * i64::from(l.quantity),
+                line_total_minor: l.subtotal_minor(),
+                discount_minor: l.discount_minor,
+            })
+            .collect();
+        let discounts = o
+            .discounts
+            .iter()
+            .flatten()
+            .map(|d| Discount {
+                promotion_id: d.discount.promotion_id.clone(),
+                code: d.discount.code.clone(),
+                amount_minor: d.discount.amount_minor,
             })
             .collect();
         let vending = o.vending.as_ref().map(|v| OrderVend {
@@ -137,7 +156,10 @@ impl Order {
             vending,
             status: o.status.into(),
             items,
+            subtotal_minor: o.subtotal_minor(),
+            discount_minor: o.discount_minor(),
             total_minor: o.total_minor(),
+            discounts,
             currency: p.map(|p| p.currency.clone()).unwrap_or_default(),
             email: p.map(|p| p.email.clone()).unwrap_or_default(),
             payment: OrderPayment {
