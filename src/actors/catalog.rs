@@ -147,6 +147,7 @@ mod tests {
                 tags: vec!["gift".into()],
             }),
             archived: false,
+            rating: Default::default(),
         };
         c.upsert(&Sku::parse(sku).unwrap(), &state);
     }

@@ -13,6 +13,7 @@
 //! - [`catalog`]: the in-memory product listing, fed by the product actors.
 //! - [`machine`]: the vending machine's behavior: timers, the order outbox, the session push.
 //! - [`vending_steps`]: the order saga's steps at a vending machine.
+//! - [`reviews`]: the review's listing index entries.
 //! - [`promotion_steps`]: pricing a cart (shared by the cart view and the checkout) and
 //!   the order saga's promotion steps (price, reserve, consume, release).
 //!
@@ -28,6 +29,7 @@ pub mod entity;
 pub mod machine;
 pub mod order_saga;
 pub mod promotion_steps;
+pub mod reviews;
 pub mod unavailable;
 pub mod vending_steps;
 

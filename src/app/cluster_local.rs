@@ -224,6 +224,17 @@ impl ListingSource for LocalReads {
                     partitions,
                 )
             }
+            PartitionRead::List(ListingQuery::Reviews {
+                prefix,
+                after,
+                limit,
+            }) => self.keys(
+                Index::Reviews,
+                prefix,
+                after.as_deref(),
+                *limit as usize + 1,
+                partitions,
+            ),
             PartitionRead::List(ListingQuery::Machines { after, limit }) => self.keys(
                 Index::Machines,
                 "",
@@ -380,7 +391,8 @@ impl ListingSource for LocalReads {
                     | EntityKind::Preferences
                     | EntityKind::Promotion
                     | EntityKind::Redemption
-                    | EntityKind::Category => Ok(Vec::new()),
+                    | EntityKind::Category
+                    | EntityKind::Review => Ok(Vec::new()),
                 }?;
                 Ok(PartitionRows::Events(evs))
             }

@@ -29,6 +29,7 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub vending: VendingConfig,
     pub inventory: InventoryConfig,
+    pub reviews: ReviewsConfig,
     pub projections: ProjectionsConfig,
     pub webhooks: WebhooksConfig,
     pub notifications: NotificationsConfig,
@@ -275,6 +276,28 @@ impl Default for InventoryConfig {
         Self {
             closed_reservations_max: crate::domain::stock::DEFAULT_KEEP_CLOSED,
             low_stock_threshold: 5,
+        }
+    }
+}
+
+/// Review moderation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewsConfig {
+    /// Approve a review at once when the content filter finds nothing in it.
+    pub auto_approve: bool,
+    /// Words (whole, case-insensitive) that send a review to moderation.
+    pub blocked_words: Vec<String>,
+    /// Whether a link in a review sends it to moderation.
+    pub flag_links: bool,
+}
+
+impl Default for ReviewsConfig {
+    fn default() -> Self {
+        Self {
+            auto_approve: false,
+            blocked_words: Vec::new(),
+            flag_links: true,
         }
     }
 }

@@ -200,6 +200,9 @@ impl App {
         let categories = start
             .kind::<crate::domain::category::Categories>(Arc::new(NoBehavior))
             .await?;
+        let reviews = start
+            .kind::<crate::domain::review::Review>(Arc::new(crate::actors::reviews::ReviewBehavior))
+            .await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
         let cluster = if config.cluster.enabled {
             Some(crate::cluster::Cluster::open(
@@ -244,6 +247,7 @@ impl App {
             .with(promotions)
             .with(redemptions)
             .with(categories)
+            .with(reviews)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .listings(Arc::new(cluster_local::LocalReads {
@@ -329,6 +333,9 @@ impl App {
                 Arc::new(crate::events::feed::Feed),
                 Arc::new(queue),
                 Arc::new(notify_queue),
+                Arc::new(crate::events::ratings::Ratings {
+                    router: router.clone(),
+                }),
             ],
         );
         let _ = runner_slot.set(projections.clone());

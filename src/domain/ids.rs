@@ -85,10 +85,12 @@ pub enum EntityKind {
     Redemption,
     /// The category tree (one entity).
     Category,
+    /// A shopper's review of a product (`{sku}~{user}`, placed with the product).
+    Review,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 15] = [
+    pub const ALL: [EntityKind; 16] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -104,6 +106,7 @@ impl EntityKind {
         Self::Promotion,
         Self::Redemption,
         Self::Category,
+        Self::Review,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -122,6 +125,7 @@ impl EntityKind {
             Self::Promotion => "promotion",
             Self::Redemption => "redemption",
             Self::Category => "category",
+            Self::Review => "review",
         }
     }
     /// The kind of a journal key byte, if it names one.
@@ -145,6 +149,7 @@ impl EntityKind {
             Self::Promotion => 13,
             Self::Redemption => 14,
             Self::Category => 15,
+            Self::Review => 16,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -164,6 +169,7 @@ impl EntityKind {
             "promotion" => Some(Self::Promotion),
             "redemption" => Some(Self::Redemption),
             "category" => Some(Self::Category),
+            "review" => Some(Self::Review),
             _ => None,
         }
     }

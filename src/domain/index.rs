@@ -21,6 +21,10 @@ pub enum Index {
     /// Machines that must be active after a restart: online, or holding app units,
     /// pending commands or undelivered outcomes. Written by machines.
     LiveMachines = 5,
+    /// Review listings, written by reviews: a product's approved reviews by time
+    /// (`{sku}/t/...`) and by rating (`{sku}/r/...`), and the moderation queue
+    /// (`~pending/...`); see `domain::review::index_keys`.
+    Reviews = 6,
 }
 
 impl Index {

@@ -22,6 +22,7 @@
 //!   SMS phone, push subscriptions).
 //! - [`promotion`]: the promotion book (conditions, actions, windows, coupon codes, limits).
 //! - [`redemption`]: one promotion's redemption ledger (reservations with a deadline).
+//! - [`review`]: a shopper's review of a product and its moderation.
 //! - [`pricing`]: prices a cart against the book (discount lines, rounding, combining).
 
 pub mod cart;
@@ -41,6 +42,7 @@ pub mod pricing;
 pub mod product;
 pub mod promotion;
 pub mod redemption;
+pub mod review;
 pub mod session;
 pub mod stock;
 pub mod user;

@@ -55,6 +55,23 @@ impl ProductSpec {
 pub struct ProductState {
     pub spec: Option<ProductSpec>,
     pub archived: bool,
+    /// Its approved reviews' count and rating sum, as the ratings projection last
+    /// counted them.
+    pub rating: Rating,
+}
+
+/// A product's approved reviews: how many, and their ratings' sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    pub count: u32,
+    pub sum: u64,
+}
+
+impl Rating {
+    /// The average rating, to two decimals; `None` with no review.
+    pub fn average(&self) -> Option<f64> {
+        (self.count > 0).then(|| (self.sum as f64 * 100.0 / f64::from(self.count)).round() / 100.0)
+    }
 }
 
 impl ProductState {
@@ -78,6 +95,10 @@ pub enum ProductCommand {
     Archive {
         by: String,
     },
+    /// The ratings projection's count of the product's approved reviews.
+    SetRating {
+        rating: Rating,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +106,8 @@ pub enum ProductEvent {
     Created { spec: ProductSpec, by: String },
     Updated { spec: ProductSpec, by: String },
     Archived { by: String },
+    // Appended for reviews.
+    RatingSet { rating: Rating },
 }
 
 pub struct Product;
@@ -119,6 +142,11 @@ impl Aggregate for Product {
                 (Some(_), true) => Ok(vec![]),
                 (Some(_), false) => Ok(vec![ProductEvent::Archived { by: by.clone() }]),
             },
+            ProductCommand::SetRating { rating } => match &state.spec {
+                None => reject(RejectionCode::NotFound, "no such product"),
+                Some(_) if state.rating == *rating => Ok(vec![]),
+                Some(_) => Ok(vec![ProductEvent::RatingSet { rating: *rating }]),
+            },
         }
     }
 
@@ -129,6 +157,7 @@ impl Aggregate for Product {
                 state.archived = false;
             }
             ProductEvent::Archived { .. } => state.archived = true,
+            ProductEvent::RatingSet { rating } => state.rating = *rating,
         }
     }
 }

@@ -16,11 +16,16 @@
 //! - `webhook.disabled`: the runtime disabled an endpoint that kept failing; `data` is
 //!   `endpoint_id`, `reason`.
 //!
+//! - `review.submitted`, `review.approved`, `review.rejected`: a review was written or
+//!   edited, or its moderation changed (a reported review going back to moderation is
+//!   `review.submitted`); `data` is `review_id`, `sku`, `rating`.
+//!
 //! Machines are in [`super::catalogue_machines`].
 
 use serde_json::json;
 
 use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
+use crate::domain::review::{ReviewEvent, ReviewState, ReviewStatus};
 use crate::domain::stock::{StockEvent, StockState};
 use crate::domain::user::UserState;
 use crate::domain::webhook::WebhookEvent;
@@ -101,6 +106,33 @@ pub fn stock_events(
         ));
     }
     out
+}
+
+/// The review event of review `id` after `event`: by the status it is in once the
+/// review was written or its status changed; nothing for a report that changed nothing.
+pub fn review_events(
+    at: At,
+    id: &str,
+    before: &ReviewState,
+    event: &ReviewEvent,
+    after: &ReviewState,
+) -> Vec<PublicEvent> {
+    let Some(t) = &after.text else {
+        return Vec::new();
+    };
+    let written = matches!(event, ReviewEvent::Written { .. });
+    if !written && before.status == after.status {
+        return Vec::new();
+    }
+    let ty = match after.status {
+        ReviewStatus::Pending => EventType::ReviewSubmitted,
+        ReviewStatus::Approved => EventType::ReviewApproved,
+        ReviewStatus::Rejected => EventType::ReviewRejected,
+    };
+    vec![at.event(
+        ty,
+        json!({"review_id": id, "sku": t.sku.as_str(), "rating": t.rating}),
+    )]
 }
 
 #[cfg(test)]

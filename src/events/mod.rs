@@ -1,8 +1,9 @@
 //! Events out: the public event catalogue ([`public`]) derived from the partition logs
 //! by the pure mapping in [`catalogue`], and (as they land) the projections that react
 //! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications
-//! ([`notify`]: email, SMS and Web Push); [`replays`] queues dead letters again on the
-//! node that owns them.
+//! ([`notify`]: email, SMS and Web Push), and each product's rating from its approved
+//! reviews ([`ratings`]); [`replays`] queues dead letters again on the node that owns
+//! them.
 //! [`schema`] holds the JSON Schemas of the catalogue the OpenAPI document publishes.
 
 pub mod catalogue;
@@ -13,6 +14,7 @@ pub mod handler;
 pub mod in_flight;
 pub mod notify;
 pub mod public;
+pub mod ratings;
 pub mod replays;
 pub mod retry;
 pub mod runner;

@@ -67,11 +67,17 @@ pub enum EventType {
     MachineVend,
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    #[serde(rename = "review.submitted")]
+    ReviewSubmitted,
+    #[serde(rename = "review.approved")]
+    ReviewApproved,
+    #[serde(rename = "review.rejected")]
+    ReviewRejected,
 }
 
 impl EventType {
     /// Every type, in catalogue order.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 18] = [
         EventType::OrderCreated,
         EventType::OrderPaid,
         EventType::OrderCancelled,
@@ -87,6 +93,9 @@ impl EventType {
         EventType::MachineLowStock,
         EventType::MachineVend,
         EventType::WebhookDisabled,
+        EventType::ReviewSubmitted,
+        EventType::ReviewApproved,
+        EventType::ReviewRejected,
     ];
 
     /// The wire name, such as `order.paid`.
@@ -107,6 +116,9 @@ impl EventType {
             EventType::MachineLowStock => "machine.low_stock",
             EventType::MachineVend => "machine.vend",
             EventType::WebhookDisabled => "webhook.disabled",
+            EventType::ReviewSubmitted => "review.submitted",
+            EventType::ReviewApproved => "review.approved",
+            EventType::ReviewRejected => "review.rejected",
         }
     }
 

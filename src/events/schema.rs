@@ -133,6 +133,17 @@ pub fn data_schema(ty: EventType) -> Value {
             &[],
         ),
         WebhookDisabled => object(&[("endpoint_id", uuid()), ("reason", string())], &[]),
+        ReviewSubmitted | ReviewApproved | ReviewRejected => object(
+            &[
+                ("review_id", string()),
+                ("sku", string()),
+                (
+                    "rating",
+                    json!({"type": "integer", "minimum": 1, "maximum": 5}),
+                ),
+            ],
+            &[],
+        ),
     }
 }
 

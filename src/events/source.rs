@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 
 use super::catalogue::order_events;
-use super::catalogue_kinds::{stock_events, user_events, webhook_events, At};
+use super::catalogue_kinds::{review_events, stock_events, user_events, webhook_events, At};
 use super::catalogue_machines::machine_events;
 use super::public::PublicEvent;
 use crate::domain::machine::Machine;
 use crate::domain::order::Order;
+use crate::domain::review::Review;
 use crate::domain::stock::Stock;
 use crate::domain::user::User;
 use crate::domain::webhook::Webhooks;
@@ -77,6 +78,7 @@ pub struct Source {
     users: Folds<User>,
     stock: Folds<Stock>,
     machines: Folds<Machine>,
+    reviews: Folds<Review>,
 }
 
 impl Source {
@@ -119,6 +121,10 @@ impl Source {
             },
             Some(EntityKind::Machine) => match self.machines.step(journal, id, entry.seq)? {
                 Some((b, e, a)) => machine_events(at, id, &b, &e, &a),
+                None => Vec::new(),
+            },
+            Some(EntityKind::Review) => match self.reviews.step(journal, id, entry.seq)? {
+                Some((b, e, a)) => review_events(at, id, &b, &e, &a),
                 None => Vec::new(),
             },
             Some(EntityKind::Webhook) => {

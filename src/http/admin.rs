@@ -119,7 +119,8 @@ pub async fn entity_events(
         | EntityKind::Preferences
         | EntityKind::Promotion
         | EntityKind::Redemption
-        | EntityKind::Category => {
+        | EntityKind::Category
+        | EntityKind::Review => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))

@@ -13,7 +13,8 @@
 //!   (endpoints, deliveries and the dead-letter queue), [`notifications`] (the message
 //!   history and replays), [`notification_templates`] (saved over the defaults),
 //!   [`preferences`] (a shopper's notification choices), [`promotions`] (promotions
-//!   and their redemptions), [`coupons`] (a cart's coupon codes).
+//!   and their redemptions), [`coupons`] (a cart's coupon codes), [`reviews`] (reviews,
+//!   their moderation and a product's rating).
 //! - [`routes`]: [`Routes`] (a boxed filter and its templates), the `route!` builder,
 //!   the request timeout and the route tag.
 //! - [`filters`]: extractor filters (principal, `staff`/`admin`/`user` roles, typed JSON
@@ -61,6 +62,7 @@ pub mod openapi;
 pub mod orders;
 pub mod preferences;
 pub mod promotions;
+pub mod reviews;
 pub mod routes;
 pub mod server;
 pub mod vending;
@@ -112,4 +114,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(promotions::routes(app))
         .or(coupons::routes(app))
         .or(categories::routes(app))
+        .or(reviews::routes(app))
 }

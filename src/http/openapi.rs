@@ -24,7 +24,8 @@ use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
     admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, machines,
-    notification_templates, notifications, orders, preferences, promotions, vending, webhooks,
+    notification_templates, notifications, orders, preferences, promotions, reviews, vending,
+    webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -123,6 +124,12 @@ use warp::reply::Response;
         categories::list,
         categories::get,
         categories::delete,
+        reviews::write,
+        reviews::list,
+        reviews::pending,
+        reviews::approve,
+        reviews::reject,
+        reviews::report,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -133,6 +140,7 @@ use warp::reply::Response;
         (name = "catalog", description = "products and stock"),
         (name = "carts", description = "carts and checkout"),
         (name = "promotions", description = "promotions and coupon codes"),
+        (name = "reviews", description = "product reviews and their moderation"),
         (name = "orders", description = "orders"),
         (name = "admin", description = "roles and the audit trail"),
         (name = "machines", description = "vending machines and app purchases"),

@@ -58,6 +58,13 @@ pub enum ListingQuery {
         after: Option<String>,
         limit: u32,
     },
+    /// Review listing keys under `prefix` ([`crate::domain::review::index_keys`]), in key
+    /// order (newest first, or best rated first).
+    Reviews {
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    },
 }
 
 impl ListingQuery {
@@ -68,7 +75,8 @@ impl ListingQuery {
             | Self::Notifications { limit, .. }
             | Self::DeadDeliveries { limit, .. }
             | Self::EndpointDeliveries { limit, .. }
-            | Self::Products { limit, .. } => *limit as usize,
+            | Self::Products { limit, .. }
+            | Self::Reviews { limit, .. } => *limit as usize,
         }
     }
 }
@@ -271,6 +279,31 @@ impl Router {
         }
         if let Some(c) = &mut page.next_cursor {
             *c = c.strip_prefix(&prefix).unwrap_or(c).to_owned();
+        }
+        Ok(page)
+    }
+
+    /// A page of review listing keys under `prefix` (with the prefix stripped, as is the
+    /// cursor), from every partition's owner: a product's approved reviews, or the
+    /// moderation queue.
+    pub async fn list_reviews(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+        partial: bool,
+    ) -> Result<Page, ListingError> {
+        let q = ListingQuery::Reviews {
+            prefix: prefix.to_owned(),
+            after: cursor.map(|c| format!("{prefix}{c}")),
+            limit: limit as u32,
+        };
+        let mut page = self.list(q, partial).await?;
+        for r in &mut page.rows {
+            r.key = r.key.strip_prefix(prefix).unwrap_or(&r.key).to_owned();
+        }
+        if let Some(c) = &mut page.next_cursor {
+            *c = c.strip_prefix(prefix).unwrap_or(c).to_owned();
         }
         Ok(page)
     }

@@ -4,7 +4,9 @@
 //! The algorithm and seed are part of the on-disk and on-wire contract of a cluster:
 //! they never change between versions. A kind may be *placed with* another kind: a
 //! payment lives in the partition of the order it pays for (its id is the order's id),
-//! so the order's single writer also writes its payment.
+//! so the order's single writer also writes its payment; a review (`{sku}~{author}`)
+//! lives in the partition of its product, so a product's reviews are listed and rated
+//! where the product is.
 
 use crate::domain::EntityKind;
 
@@ -12,18 +14,24 @@ use crate::domain::EntityKind;
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// The kind whose hash places `kind`'s entities: a payment is placed with its order.
-pub fn placement_kind(kind: EntityKind) -> EntityKind {
+/// The kind and id whose hash places entity `(kind, id)`: a payment is placed with its
+/// order, a review with its product.
+pub fn placement(kind: EntityKind, id: &str) -> (EntityKind, &str) {
     match kind {
-        EntityKind::Payment => EntityKind::Order,
-        k => k,
+        EntityKind::Payment => (EntityKind::Order, id),
+        EntityKind::Review => (
+            EntityKind::Product,
+            id.split_once('~').map_or(id, |(sku, _)| sku),
+        ),
+        k => (k, id),
     }
 }
 
 /// The partition of an entity among `partitions` (> 0). Stable across versions.
 pub fn partition_of(kind: EntityKind, id: &str, partitions: u32) -> u32 {
     let mut h = SEED;
-    for b in std::iter::once(placement_kind(kind).byte()).chain(id.bytes()) {
+    let (kind, id) = placement(kind, id);
+    for b in std::iter::once(kind.byte()).chain(id.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(PRIME);
     }

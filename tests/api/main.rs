@@ -68,3 +68,4 @@ mod webhooks;
 // Issue 16: promotions and coupons, the category tree.
 mod categories;
 mod promotions;
+mod reviews;

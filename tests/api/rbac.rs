@@ -175,6 +175,14 @@ const TABLE: &[Row] = &[
     row([OK, OK, OK, OK, OK],     "GET",    "/v1/categories"),
     row([OK, OK, OK, OK, OK],     "GET",    "/v1/categories/rbac-cat"),
     row([U, F, F, OK, Is(404)],   "DELETE", "/v1/categories/rbac-cat"),
+    // Reviews: only a verified buyer writes one (A bought rbac-01); anyone reads them;
+    // operators moderate; any user reports.
+    with([U, OK, Is(403), Is(403), Is(403)], "POST", "/v1/products/rbac-01/reviews", r#"{"rating":5,"title":"By {who}"}"#),
+    row([OK, OK, OK, OK, OK],     "GET",    "/v1/products/rbac-01/reviews"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/reviews/pending"),
+    row([U, F, F, OK, OK],        "POST",   "/v1/reviews/{rev}/approve"),
+    with([U, F, F, OK, OK],       "POST",   "/v1/reviews/{rev}/reject", r#"{"reason":"by {who}"}"#),
+    row([U, OK, OK, OK, OK],      "POST",   "/v1/reviews/{rev}/report"),
 ];
 
 /// Placeholder values: `(name, one value per principal)`.
@@ -342,6 +350,7 @@ async fn rbac_matrix() {
     fx.each("guest_co", guest_co);
     fx.each("cpn", cpn);
     fx.same("cpn_a", &cpn_a);
+    fx.same("rev", &format!("rbac-01~{}", a.id));
     fx.same("cart_a", &cart_a);
     fx.each("cart_w", for_a(&cart_w_op, &cart_w_admin, &cart_a));
     fx.each("co_cart", for_a(&co_cart_op, &co_cart_admin, &co_cart_a));

@@ -23,6 +23,11 @@ pub struct Product {
     pub category: String,
     pub tags: Vec<String>,
     pub archived: bool,
+    /// The average of its approved reviews' ratings (two decimals); `null` with none.
+    #[schema(required = true, minimum = 1, maximum = 5)]
+    pub rating_average: Option<f64>,
+    /// How many approved reviews it has.
+    pub rating_count: u32,
 }
 
 impl Product {
@@ -38,6 +43,8 @@ impl Product {
             category: s.map(|s| s.category.clone()).unwrap_or_default(),
             tags: s.map(|s| s.tags.clone()).unwrap_or_default(),
             archived: p.archived,
+            rating_average: p.rating.average(),
+            rating_count: p.rating.count,
         }
     }
 }

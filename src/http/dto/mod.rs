@@ -16,7 +16,8 @@
 //! - [`events`]: the public event feed and the projections' status;
 //! - [`webhooks`]: webhook endpoints, their deliveries and the dead-letter queue;
 //! - [`preferences`]: a shopper's notification preferences;
-//! - [`promotions`]: promotions, their actions, conditions and redemptions.
+//! - [`promotions`]: promotions, their actions, conditions and redemptions;
+//! - [`reviews`]: reviews, their moderation and a product's rating.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,6 +59,7 @@ pub mod notifications;
 pub mod orders;
 pub mod preferences;
 pub mod promotions;
+pub mod reviews;
 pub mod webhooks;
 
 /// `missing_partitions` of a listing: present (possibly empty) only when the caller
