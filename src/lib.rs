@@ -21,6 +21,8 @@
 //!   notifications by email, SMS and Web Push, as each shopper's preferences choose
 //!   ([`events::notify`]).
 //! - [`payment`]: the payment gateway trait and its Stripe-like simulator.
+//! - [`media`]: product images, checked and stored content-addressed through
+//!   `object_store` (the local filesystem, fsync'd, or any S3 API).
 //! - [`http`]: the warp edge; the one place rejections become HTTP statuses.
 //! - [`app`]: configuration, start-up (recovery, resuming sagas), shutdown.
 //! - [`cluster`]: the seam where partitions and remote nodes will plug into the router.
@@ -42,6 +44,7 @@ pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod loadgen;
+pub mod media;
 pub mod payment;
 pub mod router;
 pub mod sim;

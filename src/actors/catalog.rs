@@ -148,6 +148,7 @@ mod tests {
             }),
             archived: false,
             rating: Default::default(),
+            images: vec![],
         };
         c.upsert(&Sku::parse(sku).unwrap(), &state);
     }

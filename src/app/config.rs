@@ -30,6 +30,7 @@ pub struct Config {
     pub vending: VendingConfig,
     pub inventory: InventoryConfig,
     pub reviews: ReviewsConfig,
+    pub media: MediaConfig,
     pub projections: ProjectionsConfig,
     pub webhooks: WebhooksConfig,
     pub notifications: NotificationsConfig,
@@ -276,6 +277,30 @@ impl Default for InventoryConfig {
         Self {
             closed_reservations_max: crate::domain::stock::DEFAULT_KEEP_CLOSED,
             low_stock_threshold: 5,
+        }
+    }
+}
+
+/// Product images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Where images are stored: empty for the local filesystem under
+    /// `{store.data_dir}/media`, or an `s3://bucket/prefix` URL (credentials and region
+    /// from the usual `AWS_*` environment variables).
+    pub store_url: String,
+    /// Largest image accepted, in bytes.
+    pub max_image_bytes: u64,
+    /// Largest width or height accepted, in pixels.
+    pub max_dimension: u32,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            store_url: String::new(),
+            max_image_bytes: 5 * 1024 * 1024,
+            max_dimension: 8000,
         }
     }
 }

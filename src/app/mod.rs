@@ -54,6 +54,8 @@ pub enum StartError {
     },
     #[error("notifications: {0}")]
     Notifications(String),
+    #[error("{0}")]
+    Media(#[from] crate::media::MediaError),
     #[error("{path}: {error}")]
     Key {
         path: std::path::PathBuf,
@@ -95,6 +97,8 @@ pub struct AppParts {
     dispatcher_task: tokio::task::JoinHandle<()>,
     /// The notification sender.
     notifier_task: tokio::task::JoinHandle<()>,
+    /// Where product images are stored.
+    pub media: Arc<crate::media::Media>,
     /// This node's recent copy of the promotion book, for pricing the carts it shows.
     pub promotions:
         Arc<crate::events::snapshot::EntitySnapshot<crate::domain::promotion::Promotions>>,
@@ -371,8 +375,10 @@ impl App {
             router.clone(),
             crate::domain::promotion::BOOK_ID,
         );
+        let media = Arc::new(crate::media::Media::open(&config.media.store_url, &dir)?);
         Ok(Self(Arc::new(AppParts {
             config: Arc::new(config),
+            media,
             promotions,
             router,
             store,

@@ -58,6 +58,21 @@ pub struct ProductState {
     /// Its approved reviews' count and rating sum, as the ratings projection last
     /// counted them.
     pub rating: Rating,
+    /// Its images, in the order added (at most [`MAX_IMAGES`]).
+    pub images: Vec<ProductImage>,
+}
+
+/// Most images one product has.
+pub const MAX_IMAGES: usize = 20;
+
+/// An image of a product, stored under its id (the SHA-256 of its bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductImage {
+    pub id: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
 }
 
 /// A product's approved reviews: how many, and their ratings' sum.
@@ -99,6 +114,11 @@ pub enum ProductCommand {
     SetRating {
         rating: Rating,
     },
+    /// Adds an image (already stored); a no-op for one it has.
+    AddImage {
+        image: ProductImage,
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +128,7 @@ pub enum ProductEvent {
     Archived { by: String },
     // Appended for reviews.
     RatingSet { rating: Rating },
+    ImageAdded { image: ProductImage, by: String },
 }
 
 pub struct Product;
@@ -142,6 +163,18 @@ impl Aggregate for Product {
                 (Some(_), true) => Ok(vec![]),
                 (Some(_), false) => Ok(vec![ProductEvent::Archived { by: by.clone() }]),
             },
+            ProductCommand::AddImage { image, by } => match &state.spec {
+                None => reject(RejectionCode::NotFound, "no such product"),
+                Some(_) if state.images.iter().any(|i| i.id == image.id) => Ok(vec![]),
+                Some(_) if state.images.len() >= MAX_IMAGES => reject(
+                    RejectionCode::Validation,
+                    format!("a product has at most {MAX_IMAGES} images"),
+                ),
+                Some(_) => Ok(vec![ProductEvent::ImageAdded {
+                    image: image.clone(),
+                    by: by.clone(),
+                }]),
+            },
             ProductCommand::SetRating { rating } => match &state.spec {
                 None => reject(RejectionCode::NotFound, "no such product"),
                 Some(_) if state.rating == *rating => Ok(vec![]),
@@ -158,6 +191,7 @@ impl Aggregate for Product {
             }
             ProductEvent::Archived { .. } => state.archived = true,
             ProductEvent::RatingSet { rating } => state.rating = *rating,
+            ProductEvent::ImageAdded { image, .. } => state.images.push(image.clone()),
         }
     }
 }

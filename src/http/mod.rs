@@ -6,7 +6,7 @@
 //!
 //! - resources: [`health`] (probes, metrics, the document), [`auth`] (register, login,
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
-//!   inventory), [`categories`] (the category tree), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
+//!   inventory), [`images`] (product images), [`categories`] (the category tree), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
 //!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
 //!   in [`events_sse`]), [`webhooks`]
@@ -55,6 +55,7 @@ pub mod extract;
 pub mod filters;
 pub mod health;
 pub mod idempotency;
+pub mod images;
 pub mod machines;
 pub mod notification_templates;
 pub mod notifications;
@@ -115,4 +116,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(coupons::routes(app))
         .or(categories::routes(app))
         .or(reviews::routes(app))
+        .or(images::routes(app))
 }

@@ -23,7 +23,7 @@ use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
-    admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, machines,
+    admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, images, machines,
     notification_templates, notifications, orders, preferences, promotions, reviews, vending,
     webhooks,
 };
@@ -130,6 +130,8 @@ use warp::reply::Response;
         reviews::approve,
         reviews::reject,
         reviews::report,
+        images::upload,
+        images::get,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),

@@ -26,7 +26,7 @@ async fn products_are_created_then_updated() {
             "sku": "kettle-01", "name": "Electric Kettle", "description": "Boils water fast",
             "price_minor": 3999, "currency": "USD", "category": "kitchen",
             "tags": ["steel", "electric"], "archived": false,
-            "rating_average": null, "rating_count": 0,
+            "rating_average": null, "rating_count": 0, "images": [],
         })
     );
     assert_eq!(

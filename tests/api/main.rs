@@ -67,5 +67,6 @@ mod webhooks;
 
 // Issue 16: promotions and coupons, the category tree.
 mod categories;
+mod images;
 mod promotions;
 mod reviews;

@@ -183,6 +183,10 @@ const TABLE: &[Row] = &[
     row([U, F, F, OK, OK],        "POST",   "/v1/reviews/{rev}/approve"),
     with([U, F, F, OK, OK],       "POST",   "/v1/reviews/{rev}/reject", r#"{"reason":"by {who}"}"#),
     row([U, OK, OK, OK, OK],      "POST",   "/v1/reviews/{rev}/report"),
+    // Images: operators upload (this body is no image: 415 past the role check); anyone
+    // reads one (none by this id: 404).
+    with([U, F, F, Is(415), Is(415)], "POST", "/v1/products/rbac-01/images", "not an image"),
+    row([Is(404), Is(404), Is(404), Is(404), Is(404)], "GET", "/v1/products/rbac-01/images/0000000000000000000000000000000000000000000000000000000000000000"),
 ];
 
 /// Placeholder values: `(name, one value per principal)`.

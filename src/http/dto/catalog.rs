@@ -1,6 +1,6 @@
 //! Products and stock: the bodies of `/v1/products*` and `/v1/inventory/*`.
 
-use crate::domain::product::ProductState;
+use crate::domain::product::{ProductImage, ProductState};
 use crate::domain::stock::StockState;
 use crate::domain::Sku;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,33 @@ pub struct Product {
     pub rating_average: Option<f64>,
     /// How many approved reviews it has.
     pub rating_count: u32,
+    /// Its images, in the order added.
+    pub images: Vec<ImageView>,
+}
+
+/// A product image.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ImageView {
+    /// The SHA-256 of the image's bytes (also its `ETag`).
+    pub id: String,
+    /// Where it is served: stable, cacheable for a year.
+    pub url: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl ImageView {
+    pub fn new(sku: &Sku, i: &ProductImage) -> Self {
+        Self {
+            id: i.id.clone(),
+            url: format!("/v1/products/{sku}/images/{}", i.id),
+            content_type: i.content_type.clone(),
+            width: i.width,
+            height: i.height,
+        }
+    }
 }
 
 impl Product {
@@ -45,6 +72,7 @@ impl Product {
             archived: p.archived,
             rating_average: p.rating.average(),
             rating_count: p.rating.count,
+            images: p.images.iter().map(|i| ImageView::new(sku, i)).collect(),
         }
     }
 }
