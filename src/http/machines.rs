@@ -7,7 +7,8 @@
 //! No answer ever carries the stored hash.
 
 use super::dto::machines::{
-    Machine as MachineView, MachineInfo, MachineList, MachineWithSecret, Planogram, SlotOffer,
+    Machine as MachineView, MachineInfo, MachineList, MachineWithSecret, Picklist, Planogram,
+    SlotOffer,
 };
 use super::dto::{missing, ErrorBody, PARTIAL, STAFF_401, STAFF_403};
 use super::error::ApiError;
@@ -289,6 +290,24 @@ pub async fn get_slots(app: App, id: String) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &SlotOffer::all(&s)))
 }
 
+/// What a restock visit must bring: capacity minus level for each slot short of it.
+/// Operators and admins.
+#[utoipa::path(get, path = "/v1/machines/{id}/picklist", operation_id = "get_machine_picklist", tag = "machines",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the machine")),
+    responses(
+        (status = 200, description = "the picklist", body = Picklist),
+        (status = 400, description = "`validation`: a bad machine id", body = ErrorBody),
+        (status = 401, description = STAFF_401, body = ErrorBody),
+        (status = 403, description = STAFF_403, body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+pub async fn get_picklist(app: App, id: String) -> Result<Response, ApiError> {
+    let id = machine_id(&id)?;
+    let s = registered(&app, &id).await?;
+    Ok(json(StatusCode::OK, &Picklist::new(&id, &s)))
+}
+
 /// The machine routes (the command and purchase routes are in [`super::vending`]).
 pub fn routes(app: &App) -> Routes {
     use warp::path::end;
@@ -350,7 +369,17 @@ pub fn routes(app: &App) -> Routes {
             .and(get()),
         |id, a| get_slots(a, id)
     );
+    let picklist = route!(
+        app,
+        "GET /v1/machines/{id}/picklist",
+        path!("v1" / "machines" / String / "picklist")
+            .and(end())
+            .and(get())
+            .and(staff()),
+        |id, _p, a| get_picklist(a, id)
+    );
     put_machine
+        .or(picklist)
         .or(rotate)
         .or(list)
         .or(get_one)

@@ -88,6 +88,7 @@ use warp::reply::Response;
         vending::issue_command,
         vending::get_command,
         machines::get_slots,
+        machines::get_picklist,
         vending::purchase,
         cluster::get_status,
         cluster::leave,

@@ -589,4 +589,20 @@ async fn a_machine_whose_stream_ended_is_offline_at_once_and_takes_no_purchase()
         .expect_error(409, "machine_offline");
     let mine = app.get_as(&shopper.access, "/v1/me/orders").await;
     assert_eq!(mine.expect(200)["items"], json!([]), "no order, no charge");
+
+    // The restock picklist: capacity minus level, for the slots short of it.
+    let slots = json!({"slots": [
+        {"slot": 1, "sku": "SKU-1", "price_minor": 101, "capacity": 8, "level": 3},
+        {"slot": 2, "sku": "SKU-2", "price_minor": 102, "capacity": 4, "level": 4},
+    ]});
+    app.admin_put_json("/v1/machines/vm-gone/planogram", &slots)
+        .await
+        .expect(200);
+    let pick = app.admin_get("/v1/machines/vm-gone/picklist").await;
+    assert_eq!(
+        pick.expect(200),
+        &json!({"machine_id": "vm-gone", "total_units": 5, "lines": [
+            {"slot": 1, "sku": "SKU-1", "capacity": 8, "level": 3, "to_load": 5}
+        ]})
+    );
 }

@@ -372,3 +372,49 @@ pub struct PurchaseRequest {
     pub email: Option<String>,
     pub payment: Card,
 }
+
+/// One slot of a restock picklist.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PickLine {
+    pub slot: u32,
+    pub sku: String,
+    pub capacity: u32,
+    /// The level the machine last reported.
+    pub level: u32,
+    /// Units to bring: capacity minus level.
+    pub to_load: u32,
+}
+
+/// What a restock visit must bring to a machine, slot by slot.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Picklist {
+    pub machine_id: String,
+    /// Slots short of capacity, by slot number.
+    pub lines: Vec<PickLine>,
+    /// Units in all.
+    pub total_units: u32,
+}
+
+impl Picklist {
+    pub fn new(id: &str, s: &crate::domain::machine::MachineState) -> Self {
+        let lines: Vec<PickLine> = s
+            .planogram
+            .iter()
+            .filter(|(_, sl)| sl.capacity > sl.level)
+            .map(|(n, sl)| PickLine {
+                slot: *n,
+                sku: sl.sku.to_string(),
+                capacity: sl.capacity,
+                level: sl.level,
+                to_load: sl.capacity - sl.level,
+            })
+            .collect();
+        Self {
+            machine_id: id.to_owned(),
+            total_units: lines.iter().map(|l| l.to_load).sum(),
+            lines,
+        }
+    }
+}
