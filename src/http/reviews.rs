@@ -68,6 +68,30 @@ async fn verified_buyer(app: &App, user: Uuid, sku: &Sku) -> Result<bool, ApiErr
     Ok(false)
 }
 
+/// The reviews `ids` (read [`FETCH`] at a time) that are in `status`: a listing's keys
+/// and the reviews' states are written in one batch, so this only drops a review whose
+/// state changed after the listing was read.
+async fn fetch(
+    app: &App,
+    ids: &[String],
+    status: ReviewStatus,
+) -> Result<Vec<ReviewView>, ApiError> {
+    let mut items = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(FETCH) {
+        let states =
+            futures::future::try_join_all(chunk.iter().map(|id| app.router.get::<Review>(id)))
+                .await?;
+        items.extend(
+            chunk
+                .iter()
+                .zip(&states)
+                .filter(|(_, s)| s.status == status)
+                .filter_map(|(id, s)| ReviewView::new(id, s)),
+        );
+    }
+    Ok(items)
+}
+
 async fn review(app: &App, id: &str) -> Result<ReviewView, ApiError> {
     if parse_review_id(id).is_none() {
         return Err(ApiError::not_found(format!("no review {id}")));
@@ -191,19 +215,7 @@ pub async fn list(app: App, sku_s: String, q: ListQuery) -> Result<Response, Api
         .filter_map(|a| Uuid::parse_str(a).ok())
         .map(|author| review_id(&sku, author))
         .collect();
-    let mut items = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(FETCH) {
-        let states =
-            futures::future::try_join_all(chunk.iter().map(|id| app.router.get::<Review>(id)))
-                .await?;
-        items.extend(
-            chunk
-                .iter()
-                .zip(&states)
-                .filter(|(_, s)| s.status == ReviewStatus::Approved)
-                .filter_map(|(id, s)| ReviewView::new(id, s)),
-        );
-    }
+    let items = fetch(&app, &ids, ReviewStatus::Approved).await?;
     let body = ProductReviews {
         items,
         rating_average: product.rating.average(),
@@ -245,19 +257,7 @@ pub async fn pending(app: App, q: QueueQuery) -> Result<Response, ApiError> {
         .iter()
         .filter_map(|r| r.key.split_once('/').map(|(_, id)| id.to_owned()))
         .collect();
-    let mut items = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(FETCH) {
-        let states =
-            futures::future::try_join_all(chunk.iter().map(|id| app.router.get::<Review>(id)))
-                .await?;
-        items.extend(
-            chunk
-                .iter()
-                .zip(&states)
-                .filter(|(_, s)| s.status == ReviewStatus::Pending)
-                .filter_map(|(id, s)| ReviewView::new(id, s)),
-        );
-    }
+    let items = fetch(&app, &ids, ReviewStatus::Pending).await?;
     let body = ReviewPage {
         items,
         next_cursor: page.next_cursor,
