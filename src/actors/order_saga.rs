@@ -15,6 +15,7 @@ use super::catalog::Catalog;
 use super::client::{EntityClient, RouteError};
 use crate::clock::Clock;
 use crate::domain::cart::{Cart, CartCommand};
+use crate::domain::location::{Locations, BOOK_ID};
 use crate::domain::order::{
     self, Effect, FailureCode, Order, OrderCommand, OrderEvent, OrderState,
 };
@@ -120,14 +121,28 @@ impl Step {
                 if expired(expires_at) {
                     return Some(OrderCommand::Expired { at });
                 }
+                let from = match self.draw_order().await {
+                    Ok(from) => from,
+                    Err(e) => return transient("read the locations", e),
+                };
                 let cmd = StockCommand::Reserve {
                     order_id,
                     quantity,
                     expires_at,
                     now: at,
+                    from,
                 };
                 match self.client.command::<Stock>(sku.as_str(), cmd).await {
-                    Ok(_) => Some(OrderCommand::LineReserved { sku, at }),
+                    Ok(a) => Some(OrderCommand::LineReserved {
+                        allocations: a
+                            .state
+                            .reservations
+                            .get(&order_id)
+                            .map(|r| r.allocations.clone())
+                            .unwrap_or_default(),
+                        sku,
+                        at,
+                    }),
                     Err(RouteError::Rejected(r)) if r.code == RejectionCode::InvalidTransition => {
                         Some(OrderCommand::Expired { at })
                     }
@@ -233,6 +248,10 @@ impl Step {
                 order_id,
                 quantity,
             } => {
+                let from = match self.draw_order().await {
+                    Ok(from) => from,
+                    Err(e) => return transient("read the locations", e),
+                };
                 match self
                     .client
                     .command::<Stock>(
@@ -242,6 +261,7 @@ impl Step {
                             quantity,
                             now: at,
                             keep_closed: self.config.keep_closed,
+                            from,
                         },
                     )
                     .await
@@ -310,6 +330,13 @@ impl Step {
                 }
             }
         }
+    }
+
+    /// The locations a line's units are drawn from, in order, as the location book says
+    /// now (read fresh: a location opened or closed a moment ago counts).
+    async fn draw_order(&self) -> Result<Vec<String>, RouteError> {
+        let book = self.client.get::<Locations>(BOOK_ID).await?;
+        Ok(book.draw_order())
     }
 
     async fn stock_undo(&self, sku: Sku, cmd: StockCommand, at: Millis) -> Option<OrderCommand> {

@@ -46,7 +46,11 @@ pub(super) async fn perform(
                 deadline,
             };
             match client.command::<Machine>(&machine_id, cmd).await {
-                Ok(_) => Some(OrderCommand::LineReserved { sku, at }),
+                Ok(_) => Some(OrderCommand::LineReserved {
+                    sku,
+                    allocations: vec![],
+                    at,
+                }),
                 Err(RouteError::Rejected(r)) => {
                     let code = if r.message.starts_with("machine_offline") {
                         FailureCode::MachineOffline

@@ -392,7 +392,8 @@ impl ListingSource for LocalReads {
                     | EntityKind::Promotion
                     | EntityKind::Redemption
                     | EntityKind::Category
-                    | EntityKind::Review => Ok(Vec::new()),
+                    | EntityKind::Review
+                    | EntityKind::Location => Ok(Vec::new()),
                 }?;
                 Ok(PartitionRows::Events(evs))
             }

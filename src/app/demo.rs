@@ -146,6 +146,7 @@ pub async fn seed(app: &App) -> Result<usize, String> {
                     delta: stock,
                     reason: "demo seed".into(),
                     by: "demo".into(),
+                    location: crate::domain::location::MAIN.into(),
                 },
             )
             .await

@@ -207,6 +207,9 @@ impl App {
         let reviews = start
             .kind::<crate::domain::review::Review>(Arc::new(crate::actors::reviews::ReviewBehavior))
             .await?;
+        let locations = start
+            .kind::<crate::domain::location::Locations>(Arc::new(NoBehavior))
+            .await?;
         let machine_sessions = Arc::new(crate::grpc::Sessions::default());
         let cluster = if config.cluster.enabled {
             Some(crate::cluster::Cluster::open(
@@ -252,6 +255,7 @@ impl App {
             .with(redemptions)
             .with(categories)
             .with(reviews)
+            .with(locations)
             .cluster(cluster.clone())
             .store_health(store.health().clone())
             .listings(Arc::new(cluster_local::LocalReads {

@@ -87,10 +87,12 @@ pub enum EntityKind {
     Category,
     /// A shopper's review of a product (`{sku}~{user}`, placed with the product).
     Review,
+    /// The stock locations (stores, warehouses, trucks, machines): one book.
+    Location,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 16] = [
+    pub const ALL: [EntityKind; 17] = [
         Self::Product,
         Self::Cart,
         Self::Sku,
@@ -107,6 +109,7 @@ impl EntityKind {
         Self::Redemption,
         Self::Category,
         Self::Review,
+        Self::Location,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -126,6 +129,7 @@ impl EntityKind {
             Self::Redemption => "redemption",
             Self::Category => "category",
             Self::Review => "review",
+            Self::Location => "location",
         }
     }
     /// The kind of a journal key byte, if it names one.
@@ -150,6 +154,7 @@ impl EntityKind {
             Self::Redemption => 14,
             Self::Category => 15,
             Self::Review => 16,
+            Self::Location => 17,
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -170,6 +175,7 @@ impl EntityKind {
             "redemption" => Some(Self::Redemption),
             "category" => Some(Self::Category),
             "review" => Some(Self::Review),
+            "location" => Some(Self::Location),
             _ => None,
         }
     }

@@ -7,6 +7,8 @@
 //! - [`cart`]: a shopper's cart, locked by checkout.
 //! - [`category`]: the category tree (parents, slugs, positions; descendants).
 //! - [`stock`]: inventory for one SKU, with reservations that expire.
+//! - [`stock_location`]: a SKU's units per location, allocation and transfers.
+//! - [`location`]: the location book (stores, warehouses, trucks, machines; priorities).
 //! - [`notification`]: a notification message (per event, channel, recipient): attempts,
 //!   backoff, dead letter.
 //! - [`order`]: the order and its checkout saga, which returns the next effect to run.
@@ -29,6 +31,7 @@ pub mod cart;
 pub mod category;
 pub mod ids;
 pub mod index;
+pub mod location;
 pub mod machine;
 pub mod notification;
 pub mod notification_template;
@@ -45,6 +48,7 @@ pub mod redemption;
 pub mod review;
 pub mod session;
 pub mod stock;
+pub mod stock_location;
 pub mod user;
 pub mod webhook;
 
@@ -135,6 +139,8 @@ pub enum RejectionCode {
     CouponNotApplicable,
     /// The customer redeemed the promotion as often as it allows.
     CouponLimitPerCustomer,
+    /// A location that is closed cannot receive the units.
+    LocationClosed,
 }
 
 impl RejectionCode {
@@ -157,6 +163,7 @@ impl RejectionCode {
             Self::CouponExhausted => "coupon_exhausted",
             Self::CouponNotApplicable => "coupon_not_applicable",
             Self::CouponLimitPerCustomer => "coupon_limit_per_customer",
+            Self::LocationClosed => "location_closed",
         }
     }
 }

@@ -12,6 +12,7 @@ use super::order_promotions::{self as promos, OrderDiscount, PricedDiscount, Red
 pub use super::order_vending::{vend_status, VendStatus};
 use super::order_vending::{vending_effect, VendReport};
 pub use super::order_vending::{VendState, VendingOrder, VendingPlacement};
+use super::stock_location::Allocation;
 use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode, Sku};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -130,6 +131,8 @@ pub struct OrderLine {
     pub stage: LineStage,
     /// What the order's discounts take off this line (0 before pricing).
     pub discount_minor: i64,
+    /// The locations its units are held at or were taken from (once reserved).
+    pub allocations: Vec<Allocation>,
 }
 
 impl OrderLine {
@@ -526,6 +529,8 @@ pub enum OrderCommand {
     },
     LineReserved {
         sku: Sku,
+        /// Where the SKU holds the line's units (empty at a machine).
+        allocations: Vec<Allocation>,
         at: Millis,
     },
     /// Places an app purchase at a vending machine.
@@ -730,6 +735,11 @@ pub enum OrderEvent {
     PromotionReleased {
         promotion_id: String,
     },
+    /// Where a line's units are held: recorded with its `LineReserved`.
+    LineAllocated {
+        sku: Sku,
+        allocations: Vec<Allocation>,
+    },
 }
 
 pub struct Order;
@@ -860,9 +870,19 @@ impl Aggregate for Order {
                 compensate(s, FailureCode::CartUnavailable, message.clone()),
                 *at,
             ),
-            C::LineReserved { sku, at } => {
+            C::LineReserved {
+                sku,
+                allocations,
+                at,
+            } => {
                 let mut evs = vec![];
                 if line_stage(s, sku) == Some(LineStage::Pending) {
+                    if !allocations.is_empty() {
+                        evs.push(OrderEvent::LineAllocated {
+                            sku: sku.clone(),
+                            allocations: allocations.clone(),
+                        });
+                    }
                     evs.push(OrderEvent::LineReserved { sku: sku.clone() });
                     let rest = s
                         .lines
@@ -1123,6 +1143,7 @@ impl Aggregate for Order {
                 unit_price_minor: vending.price_minor,
                 stage: LineStage::Pending,
                 discount_minor: 0,
+                allocations: Vec::new(),
             }];
             s.vending = Some(VendingOrder::new(vending.clone()));
         }
@@ -1139,10 +1160,16 @@ impl Aggregate for Order {
                         unit_price_minor: *p,
                         stage: LineStage::Pending,
                         discount_minor: 0,
+                        allocations: Vec::new(),
                     })
                     .collect();
             }
             OrderEvent::LineReserved { sku } => set_line(s, sku, LineStage::Reserved),
+            OrderEvent::LineAllocated { sku, allocations } => {
+                if let Some(l) = s.lines.iter_mut().find(|l| &l.sku == sku) {
+                    l.allocations = allocations.clone();
+                }
+            }
             OrderEvent::AllReserved { at } => status(s, OrderStatus::Reserved, *at),
             OrderEvent::PaymentAuthorized { authorization } => {
                 s.payment.status = PaymentStatus::Authorized;

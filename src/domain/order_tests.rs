@@ -40,8 +40,9 @@ fn outcome(effect: &Effect, lines: usize, fail: bool, at: Millis) -> OrderComman
             message: "none".into(),
             at,
         },
-        Effect::Reserve { sku, .. } => OrderCommand::LineReserved {
+        Effect::Reserve { sku, quantity, .. } => OrderCommand::LineReserved {
             sku: sku.clone(),
+            allocations: crate::domain::stock_location::legacy(*quantity),
             at,
         },
         Effect::Authorize { .. } if fail => OrderCommand::PaymentFailed {
@@ -81,7 +82,11 @@ fn outcome(effect: &Effect, lines: usize, fail: bool, at: Millis) -> OrderComman
             message: "offline".into(),
             at,
         },
-        Effect::ReserveSlot { .. } => OrderCommand::LineReserved { sku: sku(0), at },
+        Effect::ReserveSlot { .. } => OrderCommand::LineReserved {
+            sku: sku(0),
+            allocations: vec![],
+            at,
+        },
         Effect::Dispense { .. } if fail => OrderCommand::SlotUnavailable {
             code: FailureCode::VendTimeout,
             message: "late".into(),

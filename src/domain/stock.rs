@@ -23,6 +23,10 @@
 //! `Commit` would take the units again from what is available (or fail `out_of_stock`
 //! and be compensated); a repeated `Return` would do nothing.
 
+use super::location::MAIN;
+use super::stock_location::{
+    self as at, allocate, legacy, Allocation, LocationStock, Transfer, TransferFailure,
+};
 use super::{reject, Aggregate, EntityKind, Millis, Rejection, RejectionCode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,6 +39,8 @@ pub const MAX_ON_HAND: i64 = 1_000_000_000;
 pub struct Reservation {
     pub quantity: i64,
     pub expires_at: Millis,
+    /// Where its units are held (they sum to `quantity`).
+    pub allocations: Vec<Allocation>,
 }
 
 /// What became of a reservation once it left `reservations`.
@@ -51,6 +57,8 @@ pub struct Closed {
     pub outcome: Outcome,
     /// Remembered until this time, then pruned.
     pub keep_until: Millis,
+    /// Where its units were held or taken from.
+    pub allocations: Vec<Allocation>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,9 +67,17 @@ pub struct StockState {
     pub reserved: i64,
     pub reservations: BTreeMap<Uuid, Reservation>,
     pub closed: BTreeMap<Uuid, Closed>,
+    /// Units per location; `on_hand` and `reserved` are their sums.
+    pub locations: BTreeMap<String, LocationStock>,
+    /// Transfers in transit, and the last finished ones.
+    pub transfers: BTreeMap<Uuid, Transfer>,
 }
 
 impl StockState {
+    /// The units at `location` (none when it never held any).
+    pub fn at(&self, location: &str) -> LocationStock {
+        self.locations.get(location).copied().unwrap_or_default()
+    }
     pub fn available(&self) -> i64 {
         self.on_hand - self.reserved
     }
@@ -85,12 +101,16 @@ pub enum StockCommand {
         delta: i64,
         reason: String,
         by: String,
+        /// Where the units are received or written off.
+        location: String,
     },
+    /// Holds units for an order, drawn from `from` in order (empty: [`MAIN`]).
     Reserve {
         order_id: Uuid,
         quantity: i64,
         expires_at: Millis,
         now: Millis,
+        from: Vec<String>,
     },
     Release {
         order_id: Uuid,
@@ -105,11 +125,36 @@ pub enum StockCommand {
         quantity: i64,
         now: Millis,
         keep_closed: u32,
+        /// Where to take the units from if the reservation is gone (empty: [`MAIN`]).
+        from: Vec<String>,
     },
     /// Puts committed units back on hand (a compensation after a failed commit).
     Return { order_id: Uuid, now: Millis },
     /// Releases every reservation whose time has passed.
     Expire { now: Millis, keep_closed: u32 },
+    /// Moves `quantity` of an order's held units from one location to another, if the
+    /// destination has them available.
+    MoveReservation {
+        order_id: Uuid,
+        from: String,
+        to: String,
+        quantity: i64,
+    },
+    /// Starts a transfer: holds `quantity` at `from` while in transit.
+    TransferOut {
+        transfer_id: Uuid,
+        from: String,
+        to: String,
+        quantity: i64,
+        now: Millis,
+    },
+    /// Ends a transfer: received at its destination (`failure: None`), or released back
+    /// to its source.
+    TransferEnd {
+        transfer_id: Uuid,
+        failure: Option<TransferFailure>,
+        now: Millis,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +193,48 @@ pub enum StockEvent {
     /// at most `keep` are left.
     Trimmed {
         keep: u32,
+    },
+    // Events from here on name locations. The ones above mean `main`.
+    AdjustedAt {
+        location: String,
+        delta: i64,
+        reason: String,
+        by: String,
+    },
+    Allocated {
+        order_id: Uuid,
+        quantity: i64,
+        expires_at: Millis,
+        allocations: Vec<Allocation>,
+    },
+    /// A commit with no reservation left, taken from `allocations`.
+    CommittedAt {
+        order_id: Uuid,
+        quantity: i64,
+        allocations: Vec<Allocation>,
+        keep_until: Millis,
+    },
+    ReservationMoved {
+        order_id: Uuid,
+        from: String,
+        to: String,
+        quantity: i64,
+    },
+    TransferStarted {
+        transfer_id: Uuid,
+        from: String,
+        to: String,
+        quantity: i64,
+        at: Millis,
+    },
+    TransferReceived {
+        transfer_id: Uuid,
+        at: Millis,
+    },
+    TransferFailed {
+        transfer_id: Uuid,
+        reason: TransferFailure,
+        at: Millis,
     },
 }
 
@@ -192,7 +279,10 @@ impl Aggregate for Stock {
 fn trim_closed(s: &StockState, evs: &mut Vec<StockEvent>, keep: u32) {
     let mut added = std::collections::BTreeSet::new();
     for e in evs.iter() {
-        if let StockEvent::Released { order_id, .. } | StockEvent::Committed { order_id, .. } = e {
+        if let StockEvent::Released { order_id, .. }
+        | StockEvent::Committed { order_id, .. }
+        | StockEvent::CommittedAt { order_id, .. } = e
+        {
             if !s.closed.contains_key(order_id) {
                 added.insert(*order_id);
             }
@@ -206,7 +296,13 @@ fn trim_closed(s: &StockState, evs: &mut Vec<StockEvent>, keep: u32) {
 fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Rejection> {
     use StockCommand as C;
     match cmd {
-        C::Adjust { delta, reason, by } => {
+        C::Adjust {
+            delta,
+            reason,
+            by,
+            location,
+        } => {
+            super::location::valid_location_id(location)?;
             if *delta == 0 {
                 return reject(RejectionCode::Validation, "delta must not be zero");
             }
@@ -226,16 +322,19 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
                     format!("on_hand may not exceed {MAX_ON_HAND}"),
                 );
             }
-            if after < s.reserved {
+            let here = s.at(location);
+            let after_here = here.on_hand + delta;
+            if after_here < here.reserved {
                 return reject(
                     RejectionCode::InsufficientStock,
                     format!(
-                        "on_hand would fall to {after}, below the {} units reserved",
-                        s.reserved
+                        "on_hand at {location} would fall to {after_here}, below the {} units reserved there",
+                        here.reserved
                     ),
                 );
             }
-            Ok(vec![StockEvent::Adjusted {
+            Ok(vec![StockEvent::AdjustedAt {
+                location: location.clone(),
                 delta: *delta,
                 reason: reason.to_owned(),
                 by: by.clone(),
@@ -246,6 +345,7 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
             quantity,
             expires_at,
             now,
+            from,
         } => {
             if s.reservations.contains_key(order_id) {
                 return Ok(vec![]);
@@ -265,16 +365,14 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
                     "the reservation has expired",
                 );
             }
-            if s.available() < *quantity {
-                return reject(
-                    RejectionCode::OutOfStock,
-                    format!("only {} available", s.available().max(0)),
-                );
-            }
-            Ok(vec![StockEvent::Reserved {
+            let allocations = allocate(s, from, *quantity).map_err(|avail| {
+                Rejection::new(RejectionCode::OutOfStock, format!("only {avail} available"))
+            })?;
+            Ok(vec![StockEvent::Allocated {
                 order_id: *order_id,
                 quantity: *quantity,
                 expires_at: *expires_at,
+                allocations,
             }])
         }
         C::Release { order_id, now, .. } => Ok(match s.reservations.get(order_id) {
@@ -290,6 +388,7 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
             order_id,
             quantity,
             now,
+            from,
             ..
         } => {
             if let Some(r) = s.reservations.get(order_id) {
@@ -310,16 +409,16 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
                     if *quantity <= 0 {
                         return reject(RejectionCode::Validation, "quantity must be positive");
                     }
-                    if s.available() < *quantity {
-                        return reject(
+                    let allocations = allocate(s, from, *quantity).map_err(|_| {
+                        Rejection::new(
                             RejectionCode::OutOfStock,
                             "the reservation expired and the units are gone",
-                        );
-                    }
-                    Ok(vec![StockEvent::Committed {
+                        )
+                    })?;
+                    Ok(vec![StockEvent::CommittedAt {
                         order_id: *order_id,
                         quantity: *quantity,
-                        from_reservation: false,
+                        allocations,
                         keep_until: keep_until(0, *now),
                     }])
                 }
@@ -349,41 +448,86 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
             }
             Ok(evs)
         }
+        C::MoveReservation {
+            order_id,
+            from,
+            to,
+            quantity,
+        } => at::move_reservation(s, *order_id, from, to, *quantity),
+        C::TransferOut {
+            transfer_id,
+            from,
+            to,
+            quantity,
+            now,
+        } => {
+            super::location::valid_location_id(from)?;
+            super::location::valid_location_id(to)?;
+            at::transfer_out(s, *transfer_id, from, to, *quantity, *now)
+        }
+        C::TransferEnd {
+            transfer_id,
+            failure,
+            now,
+        } => at::transfer_end(s, *transfer_id, *failure, *now),
+    }
+}
+
+/// Adds `sign * a.quantity` on hand (`hand`) and reserved (`held`) at each allocation.
+fn add_each(s: &mut StockState, allocations: &[Allocation], hand: i64, held: i64) {
+    for a in allocations {
+        at::add(s, &a.location, hand * a.quantity, held * a.quantity);
+    }
+}
+
+/// Where a reservation's or a closed record's units are, with the ones written before
+/// locations existed at `main`.
+fn where_held(allocations: &[Allocation], quantity: i64) -> Vec<Allocation> {
+    if allocations.is_empty() {
+        legacy(quantity)
+    } else {
+        allocations.to_vec()
     }
 }
 
 fn apply_event(s: &mut StockState, event: &StockEvent) {
     match event {
-        StockEvent::Adjusted { delta, .. } => s.on_hand += delta,
+        StockEvent::Adjusted { delta, .. } => at::add(s, MAIN, *delta, 0),
+        StockEvent::AdjustedAt {
+            location, delta, ..
+        } => at::add(s, location, *delta, 0),
         StockEvent::Reserved {
             order_id,
             quantity,
             expires_at,
-        } => {
-            s.reserved += quantity;
-            s.reservations.insert(
-                *order_id,
-                Reservation {
-                    quantity: *quantity,
-                    expires_at: *expires_at,
-                },
-            );
-        }
+        } => reserve(s, *order_id, *quantity, *expires_at, legacy(*quantity)),
+        StockEvent::Allocated {
+            order_id,
+            quantity,
+            expires_at,
+            allocations,
+        } => reserve(s, *order_id, *quantity, *expires_at, allocations.clone()),
         StockEvent::Released {
             order_id,
             quantity,
             keep_until,
             ..
         } => {
-            if s.reservations.remove(order_id).is_some() {
-                s.reserved -= quantity;
-            }
+            let held = match s.reservations.remove(order_id) {
+                Some(r) => {
+                    let held = where_held(&r.allocations, r.quantity);
+                    add_each(s, &held, 0, -1);
+                    held
+                }
+                None => legacy(*quantity),
+            };
             s.closed.insert(
                 *order_id,
                 Closed {
                     quantity: *quantity,
                     outcome: Outcome::Released,
                     keep_until: *keep_until,
+                    allocations: held,
                 },
             );
         }
@@ -393,28 +537,86 @@ fn apply_event(s: &mut StockState, event: &StockEvent) {
             from_reservation,
             keep_until,
         } => {
-            if *from_reservation && s.reservations.remove(order_id).is_some() {
-                s.reserved -= quantity;
-            }
-            s.on_hand -= quantity;
+            let taken = match s.reservations.get(order_id) {
+                Some(r) if *from_reservation => {
+                    let held = where_held(&r.allocations, r.quantity);
+                    s.reservations.remove(order_id);
+                    add_each(s, &held, -1, -1);
+                    held
+                }
+                _ => {
+                    let taken = legacy(*quantity);
+                    add_each(s, &taken, -1, 0);
+                    taken
+                }
+            };
             s.closed.insert(
                 *order_id,
                 Closed {
                     quantity: *quantity,
                     outcome: Outcome::Committed,
                     keep_until: *keep_until,
+                    allocations: taken,
+                },
+            );
+        }
+        StockEvent::CommittedAt {
+            order_id,
+            quantity,
+            allocations,
+            keep_until,
+        } => {
+            add_each(s, allocations, -1, 0);
+            s.closed.insert(
+                *order_id,
+                Closed {
+                    quantity: *quantity,
+                    outcome: Outcome::Committed,
+                    keep_until: *keep_until,
+                    allocations: allocations.clone(),
                 },
             );
         }
         StockEvent::Returned { order_id, quantity } => {
-            s.on_hand += quantity;
-            if let Some(c) = s.closed.get_mut(order_id) {
-                c.outcome = Outcome::Returned;
-            }
+            let back = match s.closed.get_mut(order_id) {
+                Some(c) => {
+                    c.outcome = Outcome::Returned;
+                    where_held(&c.allocations, c.quantity)
+                }
+                None => legacy(*quantity),
+            };
+            add_each(s, &back, 1, 0);
         }
+        StockEvent::ReservationMoved {
+            order_id,
+            from,
+            to,
+            quantity,
+        } => at::apply_moved(s, *order_id, from, to, *quantity),
+        StockEvent::TransferStarted { .. }
+        | StockEvent::TransferReceived { .. }
+        | StockEvent::TransferFailed { .. } => at::apply_transfer(s, event),
         StockEvent::Pruned { now } => s.closed.retain(|_, c| c.keep_until >= *now),
         StockEvent::Trimmed { keep } => evict_oldest(&mut s.closed, *keep as usize),
     }
+}
+
+fn reserve(
+    s: &mut StockState,
+    order_id: Uuid,
+    quantity: i64,
+    expires_at: Millis,
+    allocations: Vec<Allocation>,
+) {
+    add_each(s, &allocations, 0, 1);
+    s.reservations.insert(
+        order_id,
+        Reservation {
+            quantity,
+            expires_at,
+            allocations,
+        },
+    );
 }
 
 /// Removes the oldest entries (lowest `keep_until`, then order id: a total order, so the

@@ -11,12 +11,14 @@ fn cmd_keeping(keep: u32) -> impl Strategy<Value = StockCommand> {
     let order = (0u128..6).prop_map(Uuid::from_u128);
     prop_oneof![
         (-20i64..30).prop_map(|d| StockCommand::Adjust {
+            location: MAIN.into(),
             delta: d,
             reason: "count".into(),
             by: "op".into()
         }),
         (order.clone(), -1i64..6, 0u64..200, 0u64..200).prop_map(|(o, q, e, n)| {
             StockCommand::Reserve {
+                from: vec![],
                 order_id: o,
                 quantity: q,
                 expires_at: e,
@@ -29,6 +31,7 @@ fn cmd_keeping(keep: u32) -> impl Strategy<Value = StockCommand> {
             keep_closed: keep,
         }),
         (order.clone(), 1i64..6, 0u64..200).prop_map(move |(o, q, n)| StockCommand::Commit {
+            from: vec![],
             order_id: o,
             quantity: q,
             now: n,
@@ -68,9 +71,9 @@ proptest! {
     fn reserve_and_commit_are_idempotent_per_order(q in 1i64..5, stock in 5i64..20) {
         let mut s = StockState::default();
         let o = Uuid::from_u128(7);
-        let reserve = StockCommand::Reserve { order_id: o, quantity: q, expires_at: 100, now: 1 };
-        let commit = StockCommand::Commit { order_id: o, quantity: q, now: 2, keep_closed: 4 };
-        for c in [StockCommand::Adjust { delta: stock, reason: "in".into(), by: "op".into() }, reserve.clone(), reserve.clone(), commit.clone(), commit, reserve] {
+        let reserve = StockCommand::Reserve { from: vec![], order_id: o, quantity: q, expires_at: 100, now: 1 };
+        let commit = StockCommand::Commit { from: vec![], order_id: o, quantity: q, now: 2, keep_closed: 4 };
+        for c in [StockCommand::Adjust { location: MAIN.into(), delta: stock, reason: "in".into(), by: "op".into() }, reserve.clone(), reserve.clone(), commit.clone(), commit, reserve] {
             if let Ok(evs) = Stock::decide(&s, &c) { for e in evs { Stock::apply(&mut s, &e); } }
         }
         prop_assert_eq!(s.on_hand, stock - q);
@@ -85,12 +88,14 @@ fn close_many(s: &mut StockState, n: u128, keep: u32) {
         let now = i as u64 * 10;
         for c in [
             StockCommand::Reserve {
+                from: vec![],
                 order_id: o,
                 quantity: 1,
                 expires_at: now + 5,
                 now,
             },
             StockCommand::Commit {
+                from: vec![],
                 order_id: o,
                 quantity: 1,
                 now: now + 1,
@@ -131,6 +136,7 @@ fn the_oldest_closed_reservations_are_evicted_first() {
     for e in Stock::decide(
         &s,
         &StockCommand::Adjust {
+            location: MAIN.into(),
             delta: 100,
             reason: "in".into(),
             by: "op".into(),
@@ -147,6 +153,7 @@ fn the_oldest_closed_reservations_are_evicted_first() {
     assert_eq!((s.on_hand, s.reserved), (80, 0));
     // A repeated commit of a remembered order is still a no-op.
     let again = StockCommand::Commit {
+        from: vec![],
         order_id: Uuid::from_u128(1019),
         quantity: 1,
         now: 500,
@@ -161,11 +168,13 @@ fn expired_reservations_are_released() {
     let o = Uuid::from_u128(1);
     for c in [
         StockCommand::Adjust {
+            location: MAIN.into(),
             delta: 3,
             reason: "in".into(),
             by: "op".into(),
         },
         StockCommand::Reserve {
+            from: vec![],
             order_id: o,
             quantity: 2,
             expires_at: 50,
@@ -197,6 +206,7 @@ fn expired_reservations_are_released() {
     let err = Stock::decide(
         &s,
         &StockCommand::Reserve {
+            from: vec![],
             order_id: o,
             quantity: 1,
             expires_at: 500,
@@ -208,6 +218,7 @@ fn expired_reservations_are_released() {
     let err = Stock::decide(
         &s,
         &StockCommand::Adjust {
+            location: MAIN.into(),
             delta: -4,
             reason: "x".into(),
             by: "op".into(),

@@ -22,6 +22,7 @@
 //!
 //! Machines are in [`super::catalogue_machines`].
 
+use crate::domain::location::MAIN;
 use serde_json::json;
 
 use super::public::{EventType, PublicEvent, SCHEMA_VERSION};
@@ -77,6 +78,19 @@ pub fn webhook_events(at: At, event: &WebhookEvent) -> Vec<PublicEvent> {
     }
 }
 
+fn adjusted(at: At, sku: &str, after: &StockState, location: &str, delta: i64) -> PublicEvent {
+    at.event(
+        EventType::StockAdjusted,
+        json!({
+            "sku": sku,
+            "on_hand": after.on_hand,
+            "available": after.available(),
+            "delta": delta,
+            "location": location,
+        }),
+    )
+}
+
 /// `stock.adjusted` for an operator's adjustment of SKU `sku`, and `stock.low` when what
 /// is available crossed `low` (a threshold of 0: never).
 pub fn stock_events(
@@ -88,15 +102,10 @@ pub fn stock_events(
     low: i64,
 ) -> Vec<PublicEvent> {
     let mut out: Vec<PublicEvent> = match event {
-        StockEvent::Adjusted { delta, .. } => vec![at.event(
-            EventType::StockAdjusted,
-            json!({
-                "sku": sku,
-                "on_hand": after.on_hand,
-                "available": after.available(),
-                "delta": delta,
-            }),
-        )],
+        StockEvent::Adjusted { delta, .. } => vec![adjusted(at, sku, after, MAIN, *delta)],
+        StockEvent::AdjustedAt {
+            location, delta, ..
+        } => vec![adjusted(at, sku, after, location, *delta)],
         _ => Vec::new(),
     };
     if low > 0 && before.available() > low && after.available() <= low {
@@ -179,8 +188,17 @@ mod tests {
         assert_eq!(evs.len(), 1);
         assert_eq!(
             evs[0].data,
-            json!({"sku": "MUG", "on_hand": 7, "available": 5, "delta": 5})
+            json!({"sku": "MUG", "on_hand": 7, "available": 5, "delta": 5, "location": "main"})
         );
+        let at_store = StockEvent::AdjustedAt {
+            location: "store-1".into(),
+            delta: -2,
+            reason: "broken".into(),
+            by: "op".into(),
+        };
+        let evs = stock_events(AT, "MUG", &after, &at_store, &after, 0);
+        assert_eq!(evs[0].data["location"], "store-1");
+        assert_eq!(evs[0].data["delta"], -2);
         let reserved = StockEvent::Reserved {
             order_id: uuid::Uuid::nil(),
             quantity: 1,

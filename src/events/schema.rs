@@ -84,6 +84,7 @@ pub fn data_schema(ty: EventType) -> Value {
                 ("on_hand", integer()),
                 ("available", integer()),
                 ("delta", integer()),
+                ("location", string()),
             ],
             &[],
         ),

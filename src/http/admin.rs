@@ -120,7 +120,8 @@ pub async fn entity_events(
         | EntityKind::Promotion
         | EntityKind::Redemption
         | EntityKind::Category
-        | EntityKind::Review => {
+        | EntityKind::Review
+        | EntityKind::Location => {
             return Err(ApiError::validation(format!(
                 "{kind} entities are not readable through this route"
             )))

@@ -209,11 +209,11 @@ pub async fn list_products(app: App, q: ListQuery) -> Result<Response, ApiError>
     request_body = InventoryAdjustment,
     responses(
         (status = 200, description = "the new stock", body = Inventory),
-        (status = 400, description = "`validation` or `invalid_json`", body = ErrorBody),
+        (status = 400, description = "`validation` (an unknown location among them) or `invalid_json`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an operator or admin", body = ErrorBody),
         (status = 404, description = "`not_found`: no such product", body = ErrorBody),
-        (status = 409, description = "`insufficient_stock`: on hand would fall below what is reserved", body = ErrorBody),
+        (status = 409, description = "`insufficient_stock`: on hand at the location would fall below what is reserved there", body = ErrorBody),
     ))]
 pub async fn adjust(
     app: App,
@@ -223,6 +223,18 @@ pub async fn adjust(
 ) -> Result<Response, ApiError> {
     let sku = sku(&sku_s)?;
     require_product(&app, &sku).await?;
+    let location = b
+        .location
+        .unwrap_or_else(|| crate::domain::location::MAIN.to_owned());
+    let book = app
+        .router
+        .get::<crate::domain::location::Locations>(crate::domain::location::BOOK_ID)
+        .await?;
+    if book.get(&location).is_none() {
+        return Err(ApiError::validation(format!(
+            "location: no location {location}"
+        )));
+    }
     let applied = app
         .router
         .command::<Stock>(
@@ -231,6 +243,7 @@ pub async fn adjust(
                 delta: b.delta,
                 reason: b.reason,
                 by: p.actor(),
+                location,
             },
         )
         .await?;

@@ -117,7 +117,8 @@ impl From<Rejection> for ApiError {
             | C::CouponExpired
             | C::CouponExhausted
             | C::CouponNotApplicable
-            | C::CouponLimitPerCustomer => StatusCode::CONFLICT,
+            | C::CouponLimitPerCustomer
+            | C::LocationClosed => StatusCode::CONFLICT,
             C::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         Self::new(status, r.code.as_str(), r.message)

@@ -6,7 +6,7 @@
 //!
 //! - resources: [`health`] (probes, metrics, the document), [`auth`] (register, login,
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
-//!   inventory), [`images`] (product images), [`categories`] (the category tree), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
+//!   inventory), [`images`] (product images), [`categories`] (the category tree), [`locations`] (stock locations), [`transfers`] (stock moved between locations), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
 //!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
 //!   in [`events_sse`]), [`webhooks`]
@@ -56,6 +56,7 @@ pub mod filters;
 pub mod health;
 pub mod idempotency;
 pub mod images;
+pub mod locations;
 pub mod machines;
 pub mod notification_templates;
 pub mod notifications;
@@ -66,6 +67,7 @@ pub mod promotions;
 pub mod reviews;
 pub mod routes;
 pub mod server;
+pub mod transfers;
 pub mod vending;
 pub mod webhooks;
 
@@ -117,4 +119,6 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(categories::routes(app))
         .or(reviews::routes(app))
         .or(images::routes(app))
+        .or(locations::routes(app))
+        .or(transfers::routes(app))
 }

@@ -23,9 +23,9 @@ use super::dto::ErrorBody;
 use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
-    admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, images, machines,
-    notification_templates, notifications, orders, preferences, promotions, reviews, vending,
-    webhooks,
+    admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, images, locations,
+    machines, notification_templates, notifications, orders, preferences, promotions, reviews,
+    transfers, vending, webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -133,6 +133,14 @@ use warp::reply::Response;
         reviews::report,
         images::upload,
         images::get,
+        locations::put,
+        locations::list,
+        locations::get,
+        locations::close,
+        transfers::create,
+        transfers::get,
+        transfers::receive,
+        transfers::cancel,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),
@@ -141,6 +149,7 @@ use warp::reply::Response;
         (name = "auth", description = "accounts and tokens"),
         (name = "me", description = "the signed-in user"),
         (name = "catalog", description = "products and stock"),
+        (name = "inventory", description = "stock locations and transfers between them"),
         (name = "carts", description = "carts and checkout"),
         (name = "promotions", description = "promotions and coupon codes"),
         (name = "reviews", description = "product reviews and their moderation"),

@@ -221,7 +221,8 @@ async fn inventory_adjustments_never_go_below_zero() {
     let resp = app.adjust("bolt-01", 10).await;
     assert_eq!(
         resp.expect(200),
-        &json!({"sku": "bolt-01", "on_hand": 10, "reserved": 0, "available": 10})
+        &json!({"sku": "bolt-01", "on_hand": 10, "reserved": 0, "available": 10,
+            "locations": [{"location": "main", "on_hand": 10, "reserved": 0, "available": 10}]})
     );
     let resp = app.adjust("bolt-01", -3).await;
     assert_eq!(resp.expect(200)["on_hand"], 7);

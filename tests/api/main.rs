@@ -65,8 +65,9 @@ mod sink;
 mod smtp;
 mod webhooks;
 
-// Issue 16: promotions and coupons, the category tree.
+// Issue 16: promotions and coupons, the category tree, stock locations.
 mod categories;
 mod images;
+mod locations;
 mod promotions;
 mod reviews;

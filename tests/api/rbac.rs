@@ -188,6 +188,16 @@ const TABLE: &[Row] = &[
     // reads one (none by this id: 404).
     with([U, F, F, Is(415), Is(415)], "POST", "/v1/products/rbac-01/images", "not an image"),
     row([Is(404), Is(404), Is(404), Is(404), Is(404)], "GET", "/v1/products/rbac-01/images/0000000000000000000000000000000000000000000000000000000000000000"),
+    // Locations and transfers: operators (rbac-01 has 1000 units at main; no transfer
+    // has the nil-like id).
+    with([U, F, F, OK, OK],       "PUT",    "/v1/locations/rbac-loc", r#"{"kind":"store","name":"By {who}"}"#),
+    row([U, F, F, OK, OK],        "GET",    "/v1/locations"),
+    row([U, F, F, OK, OK],        "GET",    "/v1/locations/rbac-loc"),
+    with([U, F, F, Is(201), Is(201)], "POST", "/v1/inventory/transfers", r#"{"sku":"rbac-01","from":"main","to":"rbac-loc","quantity":1}"#),
+    row([U, F, F, Is(404), Is(404)], "GET", "/v1/inventory/rbac-01/transfers/00000000-0000-4000-8000-00000000000a"),
+    row([U, F, F, Is(404), Is(404)], "POST", "/v1/inventory/rbac-01/transfers/00000000-0000-4000-8000-00000000000a/receive"),
+    row([U, F, F, Is(404), Is(404)], "POST", "/v1/inventory/rbac-01/transfers/00000000-0000-4000-8000-00000000000a/cancel"),
+    row([U, F, F, OK, OK],        "DELETE", "/v1/locations/rbac-loc"),
 ];
 
 /// Placeholder values: `(name, one value per principal)`.

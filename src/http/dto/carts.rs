@@ -26,6 +26,10 @@ pub struct LineItem {
     pub line_total_minor: i64,
     /// What the promotions take off this line.
     pub discount_minor: i64,
+    /// In an order, the locations its units are held at or were taken from (known once
+    /// the line is reserved; empty at a vending machine, whose slot holds the unit).
+    /// Always empty in a cart.
+    pub allocations: Vec<super::catalog::AllocationView>,
 }
 
 /// What one promotion takes off.
@@ -121,6 +125,7 @@ impl Cart {
             .lines
             .iter()
             .map(|(sku, l)| LineItem {
+                allocations: Vec::new(),
                 sku: sku.to_string(),
                 quantity: l.quantity,
                 unit_price_minor: l.unit_price_minor,

@@ -2,6 +2,7 @@
 
 use crate::domain::product::{ProductImage, ProductState};
 use crate::domain::stock::StockState;
+use crate::domain::stock_location::Allocation;
 use crate::domain::Sku;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -119,6 +120,39 @@ pub struct Inventory {
     pub reserved: i64,
     /// `on_hand - reserved`.
     pub available: i64,
+    /// The same per location (every location that holds or held units, by id).
+    pub locations: Vec<LocationInventory>,
+}
+
+/// A SKU's units at one location.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LocationInventory {
+    #[schema(example = "main")]
+    pub location: String,
+    pub on_hand: i64,
+    /// Held for orders and for transfers in transit from here.
+    pub reserved: i64,
+    pub available: i64,
+}
+
+/// Units of an order line held at, or taken from, one location.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationView {
+    #[schema(example = "main")]
+    pub location: String,
+    #[schema(minimum = 1)]
+    pub quantity: i64,
+}
+
+impl From<&Allocation> for AllocationView {
+    fn from(a: &Allocation) -> Self {
+        Self {
+            location: a.location.clone(),
+            quantity: a.quantity,
+        }
+    }
 }
 
 impl Inventory {
@@ -128,6 +162,16 @@ impl Inventory {
             on_hand: s.on_hand,
             reserved: s.reserved,
             available: s.available(),
+            locations: s
+                .locations
+                .iter()
+                .map(|(location, l)| LocationInventory {
+                    location: location.clone(),
+                    on_hand: l.on_hand,
+                    reserved: l.reserved,
+                    available: l.available(),
+                })
+                .collect(),
         }
     }
 }
@@ -143,4 +187,9 @@ pub struct InventoryAdjustment {
     /// 1 to 200 characters.
     #[schema(example = "restock")]
     pub reason: String,
+    /// The location the units are received at or written off from (a location of
+    /// `/v1/locations`); absent: `main`.
+    #[serde(default)]
+    #[schema(example = "main", pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub location: Option<String>,
 }

@@ -8,6 +8,7 @@
 //! - [`identity`]: accounts, tokens, profiles and roles;
 //! - [`catalog`]: products and stock;
 //! - [`categories`]: the category tree;
+//! - [`locations`]: stock locations and transfers between them;
 //! - [`carts`]: carts, their lines, and the checkout request with its card;
 //! - [`orders`]: orders, their payment, vend, failure and history, and their pages;
 //! - [`audit`]: an entity's journalled events;
@@ -54,6 +55,7 @@ pub mod categories;
 pub mod cluster;
 pub mod events;
 pub mod identity;
+pub mod locations;
 pub mod machines;
 pub mod notifications;
 pub mod orders;

@@ -126,6 +126,7 @@ impl Order {
                 unit_price_minor: l.unit_price_minor,
                 line_total_minor: l.subtotal_minor(),
                 discount_minor: l.discount_minor,
+                allocations: l.allocations.iter().map(Into::into).collect(),
             })
             .collect();
         let discounts = o
