@@ -344,6 +344,9 @@ impl App {
                 Arc::new(crate::events::ratings::Ratings {
                     router: router.clone(),
                 }),
+                Arc::new(crate::events::machine_stock::MachineStock {
+                    router: router.clone(),
+                }),
             ],
         );
         let _ = runner_slot.set(projections.clone());

@@ -71,6 +71,9 @@ pub struct StockState {
     pub locations: BTreeMap<String, LocationStock>,
     /// Transfers in transit, and the last finished ones.
     pub transfers: BTreeMap<Uuid, Transfer>,
+    /// Per machine location, the machine's sales of this SKU already taken off its
+    /// units there.
+    pub machine_sold: BTreeMap<String, u64>,
 }
 
 impl StockState {
@@ -155,6 +158,23 @@ pub enum StockCommand {
         failure: Option<TransferFailure>,
         now: Millis,
     },
+    /// A restock visit: `quantity` units moved from a truck into a machine at once (a
+    /// transfer started and received), with the machine's own count of the SKU before
+    /// it (`reported`) recorded beside the ledger's.
+    Restock {
+        visit_id: Uuid,
+        from: String,
+        to: String,
+        quantity: i64,
+        reported: i64,
+        now: Millis,
+    },
+    /// Takes a restock visit's units back to the truck (the visit failed for another
+    /// SKU): the compensation of `Restock`.
+    RestockUndo { visit_id: Uuid, now: Millis },
+    /// The machine at `location` has sold `total` units of this SKU in all: what is
+    /// beyond the total already taken off leaves its units there.
+    MachineSales { location: String, total: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +255,26 @@ pub enum StockEvent {
         transfer_id: Uuid,
         reason: TransferFailure,
         at: Millis,
+    },
+    /// A restock visit's count at a machine: what the machine reported against what the
+    /// ledger held there, before the visit's units.
+    Counted {
+        visit_id: Uuid,
+        location: String,
+        reported: i64,
+        ledger: i64,
+    },
+    /// A received transfer (a restock visit's) taken back: its units are at the source
+    /// again.
+    TransferReversed {
+        transfer_id: Uuid,
+        at: Millis,
+    },
+    /// The machine at `location` sold `delta` more units (`total` in all).
+    MachineSold {
+        location: String,
+        total: u64,
+        delta: u64,
     },
 }
 
@@ -470,6 +510,54 @@ fn decide_step(s: &StockState, cmd: &StockCommand) -> Result<Vec<StockEvent>, Re
             failure,
             now,
         } => at::transfer_end(s, *transfer_id, *failure, *now),
+        C::Restock {
+            visit_id,
+            from,
+            to,
+            quantity,
+            reported,
+            now,
+        } => {
+            if s.transfers.contains_key(visit_id) {
+                return Ok(vec![]);
+            }
+            super::location::valid_location_id(from)?;
+            super::location::valid_location_id(to)?;
+            let mut evs = at::transfer_out(s, *visit_id, from, to, *quantity, *now)?;
+            evs.push(StockEvent::TransferReceived {
+                transfer_id: *visit_id,
+                at: *now,
+            });
+            evs.push(StockEvent::Counted {
+                visit_id: *visit_id,
+                location: to.clone(),
+                reported: *reported,
+                ledger: s.at(to).on_hand,
+            });
+            Ok(evs)
+        }
+        C::RestockUndo { visit_id, now } => Ok(match s.transfers.get(visit_id) {
+            Some(t) if t.status == at::TransferStatus::Received => {
+                vec![StockEvent::TransferReversed {
+                    transfer_id: *visit_id,
+                    at: *now,
+                }]
+            }
+            _ => vec![],
+        }),
+        C::MachineSales { location, total } => {
+            super::location::valid_location_id(location)?;
+            let done = s.machine_sold.get(location).copied().unwrap_or(0);
+            Ok(if *total > done {
+                vec![StockEvent::MachineSold {
+                    location: location.clone(),
+                    total: *total,
+                    delta: total - done,
+                }]
+            } else {
+                vec![]
+            })
+        }
     }
 }
 
@@ -595,7 +683,19 @@ fn apply_event(s: &mut StockState, event: &StockEvent) {
         } => at::apply_moved(s, *order_id, from, to, *quantity),
         StockEvent::TransferStarted { .. }
         | StockEvent::TransferReceived { .. }
-        | StockEvent::TransferFailed { .. } => at::apply_transfer(s, event),
+        | StockEvent::TransferFailed { .. }
+        | StockEvent::TransferReversed { .. } => at::apply_transfer(s, event),
+        // A record for the audit trail: the units moved with the visit's transfer.
+        StockEvent::Counted { .. } => {}
+        StockEvent::MachineSold {
+            location,
+            total,
+            delta,
+        } => {
+            let delta = i64::try_from(*delta).unwrap_or(i64::MAX);
+            at::add(s, location, -delta, 0);
+            s.machine_sold.insert(location.clone(), *total);
+        }
         StockEvent::Pruned { now } => s.closed.retain(|_, c| c.keep_until >= *now),
         StockEvent::Trimmed { keep } => evict_oldest(&mut s.closed, *keep as usize),
     }

@@ -287,10 +287,10 @@ pub fn apply_moved(s: &mut StockState, order_id: Uuid, from: &str, to: &str, qua
 /// Adds `on_hand` and `reserved` units at `location`, and to the totals.
 pub fn add(s: &mut StockState, location: &str, on_hand: i64, reserved: i64) {
     let l = s.locations.entry(location.to_owned()).or_default();
-    l.on_hand += on_hand;
-    l.reserved += reserved;
-    s.on_hand += on_hand;
-    s.reserved += reserved;
+    l.on_hand = l.on_hand.saturating_add(on_hand);
+    l.reserved = l.reserved.saturating_add(reserved);
+    s.on_hand = s.on_hand.saturating_add(on_hand);
+    s.reserved = s.reserved.saturating_add(reserved);
 }
 
 /// Applies a transfer event.
@@ -335,6 +335,20 @@ pub fn apply_transfer(s: &mut StockState, e: &StockEvent) {
             };
             add(s, &t.from, 0, -t.quantity);
             finish(s, *transfer_id, TransferStatus::Failed, Some(*reason), *at);
+        }
+        StockEvent::TransferReversed { transfer_id, at } => {
+            let Some(t) = s.transfers.get(transfer_id).cloned() else {
+                return;
+            };
+            add(s, &t.to, -t.quantity, 0);
+            add(s, &t.from, t.quantity, 0);
+            finish(
+                s,
+                *transfer_id,
+                TransferStatus::Failed,
+                Some(TransferFailure::Cancelled),
+                *at,
+            );
         }
         _ => {}
     }

@@ -2,7 +2,8 @@
 //! by the pure mapping in [`catalogue`], and (as they land) the projections that react
 //! to it: webhooks (signed per [`signing`], retried per [`retry`]) and notifications
 //! ([`notify`]: email, SMS and Web Push), and each product's rating from its approved
-//! reviews ([`ratings`]); [`replays`] queues dead letters again on the node that owns
+//! reviews ([`ratings`]), and each SKU's units at a vending machine from the machine's
+//! sales ([`machine_stock`]); [`replays`] queues dead letters again on the node that owns
 //! them.
 //! [`schema`] holds the JSON Schemas of the catalogue the OpenAPI document publishes.
 
@@ -12,6 +13,7 @@ pub mod catalogue_machines;
 pub mod feed;
 pub mod handler;
 pub mod in_flight;
+pub mod machine_stock;
 pub mod notify;
 pub mod public;
 pub mod ratings;

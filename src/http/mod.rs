@@ -6,7 +6,7 @@
 //!
 //! - resources: [`health`] (probes, metrics, the document), [`auth`] (register, login,
 //!   refresh, logout and the caller's profile and orders), [`catalog`] (products and
-//!   inventory), [`images`] (product images), [`categories`] (the category tree), [`locations`] (stock locations), [`transfers`] (stock moved between locations), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
+//!   inventory), [`images`] (product images), [`categories`] (the category tree), [`locations`] (stock locations), [`transfers`] (stock moved between locations), [`restock_visits`] (a truck's units into a machine), [`carts`], [`checkout`], [`orders`], [`admin`] (roles and the audit
 //!   trail), [`machines`], [`vending`] (machine commands and the app purchase),
 //!   [`cluster`], [`events`] (the public event feed and the projections, live over SSE
 //!   in [`events_sse`]), [`webhooks`]
@@ -64,6 +64,7 @@ pub mod openapi;
 pub mod orders;
 pub mod preferences;
 pub mod promotions;
+pub mod restock_visits;
 pub mod reviews;
 pub mod routes;
 pub mod server;
@@ -121,4 +122,5 @@ pub(crate) fn all(app: &App) -> Routes {
         .or(images::routes(app))
         .or(locations::routes(app))
         .or(transfers::routes(app))
+        .or(restock_visits::routes(app))
 }

@@ -24,8 +24,8 @@ use super::error::ApiError;
 use super::health::{self, HealthStatus};
 use super::{
     admin, auth, carts, catalog, categories, checkout, cluster, coupons, events, images, locations,
-    machines, notification_templates, notifications, orders, preferences, promotions, reviews,
-    transfers, vending, webhooks,
+    machines, notification_templates, notifications, orders, preferences, promotions,
+    restock_visits, reviews, transfers, vending, webhooks,
 };
 use crate::app::App;
 use std::sync::OnceLock;
@@ -141,6 +141,7 @@ use warp::reply::Response;
         transfers::get,
         transfers::receive,
         transfers::cancel,
+        restock_visits::create,
     ),
     components(schemas(ErrorBody, HealthStatus, EntityKind)),
     modifiers(&BearerScheme, &EdgeResponses),

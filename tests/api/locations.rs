@@ -182,3 +182,128 @@ async fn a_checkout_draws_by_priority_and_a_refused_transfer_returns_its_units()
     assert_eq!(c.expect(200)["failure"], "cancelled");
     assert_eq!(row(&at_locations(&app, "LOC-1").await, "south"), (7, 0, 7));
 }
+
+/// A machine `id` with slots 1 and 2 of `SKU-1` and slot 3 of `SKU-3`, each holding 4 of
+/// 10 as the operator set them; returns its secret.
+async fn machine_at_four(app: &TestApp, id: &str) -> String {
+    let r = app
+        .admin_put_json(
+            &format!("/v1/machines/{id}"),
+            &json!({"name": "Lobby machine", "location": "Lobby"}),
+        )
+        .await;
+    let secret = r.expect(201)["secret"].as_str().unwrap().to_owned();
+    let slots = json!({"slots": [
+        {"slot": 1, "sku": "SKU-1", "price_minor": 150, "capacity": 10, "level": 4},
+        {"slot": 2, "sku": "SKU-1", "price_minor": 150, "capacity": 10, "level": 4},
+        {"slot": 3, "sku": "SKU-3", "price_minor": 200, "capacity": 10, "level": 4},
+    ]});
+    app.admin_put_json(&format!("/v1/machines/{id}/planogram"), &slots)
+        .await
+        .expect(200);
+    secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restock_visit_moves_truck_stock_into_the_machine_and_its_vends_take_it_out() {
+    use crate::machine_client::*;
+    use std::time::Duration;
+    let app = spawn_app(AppOpts::new()).await;
+    let secret = machine_at_four(&app, "vm-loc").await;
+    app.admin_put_json(
+        "/v1/locations/van-1",
+        &json!({"kind": "truck", "name": "Van 1"}),
+    )
+    .await
+    .expect(201);
+    for (sku, units) in [("SKU-1", 20), ("SKU-3", 5)] {
+        app.create_product(sku, 150, "drinks").await;
+        adjust_at(&app, sku, "van-1", units).await.expect(200);
+    }
+    let visit = |slots: Value| {
+        let app = &app;
+        async move {
+            app.admin_post(
+                "/v1/machines/vm-loc/restock-visits",
+                Some(&json!({"truck": "van-1", "slots": slots})),
+            )
+            .await
+        }
+    };
+
+    // The truck holds 5 of SKU-3, not 6: the visit moves nothing, SKU-1 included.
+    visit(json!([{"slot": 1, "quantity": 6}, {"slot": 3, "quantity": 6}]))
+        .await
+        .expect_error(409, "insufficient_stock");
+    assert_eq!(
+        row(&at_locations(&app, "SKU-1").await, "van-1"),
+        (20, 0, 20)
+    );
+    assert_eq!(row(&at_locations(&app, "SKU-1").await, "vm-loc"), (0, 0, 0));
+    // Over a slot's capacity, an unknown slot, a slot twice, a location that is no truck.
+    for bad in [
+        json!([{"slot": 1, "quantity": 7}]),
+        json!([{"slot": 9, "quantity": 1}]),
+        json!([{"slot": 1, "quantity": 1}, {"slot": 1, "quantity": 1}]),
+        json!([]),
+    ] {
+        visit(bad).await.expect_error(400, "validation");
+    }
+    app.admin_post(
+        "/v1/machines/vm-loc/restock-visits",
+        Some(&json!({"truck": "main", "slots": [{"slot": 1, "quantity": 1}]})),
+    )
+    .await
+    .expect_error(400, "validation");
+
+    let v = visit(json!([
+        {"slot": 1, "quantity": 6}, {"slot": 2, "quantity": 3}, {"slot": 3, "quantity": 5}
+    ]))
+    .await;
+    let v = v.expect(201).clone();
+    assert_eq!(v["location"], "vm-loc");
+    assert_eq!(
+        v["lines"],
+        json!([
+            {"sku": "SKU-1", "slots": [1, 2], "quantity": 9, "machine_reported": 8,
+             "ledger_before": 0, "difference": 8},
+            {"sku": "SKU-3", "slots": [3], "quantity": 5, "machine_reported": 4,
+             "ledger_before": 0, "difference": 4},
+        ]),
+        "the machine reports 8 and 4 units the ledger never held"
+    );
+    let rows = at_locations(&app, "SKU-1").await;
+    assert_eq!(
+        (row(&rows, "van-1"), row(&rows, "vm-loc")),
+        ((11, 0, 11), (9, 0, 9))
+    );
+    assert_eq!(row(&at_locations(&app, "SKU-3").await, "van-1"), (0, 0, 0));
+
+    // The machine's vends take units out at its location, once each however often told.
+    let mut s = connect(&app.grpc_address, "vm-loc", &secret, 0)
+        .await
+        .unwrap();
+    let vends = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+    s.send(1, cash_vend(vends[0], 1)).await;
+    s.send(2, cash_vend(vends[1], 2)).await;
+    s.send(3, cash_vend(vends[0], 1)).await; // a replay of the first
+    s.send(4, heartbeat()).await;
+    s.wait_ack(4).await;
+    let deadline = Deadline::new(
+        Duration::from_secs(20),
+        "the machine's vends to leave its location",
+    );
+    loop {
+        let rows = at_locations(&app, "SKU-1").await;
+        if row(&rows, "vm-loc").0 <= 7 {
+            assert_eq!(row(&rows, "vm-loc"), (7, 0, 7));
+            // On hand over every location plus units sold = units received.
+            let on_hand: i64 = rows.iter().map(|r| r.1).sum();
+            assert_eq!(on_hand + 2, 20);
+            break;
+        }
+        deadline.tick(Duration::from_millis(100)).await;
+    }
+    crate::events_feed::caught_up(&app).await;
+    assert_eq!(row(&at_locations(&app, "SKU-1").await, "vm-loc"), (7, 0, 7));
+}

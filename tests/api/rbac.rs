@@ -154,6 +154,7 @@ const TABLE: &[Row] = &[
     row([U, F, F, OK, OK],        "GET",    "/v1/machines/{vm}/commands/{vm_cmd}"),
     row([OK, OK, OK, OK, OK],     "GET",    "/v1/machines/{vm}/slots"),
     row([U, F, F, OK, OK],        "GET",    "/v1/machines/{vm}/picklist"),
+    with([U, F, F, Is(400), Is(400)], "POST", "/v1/machines/{vm}/restock-visits", r#"{"truck":"no-truck","slots":[{"slot":1,"quantity":1}]}"#),
     with([Is(409), Is(409), Is(409), Is(409), Is(409)], "POST", "/v1/machines/{vm}/purchase", r#"{"slot":1,"email":"vend@rbac.example","payment":{"card_number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}"#),
     // The caller's own profile and orders.
     row([U, OK, OK, OK, OK],      "GET",    "/v1/me"),

@@ -475,6 +475,7 @@ fn apply_message(s: &mut MachineState, at: Millis, message: &Message) {
             if let Some(sl) = s.planogram.get_mut(slot) {
                 sl.level = sl.level.saturating_sub(1);
                 *s.sales.per_slot.entry(*slot).or_default() += 1;
+                *s.sales.per_sku.entry(sl.sku.clone()).or_default() += 1;
             }
         }
         Message::Restock {

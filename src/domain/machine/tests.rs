@@ -321,6 +321,12 @@ fn vends_count_once_per_vend_id() {
     assert_eq!(s.acked_seq, 3);
     assert_eq!((s.sales.units, s.sales.value_minor), (2, 300));
     assert_eq!(s.sales.per_slot[&0], 2);
+    let slot_sku = s.planogram[&0].sku.clone();
+    assert_eq!(
+        s.sales.per_sku.get(&slot_sku),
+        Some(&2),
+        "counted under the slot's SKU"
+    );
     assert_eq!(s.planogram[&0].level, 3);
 }
 

@@ -182,6 +182,9 @@ pub struct SalesCounters {
     pub failed_vends: u64,
     /// Units sold per slot, for slots in the planogram at the time of the vend.
     pub per_slot: BTreeMap<u32, u64>,
+    /// Units sold per SKU (the SKU of the slot at the time of the vend): what the SKU's
+    /// stock at this machine's location is reduced by (`events/machine_stock.rs`).
+    pub per_sku: BTreeMap<Sku, u64>,
 }
 
 /// A command sent to the machine and its delivery status.

@@ -147,3 +147,53 @@ impl TransferView {
         }
     }
 }
+
+/// `POST /v1/machines/{id}/restock-visits`: what a driver put into a machine from a truck.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RestockVisit {
+    /// The truck location the units come from (a location of kind `truck`).
+    #[schema(example = "van-1", pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub truck: String,
+    /// 1 to 64 slots, each at most once.
+    pub slots: Vec<RestockSlot>,
+}
+
+/// Units put into one slot.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RestockSlot {
+    pub slot: u32,
+    /// At least 1; the slot's level plus this may not exceed its capacity.
+    #[schema(minimum = 1, example = 6)]
+    pub quantity: u32,
+}
+
+/// A restock visit as recorded: per SKU, the units moved from the truck to the machine's
+/// location, and the machine's own count against the ledger's before the visit.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RestockVisitView {
+    pub id: Uuid,
+    pub machine_id: String,
+    pub truck: String,
+    /// The machine's stock location (its id).
+    pub location: String,
+    pub lines: Vec<RestockLine>,
+}
+
+/// One SKU of a restock visit.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RestockLine {
+    pub sku: String,
+    pub slots: Vec<u32>,
+    pub quantity: i64,
+    /// The units of the SKU in the machine's slots as the machine last reported them.
+    pub machine_reported: i64,
+    /// The units the ledger held at the machine's location before the visit.
+    pub ledger_before: i64,
+    /// `machine_reported - ledger_before`: units the ledger did not know of (positive)
+    /// or that the machine no longer has (negative).
+    pub difference: i64,
+}
