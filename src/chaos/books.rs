@@ -68,6 +68,13 @@ pub enum Violation {
     HoldLeft { holds: usize },
     /// Two fulfilled orders for one vend, or a fulfilled vending order with no vend.
     VendSoldTwice { order: String, vend_id: String },
+    /// The SKU's units at the machine's location do not fall by exactly the machine's
+    /// count of units sold (a vend taken off twice, or never).
+    MachineStock {
+        sku: String,
+        at_machine: i64,
+        counted: u64,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -116,6 +123,10 @@ impl fmt::Display for Violation {
             VendSoldTwice { order, vend_id } => write!(
                 f,
                 "unit sold twice or never vended: order {order} fulfilled by vend {vend_id}"
+            ),
+            MachineStock { sku, at_machine, counted } => write!(
+                f,
+                "{sku} holds {at_machine} at the machine's location; the machine counts {counted} sold, so -{counted} was due"
             ),
         }
     }

@@ -42,6 +42,42 @@ pub struct Report {
     pub summary: String,
 }
 
+/// How long the machine-stock projection gets to catch up after a restart.
+const MACHINE_STOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// Waits (until `until`) for `sku`'s units at the machine's location to be `-counted`.
+async fn machine_stock(
+    conn: &mut Conn,
+    sku: &str,
+    counted: u64,
+    until: Instant,
+) -> Result<Result<(), Violation>, ChaosError> {
+    let due = -i64::try_from(counted).unwrap_or(i64::MAX);
+    loop {
+        let at_machine = get(conn, &format!("/v1/inventory/{sku}"))
+            .await?
+            .and_then(|v| {
+                v["locations"].as_array().and_then(|a| {
+                    a.iter()
+                        .find(|l| l["location"] == super::seed::MACHINE)
+                        .and_then(|l| l["on_hand"].as_i64())
+                })
+            })
+            .unwrap_or(0);
+        if at_machine == due {
+            return Ok(Ok(()));
+        }
+        if Instant::now() >= until {
+            return Ok(Err(Violation::MachineStock {
+                sku: sku.to_owned(),
+                at_machine,
+                counted,
+            }));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// `GET path`: `Some(json)`, `None` on 404; retries 5xx and silence.
 async fn get(conn: &mut Conn, path: &str) -> Result<Option<Value>, ChaosError> {
     for _ in 0..READ_ATTEMPTS {
@@ -468,6 +504,24 @@ pub async fn check(a: CheckArgs<'_>) -> Result<Report, ChaosError> {
             }),
             Ok(_) => {}
             Err(e) => violations.push(e),
+        }
+    }
+    // The machine's SKUs: no visit fills them, so each SKU's units at the machine's
+    // location are minus what the machine counts sold (once the projection caught up,
+    // within one wait for them all).
+    let until = Instant::now() + MACHINE_STOCK_WAIT;
+    for (slot, _) in &view.slots {
+        let sku = machine["slots"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|s| s["slot"].as_u64() == Some(u64::from(*slot)))
+            })
+            .and_then(|s| s["sku"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Err(v) = machine_stock(&mut conn, &sku, sold_of(*slot), until).await? {
+            violations.push(v);
         }
     }
     if violations.is_empty() {
