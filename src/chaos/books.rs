@@ -49,6 +49,8 @@ pub enum Violation {
     },
     /// Units still reserved with every order terminal.
     Reserved { sku: String, reserved: i64 },
+    /// A SKU's total on hand is not the sum over its locations.
+    LocationsDisagree { sku: String, on_hand: i64, sum: i64 },
     /// A slot's level plus its units sold is not what it was seeded with.
     SlotNotConserved {
         slot: u32,
@@ -110,6 +112,10 @@ impl fmt::Display for Violation {
             Reserved { sku, reserved } => write!(
                 f,
                 "{sku} still has {reserved} reserved with every order terminal"
+            ),
+            LocationsDisagree { sku, on_hand, sum } => write!(
+                f,
+                "{sku} has {on_hand} on hand but its locations hold {sum}"
             ),
             SlotNotConserved { slot, level, sold, seeded } => write!(
                 f,

@@ -448,6 +448,24 @@ pub async fn check(a: CheckArgs<'_>) -> Result<Report, ChaosError> {
             sold: sold.get(sku).copied().unwrap_or(0),
         };
         units_sold += b.sold;
+        let locations = s["locations"].as_array().cloned().unwrap_or_default();
+        let sum: i64 = locations.iter().filter_map(|l| l["on_hand"].as_i64()).sum();
+        if sum != b.on_hand {
+            violations.push(Violation::LocationsDisagree {
+                sku: sku.clone(),
+                on_hand: b.on_hand,
+                sum,
+            });
+        }
+        for l in &locations {
+            let reserved = l["reserved"].as_i64().unwrap_or(-1);
+            if reserved != 0 {
+                violations.push(Violation::Reserved {
+                    sku: format!("{sku} at {}", l["location"]),
+                    reserved,
+                });
+            }
+        }
         match books::check_stock(&b) {
             Ok(delta) if !adj.unknown.is_empty() => settle.push(Record::AdjustSettled {
                 sku: sku.clone(),

@@ -216,7 +216,8 @@ async fn checkout(
     }
 }
 
-/// The operator: small inventory adjustments, mostly deliveries, some shrinkage. After an
+/// The operator: small inventory adjustments at `main` or the store, mostly deliveries,
+/// some shrinkage. After an
 /// unknown one it waits for the server to answer again, so unknowns stay few.
 pub async fn adjuster(sh: Arc<Shared>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -230,7 +231,12 @@ pub async fn adjuster(sh: Arc<Shared>, seed: u64) {
             rng.random_range(1..=9)
         };
         let id = Uuid::from_u128(rng.random());
-        let body = serde_json::json!({"delta": delta, "reason": format!("chaos {id}")});
+        let location = if rng.random_bool(0.5) {
+            super::seed::STORE
+        } else {
+            "main"
+        };
+        let body = serde_json::json!({"delta": delta, "reason": format!("chaos {id}"), "location": location});
         let path = format!("/v1/inventory/{sku}/adjustments");
         loop {
             match classify(

@@ -23,6 +23,9 @@ pub const MACHINE: &str = "chaos-vm-1";
 /// Slots of the machine, each this deep.
 pub const SLOTS: u32 = 4;
 pub const SLOT_LEVEL: u32 = 5_000;
+/// A second stock location the operator adjusts at: a store drawn before `main` (same
+/// priority, lower id), so checkouts split lines across the two.
+pub const STORE: &str = "chaos-store";
 
 async fn send_json(
     conn: &mut Conn,
@@ -71,6 +74,13 @@ pub async fn seed(addr: &str, token: &str, ledger: &Path, seed: u64) -> Result<S
     .await
     .map_err(ChaosError::Setup)?;
     let mut admin = Conn::new(addr, Some(token.to_owned()), REQUEST_TIMEOUT);
+    send_json(
+        &mut admin,
+        Method::PUT,
+        &format!("/v1/locations/{STORE}"),
+        &json!({"kind": "store", "name": "Chaos store", "priority": 0}),
+    )
+    .await?;
     let path = format!("/v1/machines/{MACHINE}");
     let reg = send_json(
         &mut admin,
