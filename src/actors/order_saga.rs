@@ -247,11 +247,8 @@ impl Step {
                 sku,
                 order_id,
                 quantity,
+                from,
             } => {
-                let from = match self.draw_order().await {
-                    Ok(from) => from,
-                    Err(e) => return transient("read the locations", e),
-                };
                 match self
                     .client
                     .command::<Stock>(

@@ -342,6 +342,9 @@ pub enum Effect {
         sku: Sku,
         order_id: Uuid,
         quantity: i64,
+        /// The locations the line was allocated from: where to take the units again if
+        /// the reservation is gone.
+        from: Vec<String>,
     },
     Release {
         sku: Sku,
@@ -509,6 +512,7 @@ pub fn next_effect(s: &OrderState) -> Option<Effect> {
                 sku: l.sku.clone(),
                 order_id,
                 quantity: i64::from(l.quantity),
+                from: l.allocations.iter().map(|a| a.location.clone()).collect(),
             })
             .or_else(|| promos::after_capture(s, order_id)),
         _ => None,
