@@ -121,6 +121,12 @@ async fn a_failing_handler_is_retried_and_offsets_survive_a_restart() {
     let task = p.start();
     until("every user event", || flaky.seen().len() >= 12).await;
     until("no lag", || lag(&p, "flaky") == 0).await;
+    // The pass that stored the last offset marks the projection running just after
+    // (under its lock, once the step returned): wait for that, bounded.
+    until("running again", || {
+        p.status().unwrap()[0].state == State::Running
+    })
+    .await;
     let mut seen = flaky.seen();
     seen.sort();
     seen.dedup();
